@@ -1,0 +1,99 @@
+"""CBAM spatial attention (Woo et al., "CBAM: Convolutional Block Attention Module", ECCV 2018).
+
+The gate pools the features across channels into two maps (channel-wise max and mean, in that order,
+as in the reference code Jongchan/attention-module; timm's variant stacks mean first, so weights are
+not interchangeable), runs a k x k convolution without bias to one channel, batch-normalises it and
+squashes it with a sigmoid. The features are multiplied by that map, which lies in [0, 1] and has the
+spatial size of the features (7 x 7 after the last stage of a 224 px input).
+
+Batch-norm initialisation: the weight (gamma) starts at 0, as in the reference code, so that at the
+start of training the gate is exactly 0.5 everywhere. A uniform gate only rescales the features, which
+leaves a pretrained backbone's spatial information intact while the convolution learns where to look;
+a random initial gate would instead blank random regions of every image before any learning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class _GateCall:
+    """What the gates do during one forward call: collect their maps, or stand aside."""
+
+    ablate: bool = False
+    maps: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+# Per thread (and per asyncio task): two app sessions sharing one model never see each other's maps.
+_CURRENT_CALL: contextvars.ContextVar[_GateCall | None] = contextvars.ContextVar(
+    "cxr_attention_gate_call", default=None
+)
+
+
+@contextlib.contextmanager
+def gate_call(ablate: bool = False) -> Iterator[_GateCall]:
+    """Within this block, every `SpatialAttention` records its map; with `ablate` its gate is 1."""
+    call = _GateCall(ablate=ablate)
+    token = _CURRENT_CALL.set(call)
+    try:
+        yield call
+    finally:
+        _CURRENT_CALL.reset(token)
+
+
+class ChannelPool(nn.Module):
+    """Stack the channel-wise max and mean: (B, C, H, W) -> (B, 2, H, W)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat((x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)), dim=1)
+
+
+class SpatialAttention(nn.Module):
+    """The CBAM spatial gate: features (B, C, H, W) -> features * map, map (B, 1, H, W) in [0, 1].
+
+    `name` says where the gate sits (for example ``"stage4"``) and keys the map in the output of
+    `AttentionClassifier.forward_with_maps`.
+    """
+
+    def __init__(self, kernel_size: int = 7, name: str = "final") -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.name = name
+        self.pool = ChannelPool()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.bn = nn.BatchNorm2d(1)
+        self.gate = nn.Sigmoid()
+        nn.init.zeros_(self.bn.weight)  # uniform 0.5 gate at the start; see the module docstring
+
+    def attention_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The map alone, (B, 1, H, W) in [0, 1]."""
+        return self.gate(self.bn(self.conv(self.pool(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        call = _CURRENT_CALL.get()
+        attention = self.attention_map(x)
+        if call is not None:
+            call.maps[self.name] = attention
+            if call.ablate:
+                return x
+        return x * attention
+
+
+class GatedStage(nn.Module):
+    """A backbone stage followed by a spatial gate; stands in for the stage inside the backbone."""
+
+    def __init__(self, stage: nn.Module, attention: SpatialAttention) -> None:
+        super().__init__()
+        self.stage = stage
+        self.attention = attention
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(self.stage(x))

@@ -1,0 +1,179 @@
+"""Self-describing checkpoints: one `torch.save` file of plain data, loaded with `weights_only=True`.
+
+Schema (format_version 1)::
+
+    {
+      "format": "cxr-attention-checkpoint",
+      "format_version": 1,
+      "model": ModelConfig as a dict (backbone, labels in order, attention and where, image size,
+               normalisation, input channels),
+      "state_dict": {name: tensor},
+      "training": {"epochs": int, "best_epoch": int, "best_val_macro_auc": float,
+                   "data": {"source": "phantom" | "chestxray14", "fingerprint": str, ...},
+                   "pretrained": None | str, "thresholds": {label: {"youden": p, "f1": p}}, ...},
+      "created": ISO 8601 time, "package_version": str,
+    }
+
+Every problem is a `CheckpointError` naming what differs; nothing loads partially.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import core
+from core.errors import CheckpointError, ConfigError
+from core.models.classifier import AttentionClassifier, ModelConfig
+
+FORMAT = "cxr-attention-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (in eval mode) and its metadata."""
+
+    model: AttentionClassifier
+    config: ModelConfig
+    training: dict[str, Any]
+    created: str
+    package_version: str
+    path: Path | None = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.config.labels
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Per-label operating thresholds chosen on validation (Youden's J), 0.5 when absent."""
+        chosen = self.training.get("thresholds") or {}
+        return {label: float(chosen.get(label, {}).get("youden", 0.5)) for label in self.labels}
+
+
+def checkpoint_payload(
+    model: AttentionClassifier, training: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The plain-data dict that `save_checkpoint` writes."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "training": dict(training or {}),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "package_version": core.__version__,
+    }
+
+
+def save_checkpoint(
+    path: str | Path, model: AttentionClassifier, training: dict[str, Any] | None = None
+) -> Path:
+    """Write a checkpoint atomically (a killed job never leaves a half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(checkpoint_payload(model, training), tmp)
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint_data(path: str | Path) -> dict[str, Any]:
+    """The raw plain-data dict of a checkpoint, validated but without building a model."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(
+            f"{path} is a folder; give the checkpoint file (e.g. {path}/checkpoint.pt)"
+        )
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"{path} is empty (0 bytes): the save was interrupted; retrain or use last.pt"
+        )
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path} holds Python objects, not plain data, so it is not loaded for safety ({first[:120]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        reason = (
+            "truncated or corrupt"
+            if "zip" in str(exc).lower() or isinstance(exc, EOFError)
+            else str(exc).splitlines()[0][:120]
+        )
+        raise CheckpointError(f"{path} is not a readable checkpoint: {reason}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        hint = (
+            " (it looks like a bare state_dict)"
+            if isinstance(data, dict)
+            and data
+            and all(isinstance(v, torch.Tensor) for v in data.values())
+            else ""
+        )
+        raise CheckpointError(f"{path} is not a cxr-attention checkpoint{hint}")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}; this cxr-attention "
+            f"({core.__version__}) reads version {FORMAT_VERSION}"
+        )
+    for key in ("model", "state_dict"):
+        if not isinstance(data.get(key), dict):
+            raise CheckpointError(f"{path} lacks its {key!r} section")
+    return data
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Rebuild the model exactly as saved; `CheckpointError` on any mismatch."""
+    path = Path(path)
+    data = read_checkpoint_data(path)
+    try:
+        config = ModelConfig.from_dict(data["model"])
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{path}: invalid model config ({exc})") from None
+    try:
+        model = AttentionClassifier(config)
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: cannot build its model: {exc}") from None
+    load_state_strict(model, data["state_dict"], str(path))
+    model.to(device).eval()
+    return Checkpoint(
+        model=model,
+        config=config,
+        training=data.get("training") or {},
+        created=str(data.get("created", "")),
+        package_version=str(data.get("package_version", "")),
+        path=path,
+    )
+
+
+def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Load every tensor or refuse, naming the first key that does not fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing:
+        raise CheckpointError(
+            f"{where}: weights do not fit the config: missing key {missing[0]!r} ({len(missing)} missing)"
+        )
+    if unexpected:
+        raise CheckpointError(
+            f"{where}: weights do not fit the config: unexpected key {unexpected[0]!r} ({len(unexpected)} unexpected)"
+        )
+    for key, tensor in own.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{where}: weights do not fit the config: {key!r} has shape "
+                f"{tuple(state[key].shape)}, the model expects {tuple(tensor.shape)}"
+            )
+    model.load_state_dict(state, strict=True)

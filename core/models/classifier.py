@@ -1,0 +1,181 @@
+"""The multi-label classifier: a timm backbone, spatial gates after chosen stages, a linear head.
+
+Attention positions are indices into the backbone's feature stages (timm's `feature_info`), negative
+counting from the end: ``(-1,)`` (the default) gates the final feature map — for EfficientNet and
+MobileNetV2 that is after the final 1 x 1 convolution of `forward_features`, which timm's
+`features_only` mode would leave out — and ``(-2, -1)`` (the `paper` preset) also gates the stage
+before it (a 14 x 14 map at 224 px).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+import timm
+import torch
+from torch import nn
+
+from core.errors import ConfigError
+from core.models.attention import GatedStage, SpatialAttention, gate_call
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a classifier; stored in every checkpoint."""
+
+    backbone: str  # timm model name, e.g. "resnet101"
+    labels: tuple[str, ...]  # one logit per label, in this order
+    attention: bool = False  # spatial gates present
+    attention_stages: tuple[int, ...] = (-1,)  # feature stages gated (see module docstring)
+    attention_kernel: int = 7  # k of the k x k gate convolution
+    image_size: int = 224  # square input side in pixels
+    in_chans: int = 3  # grayscale replicated to this many channels
+    mean: tuple[float, ...] = IMAGENET_MEAN  # per-channel normalisation of [0, 1] input
+    std: tuple[float, ...] = IMAGENET_STD
+    drop_rate: float = 0.0  # dropout before the head
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown model config fields: {', '.join(unknown)}")
+        tuples = {k: tuple(v) for k, v in data.items() if isinstance(v, list)}
+        return cls(**{**data, **tuples})
+
+    @property
+    def variant(self) -> str:
+        """A short run-style name, e.g. ``resnet101+attention``."""
+        return f"{self.backbone}+attention" if self.attention else self.backbone
+
+
+class ModelOutput(NamedTuple):
+    logits: torch.Tensor  # (B, n_labels), raw (apply a sigmoid for probabilities)
+    maps: dict[str, torch.Tensor]  # gate name -> (B, 1, h, w) in [0, 1]; empty without attention
+
+
+@dataclass
+class StageInfo:
+    index: int  # position in feature_info
+    module: str  # dotted module name inside the timm model
+    channels: int
+    reduction: int  # input pixels per feature pixel
+    name: str = field(default="")
+
+
+def create_backbone(name: str, in_chans: int = 3, pretrained_file: str | None = None) -> nn.Module:
+    """A timm model without its head; offline, with optional weights from a local file."""
+    if name not in timm.list_models():
+        # Paper names first; a typo should not hide behind a 1,000-line list.
+        raise ConfigError(
+            f"unknown backbone {name!r}: use one of resnet101, efficientnet_b0, efficientnet_b3, "
+            "mobilenetv2_100, or any name from `timm.list_models()`"
+        )
+    kwargs: dict = {"num_classes": 0, "global_pool": "", "in_chans": in_chans}
+    if pretrained_file is not None:
+        kwargs |= {"pretrained": True, "pretrained_cfg_overlay": {"file": pretrained_file}}
+    return timm.create_model(name, **kwargs)
+
+
+def feature_stages(backbone: nn.Module) -> list[StageInfo]:
+    """The feature stages timm reports for a backbone, deepest last."""
+    info = getattr(backbone, "feature_info", None)
+    if not info:
+        raise ConfigError(
+            f"{type(backbone).__name__} does not report feature stages; attention cannot be placed"
+        )
+    stages = []
+    for i, entry in enumerate(info):
+        stages.append(
+            StageInfo(i, entry["module"], entry["num_chs"], entry["reduction"], f"stage{i}")
+        )
+    return stages
+
+
+def _replace_submodule(root: nn.Module, dotted: str, new: nn.Module) -> None:
+    parent_name, _, child = dotted.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child, new)
+
+
+class AttentionClassifier(nn.Module):
+    """Backbone -> (spatial gates) -> global average pooling -> linear head, one logit per label.
+
+    `forward` returns logits (B, n_labels); `forward_with_maps` returns the logits and every gate's
+    map in one call; `ablate_attention=True` runs an attention-trained model with every gate set to 1
+    (a teaching switch: it is *not* the separately trained baseline).
+    """
+
+    def __init__(self, config: ModelConfig, pretrained_file: str | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = create_backbone(config.backbone, config.in_chans, pretrained_file)
+        self.stages = feature_stages(self.backbone)
+        self.final_attention: SpatialAttention | None = None
+        self.gate_names: list[str] = []
+        if config.attention:
+            self._insert_gates()
+        self.num_features = self.backbone.num_features
+        self.dropout = nn.Dropout(config.drop_rate)
+        self.head = nn.Linear(self.num_features, len(config.labels))
+
+    def _insert_gates(self) -> None:
+        n = len(self.stages)
+        indices = sorted(
+            {i % n if -n <= i < n else _bad_stage(i, n) for i in self.config.attention_stages}
+        )
+        for i in indices:
+            stage = self.stages[i]
+            gate = SpatialAttention(self.config.attention_kernel, name=stage.name)
+            if i == n - 1:
+                # The final gate sees the full forward_features output (after any 1x1 head conv).
+                self.final_attention = gate
+            else:
+                inner = self.backbone.get_submodule(stage.module)
+                _replace_submodule(self.backbone, stage.module, GatedStage(inner, gate))
+            self.gate_names.append(stage.name)
+
+    @property
+    def has_attention(self) -> bool:
+        return bool(self.gate_names)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The final (gated) feature map, (B, num_features, h, w)."""
+        x = self.backbone.forward_features(x)
+        if self.final_attention is not None:
+            x = self.final_attention(x)
+        return x
+
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(features.mean(dim=(2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head_logits(self.features(x))
+
+    def forward_with_maps(self, x: torch.Tensor, ablate_attention: bool = False) -> ModelOutput:
+        """Logits and every gate's map from one forward pass."""
+        if ablate_attention and not self.has_attention:
+            raise ConfigError("this model has no attention to ablate (it is a baseline model)")
+        with gate_call(ablate=ablate_attention) as call:
+            logits = self(x)
+        return ModelOutput(logits, dict(call.maps))
+
+    def attention_parameters(self) -> int:
+        """Number of parameters in the spatial gates."""
+        return sum(
+            p.numel()
+            for m in self.modules()
+            if isinstance(m, SpatialAttention)
+            for p in m.parameters()
+        )
+
+
+def _bad_stage(i: int, n: int) -> int:
+    raise ConfigError(f"attention stage {i} does not exist: this backbone has stages 0..{n - 1}")

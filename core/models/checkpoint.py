@@ -98,20 +98,24 @@ def read_checkpoint_data(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} is empty (0 bytes): the save was interrupted; retrain or use last.pt"
         )
+    if not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive; a cut-off download loses the archive's directory at the end.
+        with path.open("rb") as fh:
+            starts_like_zip = fh.read(4) == b"PK\x03\x04"
+        reason = (
+            "truncated (incomplete copy or download)" if starts_like_zip else "not a PyTorch file"
+        )
+        raise CheckpointError(f"{path} is not a readable checkpoint: {reason}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except pickle.UnpicklingError:
         raise CheckpointError(
-            f"{path} holds Python objects, not plain data, so it is not loaded for safety ({first[:120]})"
+            f"{path} holds pickled Python objects, not plain data; it is not loaded for safety "
+            "(was it saved with torch.save(model)? save a cxr-attention checkpoint instead)"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        reason = (
-            "truncated or corrupt"
-            if "zip" in str(exc).lower() or isinstance(exc, EOFError)
-            else str(exc).splitlines()[0][:120]
-        )
-        raise CheckpointError(f"{path} is not a readable checkpoint: {reason}") from None
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint: {first}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         hint = (
             " (it looks like a bare state_dict)"

@@ -10,13 +10,14 @@ before it (a 14 x 14 map at 224 px).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 import timm
 import torch
 from torch import nn
 
-from core.errors import ConfigError
+from core.errors import ConfigError, PretrainedWeightsError
 from core.models.attention import GatedStage, SpatialAttention, gate_call
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -79,9 +80,24 @@ def create_backbone(name: str, in_chans: int = 3, pretrained_file: str | None = 
             "mobilenetv2_100, or any name from `timm.list_models()`"
         )
     kwargs: dict = {"num_classes": 0, "global_pool": "", "in_chans": in_chans}
-    if pretrained_file is not None:
-        kwargs |= {"pretrained": True, "pretrained_cfg_overlay": {"file": pretrained_file}}
-    return timm.create_model(name, **kwargs)
+    if pretrained_file is None:
+        return timm.create_model(name, **kwargs)
+    weights = Path(pretrained_file).expanduser()
+    if not weights.is_file():
+        # Never fall through to a hub download: offline it retries for most of a minute.
+        raise PretrainedWeightsError(
+            f"pretrained weights not found: {weights}; download the ImageNet weights of {name} "
+            "(timm's model.safetensors or a .pth state_dict) on a connected machine, copy the "
+            "file here and pass its path with --pretrained"
+        )
+    kwargs |= {"pretrained": True, "pretrained_cfg_overlay": {"file": str(weights)}}
+    try:
+        return timm.create_model(name, **kwargs)
+    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise PretrainedWeightsError(
+            f"pretrained weights {weights} do not fit {name}: {first}"
+        ) from None
 
 
 def feature_stages(backbone: nn.Module) -> list[StageInfo]:

@@ -1,0 +1,135 @@
+"""Checkpoints: identical logits after a round trip, and one clear error for each broken file."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from core.errors import CheckpointError
+from core.labels import PAPER13
+from core.models.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from core.models.classifier import AttentionClassifier, ModelConfig
+from tests.test_models import randomise_gates
+
+TRAINING = {
+    "epochs": 2,
+    "best_epoch": 1,
+    "best_val_macro_auc": 0.75,
+    "data": {"source": "phantom", "root": "/data", "label_set": "paper13", "fingerprint": "f" * 16},
+    "pretrained": None,
+    "thresholds": {"Effusion": {"youden": 0.3, "f1": 0.4}},
+}
+
+
+@pytest.fixture
+def saved(tmp_path):
+    config = ModelConfig("mobilenetv2_100", PAPER13, attention=True, image_size=64)
+    model = AttentionClassifier(config).eval()
+    randomise_gates(model)
+    path = save_checkpoint(tmp_path / "checkpoint.pt", model, TRAINING)
+    return model, path
+
+
+def test_round_trip_gives_identical_logits_and_metadata(saved):
+    model, path = saved
+    x = torch.randn(3, 3, 64, 64)
+    loaded = load_checkpoint(path)
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), model(x))
+        assert torch.equal(
+            loaded.model.forward_with_maps(x).maps["stage4"],
+            model.forward_with_maps(x).maps["stage4"],
+        )
+    assert loaded.config == model.config
+    assert loaded.labels == PAPER13
+    assert loaded.training["data"]["source"] == "phantom"
+    assert loaded.thresholds["Effusion"] == 0.3
+    assert loaded.thresholds["Atelectasis"] == 0.5  # no threshold recorded: the neutral 0.5
+
+
+def _payload(path):
+    return torch.load(path, weights_only=True)
+
+
+def test_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "notes.pt"
+    bad.write_text("these are not weights")
+    with pytest.raises(CheckpointError, match="not a PyTorch file"):
+        load_checkpoint(bad)
+
+
+def test_missing_and_empty(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_checkpoint(tmp_path / "empty.pt")
+
+
+def test_truncated(saved, tmp_path):
+    _, path = saved
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(cut)
+
+
+def test_bare_state_dict_and_pickled_model(saved, tmp_path):
+    model, _ = saved
+    torch.save(model.state_dict(), tmp_path / "sd.pt")
+    with pytest.raises(CheckpointError, match="bare state_dict"):
+        load_checkpoint(tmp_path / "sd.pt")
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "obj.pt")
+    with pytest.raises(CheckpointError, match="pickled Python objects"):
+        load_checkpoint(tmp_path / "obj.pt")
+
+
+def test_wrong_format_version(saved, tmp_path):
+    _, path = saved
+    data = _payload(path)
+    data["format_version"] = FORMAT_VERSION + 1
+    torch.save(data, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match=f"format version {FORMAT_VERSION + 1}"):
+        load_checkpoint(tmp_path / "future.pt")
+
+
+def test_weights_that_do_not_fit_name_the_first_key(saved, tmp_path):
+    _, path = saved
+    data = _payload(path)
+    data["model"]["attention"] = False  # the saved gates have no place in a baseline
+    torch.save(data, tmp_path / "extra.pt")
+    with pytest.raises(CheckpointError, match=r"unexpected key 'final_attention\.conv\.weight'"):
+        load_checkpoint(tmp_path / "extra.pt")
+
+    data = _payload(path)
+    data["model"]["labels"] = list(PAPER13[:5])  # head of 13 outputs, config says 5
+    torch.save(data, tmp_path / "shape.pt")
+    with pytest.raises(CheckpointError, match=r"'head\.weight' has shape \(13, 1280\)"):
+        load_checkpoint(tmp_path / "shape.pt")
+
+    data = _payload(path)
+    del data["state_dict"]["head.bias"]
+    torch.save(data, tmp_path / "missing.pt")
+    with pytest.raises(CheckpointError, match=r"missing key 'head\.bias'"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_inspect_cli_prints_metadata_and_one_line_errors(saved, tmp_path):
+    _, path = saved
+    cmd = [sys.executable, "-m", "train.cli", "inspect", str(path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert "MobileNetV2 (mobilenetv2_100)" in out
+    assert "spatial, stages -1" in out
+    assert "synthetic phantom" in out
+    assert "Effusion 0.300" in out
+
+    bad = tmp_path / "bad.pt"
+    bad.write_text("x")
+    result = subprocess.run(
+        [sys.executable, "-m", "train.cli", "inspect", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+    assert "not a PyTorch file" in result.stderr

@@ -1,0 +1,45 @@
+"""The model's own spatial attention: the CBAM gate's sigmoid map, read from the forward pass.
+
+The map does not depend on the label (one gate serves all labels), so every label asked for gets
+the same map. Its values are the gate's own (in [0, 1], not rescaled): 0.5 everywhere is a gate that
+has not learned where to look, which rescaling would hide.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from core.errors import ConfigError
+from core.explain.base import Explainer, RawMaps
+from core.models.classifier import AttentionClassifier
+
+
+def resolve_gate(model: AttentionClassifier, stage: str | None) -> str:
+    """The gate to read: `stage` ("stage3", "stage4", ...) or, by default, the deepest gate."""
+    if not model.has_attention:
+        raise ConfigError(
+            f"attention maps need an attention model and {model.config.backbone} here is a "
+            "baseline: use the gradcam or integrated_gradients method"
+        )
+    if stage is None:
+        return model.gate_names[-1]
+    if stage not in model.gate_names:
+        raise ConfigError(
+            f"no attention gate after {stage!r}: this model has gates {', '.join(model.gate_names)}"
+        )
+    return stage
+
+
+class AttentionMap(Explainer):
+    """The spatial attention map of one gate (default: the final one)."""
+
+    name = "attention"
+    normalise = False  # a sigmoid gate: its values already lie in [0, 1] and mean something
+
+    def raw_maps(
+        self, x: torch.Tensor, indices: tuple[int, ...], stage: str | None = None
+    ) -> RawMaps:
+        gate = resolve_gate(self.model, stage)
+        with torch.no_grad():
+            out = self.model.forward_with_maps(x)
+        return RawMaps(out.maps[gate], gate, out.logits)

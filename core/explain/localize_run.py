@@ -1,0 +1,269 @@
+"""`cxr-attention localize RUN`: score a run's maps against the boxes or masks of a split.
+
+Reads RUN/checkpoint.pt and the dataset it was trained on (or `data`), takes the images of `split`
+that carry truth (ChestX-ray14 boxes, or the phantom's pixel masks), explains each image's boxed
+labels with one method, scores every truth box (pointing game, IoBB accuracy at T = 0.1, 0.25, 0.5,
+energy in box; see `localization.py`) and writes RUN/localization.json:
+
+    {"run", "method", "split", "n_boxes", "n_images", "source",
+     "per_class": {label: {"n_boxes", "pointing_game", "iobb_acc": {"0.1", "0.25", "0.5"},
+                           "energy_in_box"}},
+     "overall": {same keys, pooled over all boxes}, "map_stage"}
+
+Unless the method is itself "random", the random control is scored on the same boxes and written
+beside it as RUN/localization_random.json (same schema), so `compare` can print it next to ours.
+With masks, each (image, label) mask counts as one box.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from core.data.preprocess import config_input, model_view, square_geometry
+from core.errors import ConfigError, DatasetError, RunError
+from core.explain.localization import (
+    IOBB_THRESHOLDS,
+    MAP_THRESHOLD,
+    Box,
+    MapScore,
+    box_to_view,
+    score_boxes,
+    score_mask,
+    summarize_scores,
+)
+from core.explain.methods import explain
+from core.labels import canonical_label
+from core.models.checkpoint import load_checkpoint
+from core.runs import LOCALIZATION, RunFolder, write_json
+
+log = logging.getLogger(__name__)
+
+LOCALIZE_METHODS = ("attention", "gradcam", "integrated_gradients", "random")
+TRUTHS = ("auto", "boxes", "masks")
+CONTROL_FILE = "localization_random.json"
+
+
+@dataclass
+class TruthCase:
+    """One image with its truth: boxes {label: [Box]} in the image frame, or masks {label: path}."""
+
+    image_id: str
+    path: str
+    boxes: dict[str, list[Box]] = field(default_factory=dict)
+    masks: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted(set(self.boxes) | set(self.masks))
+
+
+def truth_cases(
+    index, frame: pd.DataFrame, labels: Sequence[str], truth: str = "auto"
+) -> tuple[list[TruthCase], str]:
+    """The images of `frame` with truth for any of `labels`, sorted by image id; and the truth kind.
+
+    `truth` "auto" uses the phantom's masks when the folder is a phantom, else the box file.
+    """
+    if truth not in TRUTHS:
+        raise ConfigError(f"unknown truth {truth!r}: choose one of {', '.join(TRUTHS)}")
+    kind = truth if truth != "auto" else ("masks" if index.source == "phantom" else "boxes")
+    wanted = set(labels)
+    paths = dict(zip(frame["image_id"], frame["path"], strict=True))
+    cases: dict[str, TruthCase] = {}
+    if kind == "boxes":
+        boxes = index.boxes[index.boxes["image_id"].isin(paths)]
+        for row in boxes.itertuples(index=False):
+            label = canonical_label(str(row.label))
+            if label not in wanted:
+                continue
+            case = cases.setdefault(row.image_id, TruthCase(row.image_id, paths[row.image_id]))
+            case.boxes.setdefault(label, []).append(Box(row.x, row.y, row.w, row.h))
+    else:
+        for image_id, path in paths.items():
+            masks = {k: v for k, v in index.mask_paths(image_id).items() if k in wanted}
+            if masks:
+                cases[image_id] = TruthCase(image_id, path, masks=masks)
+    return [cases[k] for k in sorted(cases)], kind
+
+
+def mask_in_view(path: Path, size: int) -> np.ndarray:
+    """A binary mask file, passed through the model view: pixels at least half covered.
+
+    A lesion smaller than half a view pixel keeps its most covered pixel, so it is never lost.
+    """
+    raw = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if raw is None:
+        raise DatasetError(f"cannot read mask {path}: regenerate the phantom")
+    coverage = model_view((raw > 0).astype(np.float32), size).astype(np.float32) / 255.0
+    mask = coverage >= 0.5
+    if not mask.any() and coverage.max() > 0:
+        mask = coverage >= coverage.max()
+    return mask
+
+
+def _load_view(case: TruthCase, size: int) -> tuple[np.ndarray, tuple[float, int, int]]:
+    from core.data.radiograph import load_radiograph
+
+    image = load_radiograph(case.path)
+    return model_view(image.pixels, size), square_geometry(image.height, image.width, size)
+
+
+def score_cases(
+    model,
+    cases: Sequence[TruthCase],
+    method: str,
+    batch_size: int = 16,
+    map_threshold: float = MAP_THRESHOLD,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    **options,
+) -> tuple[dict[str, dict[str, list[MapScore]]], str]:
+    """Scores per method and label: {method: {label: [MapScore, ...]}}, and the map stage.
+
+    `method` may be a tuple of methods to score on the same loaded images (e.g. the method and the
+    random control). Each image's maps are computed for its truth labels only.
+    """
+    methods = (method,) if isinstance(method, str) else tuple(method)
+    size = model.config.image_size
+    generator = torch.Generator().manual_seed(int(seed))
+    scores: dict[str, dict[str, list[MapScore]]] = {m: {} for m in methods}
+    stage = ""
+    for start in range(0, len(cases), batch_size):
+        chunk = cases[start : start + batch_size]
+        loaded = [_load_view(case, size) for case in chunk]
+        x = config_input(np.stack([view for view, _ in loaded]), model.config, device)
+        wanted = sorted({label for case in chunk for label in case.labels})
+        for m in methods:
+            extra = {"generator": generator} if m == "random" else options
+            maps = explain(model, x, wanted, m, **extra)
+            if m == methods[0]:
+                stage = maps.stage
+            for b, (case, (_, geometry)) in enumerate(zip(chunk, loaded, strict=True)):
+                for label in case.labels:
+                    heat = maps.map(label, image=b)
+                    out = scores[m].setdefault(label, [])
+                    if label in case.boxes:
+                        view_boxes = [box_to_view(box, geometry) for box in case.boxes[label]]
+                        out.extend(score_boxes(heat, view_boxes, map_threshold))
+                    else:
+                        mask = mask_in_view(case.masks[label], size)
+                        if mask.any():
+                            out.append(score_mask(heat, mask, map_threshold))
+    return scores, stage
+
+
+def localization_report(
+    scores: dict[str, list[MapScore]],
+    labels: Sequence[str],
+    *,
+    run: str,
+    method: str,
+    split: str,
+    n_images: int,
+    source: str,
+    map_stage: str,
+) -> dict[str, Any]:
+    """The localization.json dict from per-label scores (labels in the model's order)."""
+    per_class = {
+        label: summarize_scores(scores[label], IOBB_THRESHOLDS)
+        for label in labels
+        if label in scores
+    }
+    pooled = [s for label in per_class for s in scores[label]]
+    return {
+        "run": run,
+        "method": method,
+        "split": split,
+        "n_boxes": len(pooled),
+        "n_images": n_images,
+        "source": source,
+        "per_class": per_class,
+        "overall": summarize_scores(pooled, IOBB_THRESHOLDS),
+        "map_stage": map_stage,
+    }
+
+
+def localize_run(
+    run: str | Path,
+    data: str | Path | None = None,
+    method: str = "gradcam",
+    split: str = "test",
+    limit: int | None = None,
+    stage: str | None = None,
+    truth: str = "auto",
+    batch_size: int = 16,
+    map_threshold: float = MAP_THRESHOLD,
+    control: bool = True,
+    seed: int = 0,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Score a run's maps and write RUN/localization.json (and the random control beside it).
+
+    Returns the localization.json dict. `stage` picks the attention gate or Grad-CAM stage (default:
+    the final one); `limit` scores only the first N images (by image id) that carry truth.
+    """
+    from core.evaluation import open_run_dataset, pick_device, resolve_data_root, training_data
+
+    if method not in LOCALIZE_METHODS:
+        raise ConfigError(f"unknown method {method!r}: choose one of {', '.join(LOCALIZE_METHODS)}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {limit}")
+    if not 0.0 < map_threshold < 1.0:
+        raise ConfigError(f"map threshold must lie strictly between 0 and 1, got {map_threshold}")
+    folder = RunFolder.open(run)
+    if not folder.checkpoint.is_file():
+        raise RunError(f"{folder.checkpoint} is missing: train the run first (cxr-attention fit)")
+    device_t = pick_device(device)
+    checkpoint = load_checkpoint(folder.checkpoint, device=device_t)
+    model = checkpoint.model
+    if method == "attention" and not model.has_attention:
+        raise ConfigError(
+            f"{folder.name} is a baseline model without attention maps: use --method gradcam"
+        )
+    trained_on = training_data(checkpoint, folder)
+    index = open_run_dataset(resolve_data_root(data, trained_on), checkpoint, trained_on)
+    frame = index.split(split)
+    cases, kind = truth_cases(index, frame, checkpoint.labels, truth)
+    if not cases:
+        raise DatasetError(
+            f"no {kind} for this model's labels among the {len(frame)} {split} images of "
+            f"{index.root}: choose another --split (ChestX-ray14's boxes are all in test_list.txt)"
+        )
+    if limit is not None:
+        cases = cases[:limit]
+    options: dict[str, Any] = {} if stage is None or method == "random" else {"stage": stage}
+    methods = (method, "random") if control and method != "random" else (method,)
+    scores, map_stage = score_cases(
+        model, cases, methods, batch_size, map_threshold, seed, device_t, **options
+    )
+    common = {"split": split, "n_images": len(cases), "source": index.source}
+    report = localization_report(
+        scores[method],
+        checkpoint.labels,
+        run=folder.name,
+        method=method,
+        map_stage=map_stage,
+        **common,
+    )
+    write_json(folder.path / LOCALIZATION, report)
+    if len(methods) > 1:
+        control_report = localization_report(
+            scores["random"],
+            checkpoint.labels,
+            run=folder.name,
+            method="random",
+            map_stage="random",
+            **common,
+        )
+        write_json(folder.path / CONTROL_FILE, control_report)
+    log.info("localization of %s (%s) written to %s", folder.name, method, folder.path)
+    return report

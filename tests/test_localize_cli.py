@@ -1,0 +1,168 @@
+"""`cxr-attention localize` on a hand-made ChestX-ray14 folder (and the real sample when present)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.explain.localize_run import truth_cases
+from core.explain.table import localization_table, table_labels
+from core.labels import ALL14
+from core.models.checkpoint import save_checkpoint
+from core.models.classifier import AttentionClassifier, ModelConfig
+from train.cli import main
+
+REALDATA = Path(__file__).parents[2] / "shared" / "realdata"
+SCHEMA = {
+    "run",
+    "method",
+    "split",
+    "n_boxes",
+    "n_images",
+    "source",
+    "per_class",
+    "overall",
+    "map_stage",
+}
+ENTRY = {"n_boxes", "pointing_game", "iobb_acc", "energy_in_box"}
+
+# image id -> (patient, findings, split, boxes in the 1024 x 1024 frame of the box file)
+IMAGES = {
+    "00000001_000.png": (1, "Infiltration|Nodule", "test", [("Infiltrate", 0, 0, 1024, 1024), ("Nodule", 600, 200, 100, 100)]),
+    "00000002_000.png": (2, "Effusion", "test", [("Effusion", 100, 500, 300, 400)]),
+    "00000003_000.png": (3, "No Finding", "test", []),
+    "00000004_000.png": (4, "Mass", "train", [("Mass", 100, 100, 200, 200)]),
+    "00000005_000.png": (5, "No Finding", "train", []),
+    "00000006_000.png": (6, "Effusion", "train", []),
+    "00000007_000.png": (7, "No Finding", "train", []),
+}  # fmt: skip
+
+
+def write_dataset(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir(parents=True)
+    entries = [
+        "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position"
+    ]
+    boxes = ["Image Index,Finding Label,Bbox [x,y,w,h],,,"]
+    for name, (patient, findings, _, image_boxes) in IMAGES.items():
+        cv2.imwrite(str(root / "images" / name), rng.integers(0, 256, (96, 96), dtype=np.uint8))
+        entries.append(f"{name},{findings},0,{patient},50,M,PA")
+        boxes += [f"{name},{label},{x},{y},{w},{h}" for label, x, y, w, h in image_boxes]
+    (root / "Data_Entry_2017.csv").write_text("\n".join(entries) + "\n")
+    (root / "BBox_List_2017.csv").write_text("\n".join(boxes) + "\n")
+    for split, file in (("train", "train_val_list.txt"), ("test", "test_list.txt")):
+        (root / file).write_text("\n".join(n for n, v in IMAGES.items() if v[2] == split))
+    return root
+
+
+def write_run(run: Path, data: Path, attention: bool = True) -> Path:
+    torch.manual_seed(0)
+    config = ModelConfig(
+        "test_resnet",
+        ALL14,
+        attention=attention,
+        image_size=64,
+        in_chans=1,
+        mean=(0.5,),
+        std=(0.25,),
+    )
+    model = AttentionClassifier(config).eval()
+    training = {"data": {"source": "chestxray14", "root": str(data), "label_set": "all14"}}
+    save_checkpoint(run / "checkpoint.pt", model, training)
+    return run
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("cxr14"))
+
+
+def test_truth_cases_read_infiltrate_as_infiltration(dataset):
+    from core.data.chestxray14 import open_dataset
+
+    index = open_dataset(dataset)
+    cases, kind = truth_cases(index, index.split("test"), ALL14)
+    assert kind == "boxes"
+    assert [c.image_id for c in cases] == ["00000001_000.png", "00000002_000.png"]
+    assert sorted(cases[0].boxes) == ["Infiltration", "Nodule"]
+    (box,) = cases[0].boxes["Nodule"]  # scaled from the 1024 frame to the 96 px image
+    assert (box.x, box.y, box.w, box.h) == pytest.approx((56.25, 18.75, 9.375, 9.375))
+
+
+def test_localize_writes_the_schema_and_the_random_control(dataset, tmp_path, capsys):
+    run = write_run(tmp_path / "run", dataset)
+    assert main(["localize", str(run), "--method", "gradcam"]) == 0
+    assert "pointing game" in capsys.readouterr().out
+    report = json.loads((run / "localization.json").read_text())
+    assert set(report) == SCHEMA
+    assert report["method"] == "gradcam" and report["map_stage"] == "stage4"
+    assert (report["n_boxes"], report["n_images"], report["source"]) == (3, 2, "chestxray14")
+    assert list(report["per_class"]) == ["Effusion", "Infiltration", "Nodule"]  # model order
+    for entry in [report["overall"], *report["per_class"].values()]:
+        assert set(entry) == ENTRY and set(entry["iobb_acc"]) == {"0.1", "0.25", "0.5"}
+    # A box over the whole image holds every map's maximum, detected boxes and energy.
+    whole = report["per_class"]["Infiltration"]
+    assert whole["pointing_game"] == 1.0 and whole["energy_in_box"] == pytest.approx(1.0)
+    assert whole["iobb_acc"] == {"0.1": 1.0, "0.25": 1.0, "0.5": 1.0}
+    control = json.loads((run / "localization_random.json").read_text())
+    assert set(control) == SCHEMA and control["method"] == "random"
+    assert control["n_boxes"] == 3
+
+    rows = localization_table([run])
+    kinds = {(r["kind"], r["metric"]) for r in rows}
+    assert ("run", "pointing_game") in kinds and ("control", "iobb@0.5") in kinds
+    published = [r for r in rows if r["kind"] == "published" and r["metric"] == "iobb@0.1"]
+    assert published[0]["Cardiomegaly"] == 0.993
+    assert table_labels(rows)[:3] == ["Atelectasis", "Cardiomegaly", "Effusion"]
+
+
+def test_localize_attention_limit_and_stage(dataset, tmp_path):
+    run = write_run(tmp_path / "run", dataset)
+    assert (
+        main(["localize", str(run), "--method", "attention", "--limit", "1", "--no-control"]) == 0
+    )
+    report = json.loads((run / "localization.json").read_text())
+    assert (report["n_images"], report["n_boxes"], report["map_stage"]) == (1, 2, "stage4")
+    assert not (run / "localization_random.json").exists()
+
+
+def test_localize_errors_are_one_line(dataset, tmp_path, capsys):
+    baseline = write_run(tmp_path / "baseline", dataset, attention=False)
+    assert main(["localize", str(baseline), "--method", "attention"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "baseline" in err and "--method gradcam" in err
+    assert main(["localize", str(tmp_path / "nowhere")]) == 2
+    assert "run folder not found" in capsys.readouterr().err
+    assert main(["localize", str(baseline), "--split", "val"]) == 2
+    assert "no boxes" in capsys.readouterr().err
+
+
+def test_localize_through_the_console_script(dataset, tmp_path):
+    run = write_run(tmp_path / "run", dataset)
+    result = subprocess.run(
+        [sys.executable, "-m", "train.cli", "localize", str(run), "--method", "random"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads((run / "localization.json").read_text())
+    assert report["method"] == "random" and report["map_stage"] == "random"
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata not present")
+@pytest.mark.filterwarnings("ignore::core.data.chestxray14.DatasetWarning")  # 23 of 112,120 present
+def test_localize_on_real_chestxray14_boxes(tmp_path):
+    run = write_run(tmp_path / "run", REALDATA)
+    assert main(["localize", str(run), "--limit", "3", "--no-control"]) == 0
+    report = json.loads((run / "localization.json").read_text())
+    assert report["n_images"] == 3 and report["n_boxes"] >= 3
+    assert report["source"] == "chestxray14" and report["split"] == "test"

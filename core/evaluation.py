@@ -1,0 +1,288 @@
+"""Evaluate a trained run on one split: `predictions.csv` and `metrics.json` in the run folder.
+
+The model sees exactly what it saw in training: the same reader (`open_dataset` with the
+checkpoint's label set and view filter), the same cache when one matches, and the one preprocessing
+path (`config_input`). Operating thresholds come from the checkpoint, where `fit` chose them on the
+VALIDATION split; they are never chosen on the split being evaluated. A checkpoint without
+thresholds gets them from a pass over its validation split, never from the test split.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.errors import ConfigError, DatasetError, RunError
+from core.labels import check_same_labels
+from core.models.checkpoint import Checkpoint, load_checkpoint
+from core.runs import METRICS, PREDICTIONS, RunFolder, write_json
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+# Metadata columns of predictions.csv, before y_true_<label>... and y_score_<label>...
+META_COLUMNS = ("image_id", "patient_id", "sex", "age", "view", "split")
+DEFAULT_BATCH_SIZE = 64
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """The device to run on: the one asked for, else CUDA, else Apple MPS, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def training_data(checkpoint: Checkpoint, run: RunFolder) -> dict[str, Any]:
+    """What the run was trained on: the checkpoint's `training["data"]`, else config.json's."""
+    data = dict(checkpoint.training.get("data") or {})
+    if run.has("config.json"):
+        recorded = run.config().get("data")
+        if isinstance(recorded, str):
+            recorded = {"root": recorded}
+        for key, value in (recorded or {}).items():
+            data.setdefault(key, value)
+    return data
+
+
+def resolve_data_root(data: str | Path | None, trained_on: Mapping[str, Any]) -> Path:
+    """The dataset folder to evaluate on: `data` when given, else the one the run was trained on."""
+    if data is not None:
+        root = Path(data).expanduser()
+        if not root.is_dir():
+            raise DatasetError(f"data folder not found: {root}")
+        return root
+    recorded = trained_on.get("root")
+    if not recorded:
+        raise DatasetError("the run does not record its data folder: pass --data DATA")
+    root = Path(recorded).expanduser()
+    if not root.is_dir():
+        raise DatasetError(
+            f"the run was trained on {root}, which no longer exists: pass --data DATA"
+        )
+    return root
+
+
+def open_run_dataset(root: Path, checkpoint: Checkpoint, trained_on: Mapping[str, Any]):
+    """`open_dataset` with the run's label set, view filter and validation carve-out.
+
+    Raises `DatasetError` when the folder's labels differ from the checkpoint's (content or order).
+    """
+    from core.data.chestxray14 import open_dataset
+
+    kwargs: dict[str, Any] = {"label_set": trained_on.get("label_set") or _label_set_of(checkpoint)}
+    if trained_on.get("views"):
+        kwargs["views"] = tuple(trained_on["views"])
+    # The validation carve-out is seeded: reuse the run's so that "val" means the same patients.
+    split = trained_on.get("split") if isinstance(trained_on.get("split"), Mapping) else {}
+    val_fraction = split.get("val_fraction", trained_on.get("val_fraction"))
+    if val_fraction is not None:
+        kwargs["val_fraction"] = float(val_fraction)
+    split_seed = split.get("seed", trained_on.get("split_seed"))
+    if split_seed is not None:
+        kwargs["seed"] = int(split_seed)
+    index = open_dataset(root, **kwargs)
+    try:
+        check_same_labels(checkpoint.labels, index.labels, f"checkpoint vs data folder {root}")
+    except ConfigError as exc:
+        raise DatasetError(f"{exc}: evaluate with the label set the run was trained on") from None
+    return index
+
+
+def _label_set_of(checkpoint: Checkpoint) -> str:
+    from core.labels import LABEL_SETS
+
+    for name, labels in LABEL_SETS.items():
+        if tuple(labels) == tuple(checkpoint.labels):
+            return name
+    raise RunError(
+        f"the checkpoint's labels {list(checkpoint.labels)} are not a known label set "
+        "(all14, paper13): it cannot be evaluated on ChestX-ray14 data"
+    )
+
+
+@torch.inference_mode()
+def predict_frame(
+    checkpoint: Checkpoint,
+    index,
+    frame: pd.DataFrame,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: torch.device | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+    desc: str = "evaluate",
+) -> np.ndarray:
+    """Sigmoid probabilities (len(frame), n_labels) for every image of `frame`, in frame order."""
+    from tqdm.auto import tqdm
+
+    from core.data.cache import find_cache
+    from core.data.loader import RadiographDataset, make_loader
+    from core.data.preprocess import config_input
+
+    device = device or pick_device()
+    model = checkpoint.model.to(device).eval()
+    size = checkpoint.config.image_size
+    frame = frame.reset_index(drop=True)
+    dataset = RadiographDataset(frame, checkpoint.labels, size, cache=find_cache(index, size))
+    loader = make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    scores = np.full((len(frame), len(checkpoint.labels)), np.nan, dtype=np.float64)
+    for images, _targets, rows in tqdm(loader, desc=desc, unit="batch", disable=not progress):
+        logits = model(config_input(images, checkpoint.config, device))
+        scores[np.asarray(rows)] = torch.sigmoid(logits.float()).cpu().numpy()
+    if np.isnan(scores).any():
+        raise RunError("some images were not scored (loader dropped rows): this is a bug")
+    return scores
+
+
+def predictions_frame(frame: pd.DataFrame, labels, scores: np.ndarray) -> pd.DataFrame:
+    """predictions.csv as a DataFrame: META_COLUMNS, y_true_<label>..., y_score_<label>..."""
+    frame = frame.reset_index(drop=True)
+    out = pd.DataFrame({col: frame[col] for col in META_COLUMNS})
+    for label in labels:
+        out[f"y_true_{label}"] = frame[label].astype(int).to_numpy()
+    for i, label in enumerate(labels):
+        out[f"y_score_{label}"] = scores[:, i]
+    return out
+
+
+def validation_thresholds(
+    checkpoint: Checkpoint,
+    index,
+    batch_size: int,
+    device: torch.device | None,
+    progress: bool,
+) -> dict[str, dict[str, float]]:
+    """Youden and F1 thresholds chosen on the validation split, for checkpoints that lack them."""
+    from core.metrics import choose_thresholds
+
+    val = index.split("val")
+    if len(val) == 0:
+        raise RunError(
+            "the checkpoint records no thresholds and the data has no validation split to choose "
+            "them on: retrain with `cxr-attention fit`"
+        )
+    scores = predict_frame(
+        checkpoint, index, val, batch_size, device, progress=progress, desc="val"
+    )
+    y_true = index.targets(val)
+    return choose_thresholds(y_true, scores, checkpoint.labels)
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    split: str = "test",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Score `split` with RUN/checkpoint.pt; write RUN/predictions.csv and RUN/metrics.json.
+
+    Args:
+        run_dir: a run folder written by `fit` (holds checkpoint.pt).
+        data: dataset folder; default the one the run was trained on.
+        split: "test" (default), "val" or "train".
+        batch_size: images per forward pass.
+        n_resamples: bootstrap resamples (by patient) for the 95% confidence intervals.
+        seed: seed of the bootstrap.
+    Returns:
+        The metrics.json content (NaN where a metric is undefined; written as null).
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
+    if n_resamples < 0:
+        raise ConfigError("--n-resamples must be 0 or more")
+    run = RunFolder.open(run_dir)
+    if not run.has("checkpoint.pt"):
+        raise RunError(
+            f"{run.checkpoint} is missing: train the run first with "
+            f"`cxr-attention fit --out {run.path}`"
+        )
+    device = pick_device(device)
+    checkpoint = load_checkpoint(run.checkpoint, device=device)
+    trained_on = training_data(checkpoint, run)
+    root = resolve_data_root(data, trained_on)
+    index = open_run_dataset(root, checkpoint, trained_on)
+    frame = index.split(split)
+    if len(frame) == 0:
+        raise DatasetError(f"the {split} split of {root} is empty: nothing to evaluate")
+    if trained_on.get("fingerprint") and trained_on["fingerprint"] != index.fingerprint:
+        log.warning(
+            "evaluating on data that differs from the training data (fingerprint %s, trained on %s)",
+            index.fingerprint,
+            trained_on["fingerprint"],
+        )
+
+    scores = predict_frame(checkpoint, index, frame, batch_size, device, num_workers, progress)
+    predictions = predictions_frame(frame, checkpoint.labels, scores)
+    tmp = run.path / (PREDICTIONS + ".tmp")
+    predictions.to_csv(tmp, index=False)
+    tmp.replace(run.path / PREDICTIONS)
+
+    thresholds = checkpoint.training.get("thresholds") or {}
+    threshold_source = "checkpoint (validation split)"
+    if not all(label in thresholds for label in checkpoint.labels):
+        thresholds = validation_thresholds(checkpoint, index, batch_size, device, progress)
+        threshold_source = "validation split (chosen at evaluation)"
+
+    metrics = _summarize(predictions, checkpoint.labels, thresholds, n_resamples, seed)
+    metrics = {
+        "run": run.name,
+        "split": split,
+        "n_images": int(len(predictions)),
+        "n_patients": int(predictions["patient_id"].nunique()),
+        "labels": list(checkpoint.labels),
+        "data": {
+            "source": index.source,
+            "root": str(Path(index.root).resolve()),
+            "fingerprint": index.fingerprint,
+            "trained_on_fingerprint": trained_on.get("fingerprint"),
+        },
+        "model": {
+            "backbone": checkpoint.config.backbone,
+            "attention": bool(checkpoint.config.attention),
+            "attention_stages": list(checkpoint.config.attention_stages)
+            if checkpoint.config.attention
+            else [],
+            "image_size": int(checkpoint.config.image_size),
+            "pretrained": checkpoint.training.get("pretrained"),
+        },
+        "threshold_source": threshold_source,
+        **{k: v for k, v in metrics.items() if k not in _OURS},
+    }
+    write_json(run.path / METRICS, metrics)
+    return metrics
+
+
+# Keys evaluate_run sets itself; summarize_predictions' values for them are not used.
+_OURS = {"run", "split", "n_images", "n_patients", "labels", "data", "model", "threshold_source"}
+
+
+def _summarize(
+    predictions: pd.DataFrame,
+    labels,
+    thresholds: Mapping[str, Mapping[str, float]],
+    n_resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    from core.metrics import summarize_predictions
+
+    return summarize_predictions(
+        predictions,
+        labels=list(labels),
+        thresholds={k: dict(v) for k, v in thresholds.items()},
+        n_resamples=n_resamples,
+        seed=seed,
+    )

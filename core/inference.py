@@ -1,0 +1,260 @@
+"""Batched scoring of radiograph files with one or several checkpoints (`predict`, the app, scripts).
+
+The path of one image: `load_radiograph` (PNG/JPEG/DICOM -> float [0, 1]) -> `model_view` (uint8
+square at each model's input size) -> batched `config_input` -> forward in `torch.inference_mode`
+-> sigmoid. Files are decoded by a few threads ahead of the model (OpenCV, pydicom's decoders and
+PyTorch release the GIL), so a folder runs about as fast as the slower of decoding and the model,
+not the sum of both; only the small uint8 views wait in memory, never the full films.
+
+A file that cannot be read becomes an `ImageFailure` (its one-line reason) and the others go on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.data.preprocess import config_input, model_view
+from core.data.radiograph import RadiographMeta, load_radiograph
+from core.errors import CheckpointError, ConfigError, RadiographError
+from core.models.checkpoint import Checkpoint, load_checkpoint
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """A loaded checkpoint with the short name its outputs are reported under."""
+
+    tag: str
+    checkpoint: Checkpoint
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.checkpoint.labels
+
+    @property
+    def image_size(self) -> int:
+        return int(self.checkpoint.config.image_size)
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """One decoded radiograph, kept only as its model views (uint8 (S, S) per input size S)."""
+
+    source: str
+    meta: RadiographMeta
+    views: dict[int, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """A file that could not be scored, with the one-line reason (it starts with the file name)."""
+
+    source: str
+    reason: str
+
+
+@dataclass
+class ScoredBatch:
+    """Up to `batch_size` images in input order, each model's probabilities for them."""
+
+    images: list[PreparedImage]
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)  # tag -> (B, L) float32
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """ "auto" -> CUDA when present, else CPU; any other name as torch reads it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but no CUDA GPU is available; use cpu")
+    return device
+
+
+def model_tag(path: Path) -> str:
+    """A short name for a checkpoint: its run folder for `RUN/checkpoint.pt`, else its stem."""
+    if path.stem in ("checkpoint", "last", "best") and path.parent.name:
+        return path.parent.name
+    return path.stem
+
+
+def load_scoring_models(
+    paths: Sequence[str | Path], device: torch.device | str = "cpu"
+) -> list[ScoringModel]:
+    """Load every checkpoint (a run folder means its checkpoint.pt), with unique tags."""
+    models: list[ScoringModel] = []
+    used: set[str] = set()
+    for given in paths:
+        path = Path(given)
+        if path.is_dir() and (path / "checkpoint.pt").is_file():
+            path = path / "checkpoint.pt"
+        checkpoint = load_checkpoint(path, device=device)
+        tag, n = model_tag(path), 2
+        while tag in used:
+            tag, n = f"{model_tag(path)}-{n}", n + 1
+        used.add(tag)
+        models.append(ScoringModel(tag, checkpoint))
+    if not models:
+        raise CheckpointError("no checkpoint given")
+    return models
+
+
+def prepare_image(
+    source: str | Path | bytes,
+    sizes: Iterable[int],
+    *,
+    name: str | None = None,
+    allow_any_modality: bool = False,
+) -> PreparedImage:
+    """Decode one radiograph and make its model view at each size. Raises `RadiographError`."""
+    radiograph = load_radiograph(source, name=name, allow_any_modality=allow_any_modality)
+    views = {size: model_view(radiograph.pixels, size) for size in sorted(set(sizes))}
+    label = name or (str(source) if not isinstance(source, bytes) else radiograph.meta.source_name)
+    return PreparedImage(label, radiograph.meta, views)
+
+
+def iter_prepared(
+    paths: Iterable[str | Path],
+    sizes: Iterable[int],
+    *,
+    workers: int | None = None,
+    allow_any_modality: bool = False,
+) -> Iterator[PreparedImage | ImageFailure]:
+    """Prepare files in order, `workers` threads decoding ahead (at most 4 x workers in flight)."""
+    sizes = tuple(sorted(set(sizes)))
+    workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+
+    def work(path: str | Path) -> PreparedImage | ImageFailure:
+        try:
+            return prepare_image(path, sizes, allow_any_modality=allow_any_modality)
+        except RadiographError as exc:
+            return ImageFailure(str(path), str(exc))
+
+    if workers == 1:
+        yield from (work(path) for path in paths)
+        return
+    pending: deque[Future] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        for path in paths:
+            pending.append(pool.submit(work, path))
+            if len(pending) >= 4 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def predict_views(
+    model: torch.nn.Module, checkpoint: Checkpoint, views: np.ndarray, device: torch.device | str
+) -> np.ndarray:
+    """Sigmoid probabilities (B, L) float32 for a uint8 batch of model views (B, S, S)."""
+    x = config_input(torch.from_numpy(np.ascontiguousarray(views)), checkpoint.config, device)
+    with torch.inference_mode():
+        logits = model(x)
+    return torch.sigmoid(logits.float()).cpu().numpy()
+
+
+def score_batches(
+    models: Sequence[ScoringModel],
+    items: Iterable[PreparedImage | ImageFailure],
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+) -> Iterator[ScoredBatch | ImageFailure]:
+    """Group prepared images into batches and score them with every model, in input order.
+
+    Failures pass straight through (before the batch that was filling when they arrived).
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_size}")
+    batch: list[PreparedImage] = []
+    for item in items:
+        if isinstance(item, ImageFailure):
+            yield item
+            continue
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield _score(models, batch, device)
+            batch = []
+    if batch:
+        yield _score(models, batch, device)
+
+
+def _score(
+    models: Sequence[ScoringModel], batch: list[PreparedImage], device: torch.device | str
+) -> ScoredBatch:
+    scored = ScoredBatch(batch)
+    for m in models:
+        views = np.stack([image.views[m.image_size] for image in batch])
+        scored.probabilities[m.tag] = predict_views(m.checkpoint.model, m.checkpoint, views, device)
+    return scored
+
+
+def predict_files(
+    models: Sequence[ScoringModel],
+    paths: Iterable[str | Path],
+    *,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    workers: int | None = None,
+    allow_any_modality: bool = False,
+) -> Iterator[ScoredBatch | ImageFailure]:
+    """Score files with every model: batches of results and failures, in input order."""
+    sizes = {m.image_size for m in models}
+    items = iter_prepared(paths, sizes, workers=workers, allow_any_modality=allow_any_modality)
+    yield from score_batches(models, items, batch_size=batch_size, device=device)
+
+
+def thresholds_for(checkpoint: Checkpoint, rule: str = "youden") -> dict[str, float]:
+    """Per-label operating points: "youden" or "f1" (chosen on validation, stored in the
+    checkpoint; 0.5 where absent) or a fixed probability given as text, e.g. "0.3"."""
+    if rule in ("youden", "f1"):
+        chosen = checkpoint.training.get("thresholds") or {}
+        return {
+            label: float((chosen.get(label) or {}).get(rule, 0.5)) for label in checkpoint.labels
+        }
+    try:
+        value = float(rule)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"threshold {rule!r}: use youden, f1 or a probability in [0, 1]")
+    return dict.fromkeys(checkpoint.labels, value)
+
+
+def has_validation_thresholds(checkpoint: Checkpoint) -> bool:
+    """Whether the checkpoint carries thresholds chosen on validation for every label."""
+    chosen = checkpoint.training.get("thresholds") or {}
+    return all(label in chosen for label in checkpoint.labels)
+
+
+def positive_labels(
+    probabilities: np.ndarray, labels: Sequence[str], thresholds: dict[str, float]
+) -> list[str]:
+    """Labels whose probability reaches their threshold, most probable first."""
+    order = np.argsort(-np.asarray(probabilities), kind="stable")
+    return [labels[i] for i in order if probabilities[i] >= thresholds[labels[i]]]
+
+
+def explanation_maps(
+    model: ScoringModel,
+    views: np.ndarray,
+    indices: Sequence[int],
+    method: str,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Maps float32 (B, K, S, S) in [0, 1] for a uint8 batch of views and the label indices asked
+    for, through `core.explain.explain` (attention: the final gate; gradcam: raw-logit Grad-CAM)."""
+    from core.explain import explain
+
+    x = config_input(torch.from_numpy(np.ascontiguousarray(views)), model.checkpoint.config, device)
+    explanation = explain(model.checkpoint.model, x, list(indices), method)
+    return explanation.maps.detach().float().cpu().numpy()

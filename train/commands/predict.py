@@ -1,0 +1,371 @@
+"""`cxr-attention predict CKPT IMAGE_OR_FOLDER...`: score radiographs from the command line.
+
+Output (stdout): a table with each image's top findings, `*` marking probabilities at or over the
+checkpoint's per-label validation threshold (Youden's J by default; `--threshold f1` or a number).
+`--json` prints a JSON list instead, one object per readable image::
+
+    {"image": "scans/a.png",
+     "probabilities": {"Atelectasis": 0.1234, ...},   # the first model (CKPT), all its labels
+     "positive": ["Effusion", ...],                    # labels at/over threshold, most probable first
+     "models": {"runA": {"checkpoint": "...", "probabilities": {...}, "positive": [...]},
+                "runB": {...}}}                        # only when --ckpt adds models
+
+`--csv OUT` writes one row per image: `image`, one column per label, `positive` (labels joined by
+";"); with several models the columns are `<model>:<label>` and `<model>:positive`. A model is named
+after its run folder (`RUN/checkpoint.pt`) or its file stem.
+
+`--save-maps DIR` writes `<stem>_input.png` (the model view, exactly what the model sees before
+normalisation; `<stem>_input_<S>px.png` per size when models differ in input size) and
+`<stem>_<method>_<Label>.png` overlays (`<stem>_<model>_<method>_<Label>.png` with several models)
+for the `--labels` asked for, else for each image's positive findings (its top finding if none).
+Files sharing a stem get `-2`, `-3`, ... in input order. Overlays use a fixed 0-1 colour scale:
+attention maps are the gate's own values, Grad-CAM maps are divided by their maximum.
+
+`--labels` and `--method` take comma lists or repeat (`--labels Effusion,Mass`), never swallowing
+the image arguments. Probabilities in JSON and CSV are rounded to 6 decimals.
+
+Unreadable files are reported on stderr, one line each, and skipped; the exit status is 1 if any
+was skipped, 2 for a bad checkpoint or option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+
+from core.errors import ConfigError, RadiographError
+from core.labels import canonical_label
+
+if TYPE_CHECKING:
+    from core.inference import ScoredBatch, ScoringModel
+
+METHODS = ("attention", "gradcam")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="score radiographs (PNG, JPEG, DICOM; files or folders) with a checkpoint",
+        description="Score radiographs with one or more checkpoints. Not a medical device.",
+    )
+    parser.add_argument("checkpoint", metavar="CKPT", help="checkpoint.pt (or its run folder)")
+    parser.add_argument(
+        "images",
+        metavar="IMAGE_OR_FOLDER",
+        nargs="+",
+        help="files or folders (searched recursively)",
+    )
+    parser.add_argument(
+        "--ckpt", action="append", default=[], metavar="CKPT", help="another model (repeatable)"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.add_argument("--csv", metavar="OUT", help="also write one CSV row per image to OUT")
+    parser.add_argument("--save-maps", metavar="DIR", help="write model views and map overlays")
+    # Comma lists (or the flag repeated), not nargs="+", so a flag never swallows the image paths.
+    parser.add_argument(
+        "--method",
+        action="append",
+        metavar="attention,gradcam",
+        help="map methods for --save-maps (default: attention for attention models, else gradcam)",
+    )
+    parser.add_argument(
+        "--labels",
+        action="append",
+        metavar="LABEL,...",
+        help="labels to map and to show in the table ('all' for every label); default: findings",
+    )
+    parser.add_argument(
+        "--threshold",
+        default="youden",
+        help="operating point marking positives: youden (default), f1, or a probability",
+    )
+    parser.add_argument("--top", type=int, default=3, help="findings shown per image (default 3)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
+    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default 4)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--any-modality", action="store_true", help="also score DICOMs that are not CR/DX/RG"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so that `cxr-attention --help` does not pay for torch and timm.
+    from core.data.radiograph import iter_radiograph_files
+    from core.inference import (
+        ImageFailure,
+        has_validation_thresholds,
+        load_scoring_models,
+        predict_files,
+        resolve_device,
+        thresholds_for,
+    )
+
+    args.method = _comma_list(args.method)
+    args.labels = _comma_list(args.labels)
+    unknown = [m for m in args.method or () if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"unknown --method {unknown[0]!r}: choose from {', '.join(METHODS)}")
+    if args.method and not args.save_maps:
+        raise ConfigError("--method only applies with --save-maps DIR")
+    paths = list(iter_radiograph_files(args.images))
+    if not paths:
+        raise RadiographError(f"no PNG, JPEG or DICOM files found in {', '.join(args.images)}")
+    device = resolve_device(args.device)
+    models = load_scoring_models([args.checkpoint, *args.ckpt], device)
+    thresholds = {m.tag: thresholds_for(m.checkpoint, args.threshold) for m in models}
+    for m in models:
+        if args.threshold in ("youden", "f1") and not has_validation_thresholds(m.checkpoint):
+            print(
+                f"note: {m.tag} has no validation thresholds; 0.5 marks positives", file=sys.stderr
+            )
+    asked = _asked_labels(args.labels, models)
+    methods = _methods(args.method, models) if args.save_maps else {}
+    maps_dir = Path(args.save_maps) if args.save_maps else None
+    if maps_dir is not None:
+        maps_dir.mkdir(parents=True, exist_ok=True)
+    stems = _unique_stems(paths)
+
+    width = min(48, max(len(str(p)) for p in paths))
+    show_progress = any(Path(p).is_dir() for p in args.images)
+    failures = 0
+    with contextlib.ExitStack() as stack:
+        csv_file = stack.enter_context(_open_csv(args.csv)) if args.csv else None
+        out = Output(args, models, thresholds, asked, width, csv_file)
+        progress = stack.enter_context(_progress(len(paths), show_progress))
+        for result in predict_files(
+            models,
+            paths,
+            batch_size=args.batch_size,
+            device=device,
+            workers=args.workers,
+            allow_any_modality=args.any_modality,
+        ):
+            if isinstance(result, ImageFailure):
+                failures += 1
+                progress.write(f"cxr-attention predict: skipped {result.reason}", file=sys.stderr)
+                progress.update(1)
+                continue
+            out.add(result)
+            if maps_dir is not None:
+                _save_maps(maps_dir, result, models, methods, asked, thresholds, stems, device)
+            progress.update(len(result.images))
+        out.close()
+    if failures and len(paths) > 1:
+        print(
+            f"cxr-attention predict: {failures} of {len(paths)} files could not be read "
+            "(reasons above)",
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
+
+
+class Output:
+    """Table (streamed), JSON (printed at the end) and CSV (streamed) for scored batches."""
+
+    def __init__(self, args, models, thresholds, asked, width: int, csv_file: TextIO | None):
+        self.args, self.models, self.thresholds, self.asked = args, models, thresholds, asked
+        self.width = max(width, 5)
+        self.records: list[dict[str, Any]] = []
+        self.csv_writer = None
+        if csv_file is not None:
+            self.csv_writer = csv.writer(csv_file)
+            self.csv_writer.writerow(self._csv_header())
+        if not args.json:
+            model_col = f"{'model':<16} " if len(models) > 1 else ""
+            what = "labels asked for" if asked else "top findings"
+            print(f"{'image':<{self.width}} {model_col}{what} (* = at or over threshold)")
+
+    def add(self, batch: ScoredBatch) -> None:
+        from core.inference import positive_labels
+
+        for i, image in enumerate(batch.images):
+            per_model = {}
+            for m in self.models:
+                p = batch.probabilities[m.tag][i]
+                per_model[m.tag] = (p, positive_labels(p, m.labels, self.thresholds[m.tag]))
+            if self.args.json:
+                self.records.append(self._record(image.source, per_model))
+            else:
+                self._print_rows(image.source, per_model)
+            if self.csv_writer is not None:
+                row: list[Any] = [image.source]
+                for m in self.models:
+                    p, positive = per_model[m.tag]
+                    row += [f"{float(v):.6f}" for v in p] + [";".join(positive)]
+                self.csv_writer.writerow(row)
+
+    def _record(self, source: str, per_model: dict) -> dict[str, Any]:
+        def block(m: ScoringModel) -> dict[str, Any]:
+            p, positive = per_model[m.tag]
+            return {
+                "probabilities": {
+                    label: round(float(v), 6) for label, v in zip(m.labels, p, strict=True)
+                },
+                "positive": positive,
+            }
+
+        record = {"image": source, **block(self.models[0])}
+        if len(self.models) > 1:
+            record["models"] = {
+                m.tag: {"checkpoint": str(m.checkpoint.path), **block(m)} for m in self.models
+            }
+        return record
+
+    def _print_rows(self, source: str, per_model: dict) -> None:
+        name = source if len(source) <= self.width else "..." + source[-(self.width - 3) :]
+        for j, m in enumerate(self.models):
+            p, positive = per_model[m.tag]
+            if self.asked:
+                shown = [m.labels.index(label) for label in self.asked]
+            else:
+                shown = list(np.argsort(-p, kind="stable")[: max(1, self.args.top)])
+            cells = [
+                f"{m.labels[k]} {p[k]:.3f}{'*' if m.labels[k] in positive else ''}" for k in shown
+            ]
+            model_col = f"{m.tag[:16]:<16} " if len(self.models) > 1 else ""
+            first = name if j == 0 else ""
+            print(f"{first:<{self.width}} {model_col}{', '.join(cells)}", flush=False)
+
+    def _csv_header(self) -> list[str]:
+        header = ["image"]
+        for m in self.models:
+            prefix = f"{m.tag}:" if len(self.models) > 1 else ""
+            header += [f"{prefix}{label}" for label in m.labels] + [f"{prefix}positive"]
+        return header
+
+    def close(self) -> None:
+        if self.args.json:
+            json.dump(self.records, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
+def _comma_list(values: list[str] | None) -> list[str] | None:
+    """Flag values given repeated and/or comma-separated, flattened; None when not given."""
+    if not values:
+        return None
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+def _asked_labels(names: list[str] | None, models: list[ScoringModel]) -> tuple[str, ...]:
+    """The --labels as canonical names present in every model ('all': the first model's labels)."""
+    if not names:
+        return ()
+    if [n.lower() for n in names] == ["all"]:
+        labels = models[0].labels
+    else:
+        labels = tuple(dict.fromkeys(canonical_label(n) for n in names))
+    for m in models:
+        missing = [label for label in labels if label not in m.labels]
+        if missing:
+            raise ConfigError(
+                f"label {missing[0]!r} is not predicted by {m.tag}: it has {', '.join(m.labels)}"
+            )
+    return labels
+
+
+def _methods(asked: list[str] | None, models: list[ScoringModel]) -> dict[str, list[str]]:
+    """Map methods per model; attention asked of a baseline is refused (one model) or skipped."""
+    out = {}
+    for m in models:
+        has_attention = m.checkpoint.model.has_attention
+        methods = list(dict.fromkeys(asked or ["attention" if has_attention else "gradcam"]))
+        if "attention" in methods and not has_attention:
+            if len(models) == 1:
+                raise ConfigError(f"{m.tag} is a baseline without attention: use --method gradcam")
+            print(
+                f"note: {m.tag} has no attention; its attention maps are skipped", file=sys.stderr
+            )
+            methods.remove("attention")
+        out[m.tag] = methods
+    return out
+
+
+def _unique_stems(paths: list[Path]) -> dict[str, str]:
+    stems: dict[str, str] = {}
+    used: set[str] = set()
+    for path in paths:
+        stem, n = path.stem, 2
+        while stem in used:
+            stem, n = f"{path.stem}-{n}", n + 1
+        used.add(stem)
+        stems[str(path)] = stem
+    return stems
+
+
+def _save_maps(
+    folder: Path,
+    batch: ScoredBatch,
+    models: list[ScoringModel],
+    methods: dict[str, list[str]],
+    asked: tuple[str, ...],
+    thresholds: dict[str, dict[str, float]],
+    stems: dict[str, str],
+    device,
+) -> None:
+    import cv2
+
+    from core.explain.overlay import overlay
+    from core.inference import explanation_maps
+
+    sizes = sorted({m.image_size for m in models})
+    for image in batch.images:
+        stem = stems[image.source]
+        for size in sizes:
+            suffix = "" if len(sizes) == 1 else f"_{size}px"
+            _write_png(folder / f"{stem}_input{suffix}.png", image.views[size])
+    for m in models:
+        wanted = [
+            _labels_to_map(batch.probabilities[m.tag][i], m, asked, thresholds[m.tag])
+            for i in range(len(batch.images))
+        ]
+        indices = sorted({m.labels.index(label) for labels in wanted for label in labels})
+        views = np.stack([image.views[m.image_size] for image in batch.images])
+        tag = f"_{m.tag}" if len(models) > 1 else ""
+        for method in methods[m.tag]:
+            maps = explanation_maps(m, views, indices, method, device)
+            for i, image in enumerate(batch.images):
+                for label in wanted[i]:
+                    heat = maps[i, indices.index(m.labels.index(label))]
+                    rgb = overlay(views[i], heat, opacity=0.4, vmin=0.0, vmax=1.0)
+                    name = f"{stems[image.source]}{tag}_{method}_{label}.png"
+                    _write_png(folder / name, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def _labels_to_map(
+    p: np.ndarray, m: ScoringModel, asked: tuple[str, ...], thresholds: dict[str, float]
+) -> list[str]:
+    from core.inference import positive_labels
+
+    if asked:
+        return list(asked)
+    return positive_labels(p, m.labels, thresholds) or [m.labels[int(np.argmax(p))]]
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    import cv2
+
+    if not cv2.imwrite(str(path), image):
+        raise ConfigError(f"cannot write {path}: check that the folder is writable")
+
+
+def _open_csv(path: str) -> TextIO:
+    try:
+        return Path(path).open("w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write --csv {path}: {exc.strerror or exc}") from None
+
+
+def _progress(total: int, show: bool):
+    from tqdm import tqdm
+
+    # disable=None: shown only on a terminal, so logs and pipes stay clean.
+    return tqdm(total=total, unit="image", file=sys.stderr, disable=None if show else True)

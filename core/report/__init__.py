@@ -1,0 +1,11 @@
+"""The comparison report of `cxr-attention compare`: tables from run folders, Markdown and HTML.
+
+- results: the evaluated runs (metrics.json, predictions.csv, localization.json)
+- tables: AUC, early-lift, paper and run tables as plain data; pairs: attention minus baseline
+- localization, roc: localization tables and ROC curves; paper: published numbers
+- render_md, render_html: the two renderings; compare: `compare_runs(run_dirs, out_dir)`
+"""
+
+from core.report.compare import ComparisonReport, ReportPaths, build_report, compare_runs
+
+__all__ = ["ComparisonReport", "ReportPaths", "build_report", "compare_runs"]

@@ -1,0 +1,193 @@
+"""`compare_runs`: the paper-style comparison of evaluated runs, as report.md, report.html and
+comparison.json (the same numbers, machine-readable).
+
+Contents: which runs, on which data and split; the paper's micro-AUCs beside ours; per-class AUC per
+variant with 95% patient-bootstrap CIs, micro and macro; attention minus baseline per backbone with
+DeLong p-values (Holm-adjusted across classes) and CIs; early lift; localization (when runs have
+localization.json); published macro AUCs; ROC curves (HTML).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import core
+from core.errors import CxrError, RunError
+from core.report.localization import localization_tables
+from core.report.pairs import PairComparison, compare_pair, difference_table, pair_runs
+from core.report.results import RunResult, describe_data, load_results, union_labels
+from core.report.roc import Curve, roc_curves
+from core.report.tables import (
+    Estimate,
+    Table,
+    auc_table,
+    early_lift_tables,
+    paper_table,
+    published_table,
+    run_order,
+    runs_table,
+)
+from core.runs import write_json
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+REPORT_JSON = "comparison.json"
+
+
+@dataclass
+class Section:
+    """A heading, a paragraph and tables."""
+
+    key: str
+    title: str
+    text: str = ""
+    tables: list[Table] = field(default_factory=list)
+
+
+@dataclass
+class ComparisonReport:
+    """Everything a renderer needs; computed once."""
+
+    title: str
+    data: str
+    phantom: bool
+    created: str
+    runs: list[RunResult]
+    sections: list[Section]
+    pairs: list[PairComparison]
+    curves: dict[str, list[Curve]]
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "data": self.data,
+            "phantom": self.phantom,
+            "created": self.created,
+            "package_version": core.__version__,
+            "runs": {r.name: str(r.folder.path) for r in self.runs},
+            "notes": self.notes,
+            "pairs": [
+                {
+                    "backbone": p.backbone,
+                    "baseline": p.baseline.name,
+                    "attention": p.attention.name,
+                    "n_images": p.n_images,
+                    "n_patients": p.n_patients,
+                    "per_class": p.per_class,
+                    "overall": p.overall,
+                    "n_resamples": p.n_resamples,
+                }
+                for p in self.pairs
+            ],
+            "sections": {
+                s.key: {"title": s.title, "tables": {t.key: t.as_json() for t in s.tables}}
+                for s in self.sections
+            },
+        }
+
+
+class ReportPaths(NamedTuple):
+    markdown: Path
+    html: Path
+    json: Path
+
+
+def build_report(
+    run_dirs: Sequence[str | Path], n_resamples: int = 1000, seed: int = 0
+) -> ComparisonReport:
+    """Read the runs and compute every table (paired tests use `n_resamples` bootstrap draws)."""
+    results = run_order(load_results(run_dirs))
+    labels = union_labels(results)
+    phantom = all(r.source == "phantom" for r in results)
+    pairs, notes = [], []
+    matched, unpaired = pair_runs(results)
+    notes += unpaired
+    for base, att in matched:
+        try:
+            pairs.append(compare_pair(base, att, n_resamples=n_resamples, seed=seed))
+        except CxrError as exc:  # a pair on different images is reported, not fatal
+            notes.append(f"{att.name} vs {base.name}: not compared ({exc})")
+    sections = [
+        Section("runs", "Runs", tables=[runs_table(results)]),
+        Section(
+            "paper",
+            "The paper's numbers beside ours",
+            "Micro-AUC is the paper's measure; confidence intervals are 95% bootstrap by patient.",
+            [paper_table(results, _micro_differences(pairs))],
+        ),
+        Section("auc", "AUC per class", tables=[auc_table(results, labels)]),
+        Section(
+            "differences",
+            "Attention minus baseline, per backbone",
+            "" if pairs else "No backbone has both an attention run and a baseline run to pair.",
+            [difference_table(p) for p in pairs],
+        ),
+        Section("early_lift", "Early lift", tables=early_lift_tables(results, labels)),
+    ]
+    loc = localization_tables(results)
+    if loc:
+        sections.append(Section("localization", "Localization of findings", tables=loc))
+    sections.append(Section("published", "Published results", tables=[published_table()]))
+    return ComparisonReport(
+        title="cxr-attention: spatial attention vs baseline",
+        data=describe_data(results),
+        phantom=phantom,
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        runs=results,
+        sections=sections,
+        pairs=pairs,
+        curves=roc_curves(results, labels),
+        notes=notes,
+    )
+
+
+def _micro_differences(pairs: Sequence[PairComparison]) -> dict[str, Estimate]:
+    """Micro-AUC difference with its paired bootstrap CI, per backbone (first pair of each)."""
+    out: dict[str, Estimate] = {}
+    for pair in pairs:
+        micro = pair.overall["micro"]
+        out.setdefault(pair.backbone, Estimate(micro["difference"], micro["ci"], signed=True))
+    return out
+
+
+def compare_runs(
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> ReportPaths:
+    """Write OUT/report.md, OUT/report.html (self-contained) and OUT/comparison.json."""
+    from core.report.render_html import render_html
+    from core.report.render_md import render_markdown
+
+    report = build_report(run_dirs, n_resamples=n_resamples, seed=seed)
+    out = Path(out_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunError(f"cannot create the report folder {out}: {exc.strerror}") from None
+    paths = ReportPaths(out / REPORT_MD, out / REPORT_HTML, out / REPORT_JSON)
+    _write_text(paths.markdown, render_markdown(report))
+    _write_text(paths.html, render_html(report))
+    write_json(paths.json, json.loads(json.dumps(report.as_json(), default=_jsonable)))
+    return paths
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

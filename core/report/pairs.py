@@ -1,0 +1,182 @@
+"""Attention minus baseline, per backbone: paired tests on the images both runs scored.
+
+Per class: DeLong's test (difference, its 95% CI and p), p-values Holm-adjusted across the classes
+of one pair. Micro and macro AUC: the difference with a paired patient-bootstrap 95% CI (the same
+resampled patients for both models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from core.metrics.compare import compare_runs_bootstrap, compare_runs_delong
+from core.models.registry import describe_backbone
+from core.report.paper import PAPER_LARGEST_GAINS
+from core.report.results import RunResult
+from core.report.tables import Cell, Estimate, PValue, Table
+
+
+@dataclass
+class PairComparison:
+    """One backbone's attention run against its baseline run, on their shared images."""
+
+    backbone: str
+    baseline: RunResult
+    attention: RunResult
+    labels: list[str]
+    n_images: int
+    n_patients: int
+    # per label: auc_baseline, auc_attention, difference, ci (lo, hi), p, p_holm, n_positive
+    per_class: dict[str, dict[str, float | tuple[float, float] | int]] = field(default_factory=dict)
+    # "micro" / "macro": auc_baseline, auc_attention, difference, ci (paired bootstrap)
+    overall: dict[str, dict[str, float | tuple[float, float]]] = field(default_factory=dict)
+    n_resamples: int = 0
+
+    @property
+    def title(self) -> str:
+        return describe_backbone(self.backbone).title
+
+
+def pair_runs(results: Sequence[RunResult]) -> tuple[list[tuple[RunResult, RunResult]], list[str]]:
+    """Match each attention run with a baseline of the same backbone evaluated on the same data.
+
+    Returns the (baseline, attention) pairs and notes about runs left unpaired.
+    """
+    pairs, notes = [], []
+    used: set[str] = set()
+    for att in (r for r in results if r.attention):
+        candidates = [
+            r
+            for r in results
+            if not r.attention
+            and r.backbone == att.backbone
+            and r.fingerprint == att.fingerprint
+            and r.split == att.split
+            and r.name not in used
+        ]
+        if not candidates:
+            notes.append(f"{att.name}: no baseline of {att.backbone} on the same data to pair with")
+            continue
+        # prefer a sibling folder (the same sweep), then the same image size
+        size = att.metrics.get("model", {}).get("image_size")
+        candidates.sort(
+            key=lambda r: (
+                r.folder.path.parent != att.folder.path.parent,
+                r.metrics.get("model", {}).get("image_size") != size,
+                r.name,
+            )
+        )
+        base = candidates[0]
+        used.add(base.name)
+        pairs.append((base, att))
+    return pairs, notes
+
+
+def compare_pair(
+    baseline: RunResult, attention: RunResult, n_resamples: int = 1000, seed: int = 0
+) -> PairComparison:
+    """Paired comparison (attention - baseline) on the images both runs scored.
+
+    Raises RunError when the runs scored different images or disagree on the truth.
+    """
+    labels = [lb for lb in baseline.labels if lb in attention.labels]
+    pred_att = _label_columns(attention.predictions(), labels)
+    pred_base = _label_columns(baseline.predictions(), labels)
+    delong = compare_runs_delong(pred_att, pred_base, labels)
+    boot = compare_runs_bootstrap(pred_att, pred_base, labels, n_resamples=n_resamples, seed=seed)
+    result = PairComparison(
+        attention.backbone,
+        baseline,
+        attention,
+        labels,
+        n_images=len(pred_att),
+        n_patients=int(pred_att["patient_id"].nunique()),
+        n_resamples=n_resamples,
+    )
+    for label in labels:
+        row = delong.loc[label]
+        result.per_class[label] = {
+            "auc_baseline": float(row["auc_b"]),
+            "auc_attention": float(row["auc_a"]),
+            "difference": float(row["difference"]),
+            "ci": (float(row["ci_low"]), float(row["ci_high"])),
+            "p": float(row["p_value"]),
+            "p_holm": float(row["p_holm"]),
+            "n_positive": int(row["n_positive"]),
+        }
+    for key in ("micro", "macro"):
+        entry = boot[key]
+        result.overall[key] = {
+            "auc_baseline": entry["auc_b"],
+            "auc_attention": entry["auc_a"],
+            "difference": entry["difference"],
+            "ci": (float(entry["ci"][0]), float(entry["ci"][1])),
+        }
+    return result
+
+
+def _label_columns(predictions: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """The columns of `labels` only (two runs may carry different label sets)."""
+    keep = ["image_id", "patient_id"]
+    keep += [f"y_true_{lb}" for lb in labels] + [f"y_score_{lb}" for lb in labels]
+    return predictions[keep]
+
+
+def difference_table(pair: PairComparison) -> Table:
+    """One pair as a table: per class and overall, baseline, attention, difference, p."""
+    table = Table(
+        f"difference_{pair.backbone}",
+        f"{pair.title}: attention minus baseline ({pair.attention.name} vs {pair.baseline.name})",
+        [
+            "finding",
+            "positives",
+            "AUC baseline",
+            "AUC attention",
+            "difference [95% CI]",
+            "DeLong p",
+            "Holm p",
+            "paper's gain",
+        ],
+        note=(
+            f"{pair.n_images} images of {pair.n_patients} patients scored by both runs. Per class: "
+            "DeLong's test, p Holm-adjusted across classes. Micro/macro: paired bootstrap by patient "
+            f"({pair.n_resamples} resamples), no p-value."
+        ),
+    )
+    for label in pair.labels:
+        row = pair.per_class[label]
+        table.rows.append(
+            [
+                label,
+                row["n_positive"],
+                row["auc_baseline"],
+                row["auc_attention"],
+                Estimate(row["difference"], row["ci"], signed=True),
+                PValue(row["p"]),
+                PValue(row["p_holm"]),
+                _paper_gain(label),
+            ]
+        )
+    for key in ("micro", "macro"):
+        row = pair.overall[key]
+        cells: list[Cell] = [
+            f"{key}-AUC",
+            None,
+            row["auc_baseline"],
+            row["auc_attention"],
+            Estimate(row["difference"], row["ci"], signed=True),
+            None,
+            None,
+            "",
+        ]
+        table.rows.append(cells)
+    return table
+
+
+def _paper_gain(label: str) -> Cell:
+    """The paper's reported gain for its three largest-gain classes, else empty."""
+    gain = PAPER_LARGEST_GAINS.get(label)
+    return "" if gain is None else Estimate(gain, signed=True, digits=2)

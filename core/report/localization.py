@@ -28,18 +28,22 @@ def localization_tables(results: Sequence[RunResult]) -> list[Table]:
     if not with_maps:
         return []
     rows = localization_table([r.folder for r in with_maps], published=True)
-    labels = table_labels(rows)
     names = {r.folder.name: r.name for r in with_maps}
     tables = []
     for metric in METRICS:
+        # columns: the findings that have a value in this measure (Wang et al. give IoBB only)
+        of_metric = [row for row in rows if row["metric"] == metric]
+        labels = [
+            label
+            for label in table_labels(of_metric)
+            if any(row.get(label) is not None for row in of_metric)
+        ]
         table = Table(
             f"localization_{metric.replace('@', '_')}",
             TITLES.get(metric, metric),
             ["maps", "method", "map stage", "truth units", "overall", *labels],
         )
-        for row in rows:
-            if row["metric"] != metric:
-                continue
+        for row in of_metric:
             name = names.get(row["name"], row["name"])
             table.rows.append(
                 [

@@ -364,6 +364,25 @@ def test_fingerprint_is_stable_and_follows_the_files(tmp_path):
     assert open_quietly(moved).fingerprint not in (first, changed)
 
 
+def test_reads_a_generated_phantom_with_its_boxes_and_masks(tmp_path):
+    phantom = pytest.importorskip("core.data.phantom")
+    root = tmp_path / "phantom"
+    phantom.generate_phantom(root, n=30, size=64, seed=0, workers=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DatasetWarning)  # a complete set: nothing to warn about
+        index = open_dataset(root)
+    assert index.source == "phantom" and index.split_method == "official"
+    assert len(index.items) == 30 and set(index.items["split"]) <= {"train", "val", "test"}
+    check_patient_disjoint(index.items["patient_id"].to_numpy(), index.items["split"].to_numpy())
+    assert len(index.boxes) > 0
+    for box in index.boxes.itertuples():
+        mask = cv2.imread(str(index.mask_paths(box.image_id)[box.label]), cv2.IMREAD_GRAYSCALE)
+        rows, cols = np.nonzero(mask)
+        # Phantom boxes are in the image's own pixels: the mask's bounding box, unscaled.
+        assert (box.x, box.y) == (cols.min(), rows.min())
+        assert (box.w, box.h) == (cols.max() - cols.min() + 1, rows.max() - rows.min() + 1)
+
+
 # --- the real metadata files (../shared/realdata), when present ---------------------------------
 
 REFERENCE_COUNTS = {  # label: (all, train_val, test), from REFERENCE.md

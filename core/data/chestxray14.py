@@ -86,7 +86,9 @@ class DatasetIndex:
     label_set: str = "all14"
     split_method: str = "official"
     seed: int = 0
-    n_absent: int = 0
+    val_fraction: float = 0.1
+    views: tuple[str, ...] = VIEWS
+    n_absent: int = 0  # images listed in the label file but not on disk
     _masks: dict[str, Path] | None = field(default=None, repr=False)
 
     def split(self, name: str) -> pd.DataFrame:
@@ -155,15 +157,15 @@ def open_dataset(
         )
     names = table["image_id"].to_numpy(dtype=object)[present]
     fingerprint = dataset_fingerprint(label_path, list_paths, names, images)
-    unassigned = table["split"] == splitting.UNASSIGNED
-    if (present & unassigned.to_numpy()).any():
-        n = int((present & unassigned.to_numpy()).sum())
+    unlisted = present & (table["split"] == splitting.UNASSIGNED).to_numpy()
+    if unlisted.any():
         warnings.warn(
-            f"{n:,} present images are in neither {TRAIN_VAL_LIST} nor {TEST_LIST}: left out",
+            f"{int(unlisted.sum()):,} present images are in neither {TRAIN_VAL_LIST} nor "
+            f"{TEST_LIST}: left out",
             DatasetWarning,
             stacklevel=2,
         )
-    keep = present & ~unassigned.to_numpy() & table["view"].isin(views).to_numpy()
+    keep = present & ~unlisted & table["view"].isin(views).to_numpy()
     if not keep.any():
         raise DatasetError(f"no images of view {'/'.join(views)} in {root}: choose other views")
     items = _items(table[keep], images, labels)
@@ -178,6 +180,8 @@ def open_dataset(
         label_set=label_set,
         split_method=split_method,
         seed=seed,
+        val_fraction=val_fraction,
+        views=views,
         n_absent=n_absent,
     )
 

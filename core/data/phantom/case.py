@@ -1,0 +1,83 @@
+"""One phantom film from its plan: findings, view, anatomy, lesions, exposure, masks and boxes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.data.phantom.acquisition import (
+    Acquisition,
+    expose,
+    make_frame,
+    sample_acquisition,
+    sample_view,
+)
+from core.data.phantom.anatomy import Anatomy, render_anatomy, sample_anatomy, sample_build
+from core.data.phantom.casemix import PATIENT_STREAM, PlannedImage, sample_findings
+from core.data.phantom.lesions import PAINTERS, LesionCanvas
+from core.labels import ALL14
+
+# Lung markings' share of attenuation (vessels are drawn in [0, 1] in anatomy.py).
+VESSEL_CONTRAST = 0.1
+
+
+@dataclass(frozen=True)
+class PhantomCase:
+    """A rendered phantom film with its ground truth.
+
+    image: uint8 (S, S), 0 = black; masks: label -> bool (S, S) for the localized findings present;
+    lung_field: bool (S, S), the visible lung where lung findings must lie; boxes: label ->
+    (x, y, w, h) in pixels of this image (the masks' bounding boxes).
+    """
+
+    plan: PlannedImage
+    findings: tuple[str, ...]  # in ALL14 order; empty = No Finding
+    view: str
+    image: np.ndarray
+    masks: dict[str, np.ndarray]
+    lung_field: np.ndarray
+    heart: np.ndarray
+    anatomy: Anatomy
+    acquisition: Acquisition
+
+    @property
+    def boxes(self) -> dict[str, tuple[int, int, int, int]]:
+        return {label: mask_box(mask) for label, mask in self.masks.items()}
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box (x, y, w, h) in pixels of a non-empty bool mask; w, h count pixels."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def patient_rng(seed: int, patient_id: int) -> np.random.Generator:
+    """The generator of a patient's build, shared by all their films."""
+    return np.random.default_rng(
+        np.random.SeedSequence(seed, spawn_key=(PATIENT_STREAM, patient_id))
+    )
+
+
+def render_case(plan: PlannedImage, size: int, seed: int) -> PhantomCase:
+    """Draw one film. Depends only on (plan, size, seed): the image's own generator is
+    `np.random.default_rng([seed, plan.index])`, the patient's build comes from the patient's."""
+    rng = np.random.default_rng([seed, plan.index])
+    build = sample_build(patient_rng(seed, plan.patient_id), plan.sex)
+    findings = sample_findings(rng)
+    view = sample_view(rng, abnormal=bool(findings))
+    acquisition = sample_acquisition(rng, view)
+    anatomy = sample_anatomy(rng, build, view, findings)
+    frame = make_frame(acquisition, size)
+    layers = render_anatomy(anatomy, frame, rng)
+    canvas = LesionCanvas(anatomy, frame, layers, rng)
+    for label in findings:
+        PAINTERS[label](canvas)
+    attenuation = layers.density + canvas.density
+    attenuation += VESSEL_CONTRAST * layers.vessels * canvas.vessel_gain
+    image = expose(attenuation, acquisition, frame, rng)
+    masks = {label: canvas.masks[label] for label in ALL14 if label in canvas.masks}
+    return PhantomCase(
+        plan, findings, view, image, masks, layers.lung_field, layers.heart, anatomy, acquisition
+    )

@@ -23,6 +23,7 @@ from core.data.cache import (
 from core.data.chestxray14 import DatasetWarning
 from core.data.preprocess import model_view
 from core.data.radiograph import load_radiograph
+from core.errors import DatasetError
 from tests.test_chestxray14 import make_tree, open_quietly, synthetic_film
 from train.cli import main
 
@@ -131,6 +132,13 @@ def test_unreadable_images_are_skipped_with_one_summary_warning(tree):
     assert find_cache(index, 32) is not None
 
 
+def test_an_unwritable_folder_is_a_clear_error(tree):
+    index = open_quietly(tree)
+    (tree / ".cxr-cache").write_text("a file where the cache folder should be")
+    with pytest.raises(DatasetError, match="cannot write"):
+        build_cache(index, 32, workers=1, progress=False)
+
+
 def test_pickled_cache_reopens_the_file_instead_of_copying_it(tree):
     index = open_quietly(tree)
     cache = build_cache(index, 48, workers=1, progress=False)
@@ -147,6 +155,10 @@ def test_cache_command_builds_then_reports_up_to_date(tree, capsys):
     assert "ages over 120" in err  # dataset warnings come out as one line each
     assert main(["cache", str(tree), "--size", "32", "--no-progress"]) == 0
     assert "cache up to date: 15 images" in capsys.readouterr().out
+    cv2.imwrite(str(tree / "images_001" / "images" / "00000001_000.png"), synthetic_film("y", 40))
+    assert main(["cache", str(tree), "--size", "32", "--workers", "1", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "rebuilding the cache: it is stale" in out and "cached 15 images" in out
     assert main(["cache", str(tree / "missing"), "--size", "32"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cxr-attention cache: error:") and err.count("\n") == 1

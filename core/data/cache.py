@@ -14,6 +14,7 @@ readers ignore it with a warning, and `build_cache` rebuilds it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -186,13 +187,18 @@ def build_cache(
         existing, _ = check_cache(index, size)
         if existing is not None:
             return existing
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatasetError(f"cannot write the cache into {folder} ({exc.strerror})") from None
     partial = folder / f"{DATA_FILE}.partial-{os.getpid()}"
     shape = (len(image_ids), size, size)
-    np.memmap(partial, dtype=np.uint8, mode="w+", shape=shape).flush()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.memmap(partial, dtype=np.uint8, mode="w+", shape=shape).flush()
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise DatasetError(
+            f"cannot write a {np.prod(shape) / 1e9:.1f} GB cache into {folder} ({exc.strerror}): "
+            "free space or make the folder writable"
+        ) from None
     jobs = [
         (partial, shape, rows)
         for rows in _chunks(

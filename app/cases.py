@@ -1,0 +1,80 @@
+"""Images of a run's dataset: find them, read them with their truth, explain them.
+
+Used by the Failure cases and Localization pages; both need the images that a run was trained and
+evaluated on, which are reachable only when the dataset folder recorded in the checkpoint exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+
+from app import figures, images, models
+from app.inference import view_for
+from app.registry import ModelEntry
+from core.errors import CxrError
+
+
+def dataset_for(entry: ModelEntry):
+    """(DatasetIndex, "") for the run's data folder, or (None, why not in one line)."""
+    if not entry.data_root:
+        return None, "the checkpoint does not record its data folder"
+    if not Path(entry.data_root).is_dir():
+        return None, f"the data folder {entry.data_root} is not reachable from this machine"
+    label_set = str((entry.training.get("data") or {}).get("label_set") or "all14")
+    try:
+        return models.dataset(entry.data_root, label_set), ""
+    except CxrError as exc:
+        return None, str(exc)
+
+
+def study_for(index, image_id: str) -> images.StudyImage:
+    """One dataset image with its findings, boxes and (phantom) masks as ground truth."""
+    row = index.items.loc[index.items["image_id"] == image_id]
+    if row.empty:
+        raise CxrError(f"{image_id} is not in the dataset at {index.root}")
+    row = row.iloc[0]
+    boxes = index.boxes[index.boxes["image_id"] == image_id]
+    sample = images.Sample(
+        file=Path(row["path"]),
+        labels=tuple(label for label in index.labels if int(row[label]) == 1),
+        boxes=tuple(images.Box(b.label, b.x, b.y, b.w, b.h) for b in boxes.itertuples(index=False)),
+        masks=index.mask_paths(image_id),
+        source=index.source,
+    )
+    return images.read_sample(sample)
+
+
+def thumbnail(index, image_id: str, size: int = 192) -> np.ndarray | None:
+    """The model-view thumbnail of one dataset image; None when it cannot be read."""
+    path = index.items.loc[index.items["image_id"] == image_id, "path"]
+    if path.empty:
+        return None
+    try:
+        return view_for(images.load_radiograph(path.iloc[0]).pixels, size)
+    except CxrError:
+        return None
+
+
+def case_figure(
+    entry: ModelEntry, study: images.StudyImage, label: str, method: str, opacity: float = 0.45
+) -> go.Figure:
+    """The model view with `method`'s map for `label`, ground-truth boxes and mask outlines."""
+    size = entry.image_size
+    view = view_for(study.pixels, size)
+    used = "gradcam" if method == "attention" and not entry.attention else method
+    explained = models.analysis(
+        str(entry.checkpoint), entry.mtime, study.digest, label, used, False, view
+    ).explanation
+    h, w = study.radiograph.height, study.radiograph.width
+    sample = study.sample
+    return figures.overlay_figure(
+        view,
+        explained.heat,
+        opacity=opacity,
+        boxes=images.boxes_in_view(sample.boxes, h, w, size) if sample else [],
+        contours=images.mask_outlines(sample.masks, h, w, size) if sample else [],
+        title=f"{study.name} · {label} · {used} ({explained.stage})",
+    )

@@ -1,0 +1,197 @@
+"""One backbone column of the Explore page: which checkpoint, its scores, its explanation.
+
+Everything here takes arguments (no session-state reads); scores and maps come through the caches of
+`app.models`, so flipping a switch back and forth does not recompute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from app import models
+from app.images import StudyImage
+from app.inference import Analysis, ExplainedMap, view_for
+from app.registry import ModelEntry, Registry
+from core.errors import RadiographError
+from core.explain.overlay import difference_map, overlay, shared_scale
+
+METHODS = {
+    "attention": "Attention map",
+    "gradcam": "Grad-CAM",
+    "integrated_gradients": "Integrated Gradients",
+}
+
+
+@dataclass
+class Column:
+    """What one column shows."""
+
+    backbone: str
+    entry: ModelEntry  # the checkpoint in use
+    ablated: bool
+    view: np.ndarray  # (S, S) uint8, the model's view
+    probabilities: np.ndarray  # (L,) in the entry's label order
+    thresholds: dict[str, float]  # validation thresholds per label
+    label: str  # label explained
+    explanation: ExplainedMap
+    note: str = ""  # why the method or label differs from what was asked
+    counterpart: ModelEntry | None = None  # the other variant of the same backbone
+    # (attention on, attention off) analyses with one method, for the difference panel
+    pair: tuple[Analysis, Analysis] | None = None
+    pair_method: str = ""
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.entry.labels
+
+    def positives(self) -> list[tuple[str, float, float]]:
+        """(label, probability, threshold) of every label at or above its validation threshold."""
+        return [
+            (label, float(p), self.thresholds[label])
+            for label, p in zip(self.labels, self.probabilities, strict=True)
+            if p >= self.thresholds[label]
+        ]
+
+    def difference(self) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """Attention on minus off: probabilities (L,) and map (S, S) (None when the two models
+        see different sizes), or None without a counterpart."""
+        if self.pair is None or self.counterpart is None:
+            return None
+        on, off = self.pair
+        heat = None
+        if on.explanation.heat.shape == off.explanation.heat.shape:
+            heat = difference_map(on.explanation.heat, off.explanation.heat)
+        return on.probabilities - off.probabilities, heat
+
+
+def pick_entry(registry: Registry, backbone: str, attention: bool) -> ModelEntry | None:
+    """The best checkpoint of the asked variant, or None when that variant was never trained."""
+    return registry.best(backbone, attention)
+
+
+def effective_method(entry: ModelEntry, method: str, ablate: bool) -> tuple[str, str]:
+    """The method a model can show, and a note when it differs: a baseline (or an ablated model)
+    has no attention map, so it shows Grad-CAM instead."""
+    if method == "attention" and (not entry.attention or ablate):
+        why = "its gates are ablated (all 1)" if ablate else "it is a baseline without attention"
+        return "gradcam", f"no attention map because {why}: showing Grad-CAM"
+    return method, ""
+
+
+def analyse(
+    entry: ModelEntry, study: StudyImage, label: str, method: str, ablate: bool
+) -> tuple[np.ndarray, Analysis]:
+    """The model view of `study` for `entry` and the cached analysis of it."""
+    view = view_for(study.pixels, entry.image_size)
+    result = models.analysis(
+        str(entry.checkpoint), entry.mtime, study.digest, label, method, ablate, view
+    )
+    return view, result
+
+
+def build_column(
+    registry: Registry,
+    backbone: str,
+    attention: bool,
+    ablate: bool,
+    study: StudyImage,
+    label: str,
+    method: str,
+    with_counterpart: bool,
+) -> Column | None:
+    """Score `study` with the chosen variant of `backbone`; None when no checkpoint exists."""
+    entry = pick_entry(registry, backbone, attention)
+    if entry is None:
+        return None
+    ablate = ablate and entry.attention
+    notes = []
+    if label not in entry.labels:
+        notes.append(f"this model does not predict {label}: explaining {entry.labels[0]}")
+        label = entry.labels[0]
+    used, note = effective_method(entry, method, ablate)
+    notes += [note] if note else []
+    view, result = analyse(entry, study, label, used, ablate)
+    thresholds = models.load_model(str(entry.checkpoint), entry.mtime).thresholds
+    column = Column(
+        backbone,
+        entry,
+        ablate,
+        view,
+        result.probabilities,
+        thresholds,
+        label,
+        result.explanation,
+        "; ".join(notes),
+    )
+    other = pick_entry(registry, backbone, not entry.attention)
+    if with_counterpart and other is not None and other.labels == entry.labels:
+        # One method on both sides: a baseline has no attention map, so the attention method
+        # compares Grad-CAM with Grad-CAM.
+        both = "gradcam" if used == "attention" else used
+        own = result if both == used else analyse(entry, study, label, both, ablate)[1]
+        theirs = analyse(other, study, label, both, False)[1]
+        column.counterpart, column.pair_method = other, both
+        column.pair = (own, theirs) if entry.attention else (theirs, own)
+    return column
+
+
+def shared_range(columns: list[Column], shared: bool) -> dict[str, tuple[float, float]]:
+    """Colour range per backbone: with `shared`, one range over the raw values of every column
+    showing the same method (`core.explain.overlay.shared_scale`); else [0, 1] per column.
+
+    Raw values (heat x `Explanation.scale`) let a weaker map look weaker beside a stronger one;
+    maps of different methods are never put on one scale.
+    """
+    ranges = {c.backbone: (0.0, 1.0) for c in columns}
+    if not shared:
+        return ranges
+    for method in {c.explanation.method for c in columns}:
+        group = [c for c in columns if c.explanation.method == method]
+        lo, hi = shared_scale([c.explanation.raw for c in group])
+        for c in group:
+            ranges[c.backbone] = (lo, hi if hi > lo else lo + 1.0)
+    return ranges
+
+
+def predictions_frame(study: StudyImage, columns: list[Column]) -> pd.DataFrame:
+    """One row per (model, label): what the CSV download holds."""
+    rows = []
+    for c in columns:
+        for label, p in zip(c.labels, c.probabilities, strict=True):
+            t = c.thresholds[label]
+            rows.append(
+                {
+                    "image": study.name,
+                    "run": c.entry.name,
+                    "backbone": c.backbone,
+                    "attention": c.entry.attention,
+                    "ablated": c.ablated,
+                    "trained_on": c.entry.source,
+                    "label": label,
+                    "probability": round(float(p), 6),
+                    "threshold": round(t, 6),
+                    "positive": bool(p >= t),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def overlay_png(
+    view: np.ndarray, heat: np.ndarray | None, opacity: float, zrange: tuple[float, float]
+) -> bytes:
+    """The model view with the map blended over it (`core.explain.overlay`), as PNG bytes.
+
+    Same colour map and range as the figure on the page, so the file matches what was seen.
+    """
+    if heat is None:
+        rgb = cv2.cvtColor(view, cv2.COLOR_GRAY2RGB)
+    else:
+        rgb = overlay(view, heat, opacity, colormap="inferno", vmin=zrange[0], vmax=zrange[1])
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RadiographError("could not encode the overlay as PNG")
+    return buffer.tobytes()

@@ -1,0 +1,223 @@
+"""Plotly figures for the app. Every function takes plain arrays and returns a `go.Figure`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+POSITIVE = "#d62728"  # above the validation threshold
+NEGATIVE = "#7f9fbf"
+THRESHOLD = "#222222"
+MAP_SCALE = "Inferno"  # perceptually uniform, readable on a grey radiograph
+DIFF_SCALE = "RdBu_r"  # attention on minus off: red = more with attention
+VARIANT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+
+
+def _layout(fig: go.Figure, height: int, **kwargs) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), **kwargs)
+    return fig
+
+
+def probability_chart(
+    labels: Sequence[str],
+    probabilities: Sequence[float],
+    thresholds: Mapping[str, float],
+    title: str = "",
+) -> go.Figure:
+    """Horizontal bars of P(label), validation thresholds as ticks, positives in red."""
+    labels = list(labels)
+    p = np.asarray(probabilities, dtype=float)
+    t = np.array([thresholds.get(label, 0.5) for label in labels], dtype=float)
+    positive = p >= t
+    fig = go.Figure()
+    fig.add_bar(
+        y=labels,
+        x=p,
+        orientation="h",
+        marker_color=[POSITIVE if hit else NEGATIVE for hit in positive],
+        text=[f"{v:.2f}" + (" ▲" if hit else "") for v, hit in zip(p, positive, strict=True)],
+        textposition="outside",
+        cliponaxis=False,
+        name="probability",
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+    )
+    fig.add_scatter(
+        y=labels,
+        x=t,
+        mode="markers",
+        marker=dict(symbol="line-ns", size=16, line=dict(width=3, color=THRESHOLD)),
+        name="validation threshold",
+        hovertemplate="%{y} threshold: %{x:.3f}<extra></extra>",
+    )
+    fig.update_xaxes(range=[0, 1.15], title="probability", tickvals=[0, 0.25, 0.5, 0.75, 1])
+    fig.update_yaxes(autorange="reversed")
+    return _layout(
+        fig,
+        height=90 + 22 * len(labels),
+        title=title,
+        showlegend=True,
+        legend=dict(orientation="h", y=-0.12),
+    )
+
+
+def probability_difference_chart(
+    labels: Sequence[str], difference: Sequence[float], title: str = ""
+) -> go.Figure:
+    """Attention-on minus attention-off probability per label."""
+    d = np.asarray(difference, dtype=float)
+    fig = go.Figure(
+        go.Bar(
+            y=list(labels),
+            x=d,
+            orientation="h",
+            marker_color=[POSITIVE if v > 0 else NEGATIVE for v in d],
+            hovertemplate="%{y}: %{x:+.3f}<extra></extra>",
+        )
+    )
+    limit = max(0.05, float(np.abs(d).max()) * 1.1) if d.size else 0.05
+    fig.update_xaxes(range=[-limit, limit], title="Δ probability (on − off)", zeroline=True)
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, height=80 + 20 * len(d), title=title)
+
+
+def overlay_figure(
+    view: np.ndarray,
+    heat: np.ndarray | None,
+    *,
+    opacity: float = 0.45,
+    zrange: tuple[float, float] = (0.0, 1.0),
+    colorscale: str = MAP_SCALE,
+    boxes: Sequence[tuple[str, float, float, float, float]] = (),
+    contours: Sequence[tuple[str, np.ndarray]] = (),
+    title: str = "",
+    colorbar_title: str = "map",
+) -> go.Figure:
+    """A model view (S, S) uint8 with an optional map (S, S) over it, boxes and mask outlines.
+
+    `boxes` are (label, x, y, w, h) and `contours` (label, (N, 2) x-y points), both in model-view
+    pixels.
+    """
+    size_y, size_x = view.shape
+    fig = go.Figure(go.Image(z=np.repeat(view[..., None], 3, axis=2), hoverinfo="skip"))
+    if heat is not None:
+        fig.add_heatmap(
+            z=heat,
+            zmin=zrange[0],
+            zmax=zrange[1],
+            colorscale=colorscale,
+            opacity=opacity,
+            colorbar=dict(title=colorbar_title, thickness=12, len=0.8),
+            hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>",
+        )
+    for i, (label, x, y, w, h) in enumerate(boxes):
+        colour = VARIANT_COLOURS[(i + 2) % len(VARIANT_COLOURS)]
+        fig.add_shape(
+            type="rect", x0=x, y0=y, x1=x + w, y1=y + h, line=dict(color="#00e5ff", width=2)
+        )
+        fig.add_annotation(
+            x=x, y=y, text=label, showarrow=False, yshift=8, xanchor="left", font=dict(color=colour)
+        )
+    for label, points in contours:
+        fig.add_scatter(
+            x=points[:, 0],
+            y=points[:, 1],
+            mode="lines",
+            line=dict(color="#39ff14", width=1.5),
+            name=label,
+            hoverinfo="name",
+            showlegend=False,
+        )
+    fig.update_xaxes(visible=False, range=[-0.5, size_x - 0.5])
+    fig.update_yaxes(visible=False, range=[size_y - 0.5, -0.5], scaleanchor="x")
+    return _layout(fig, height=380, title=title)
+
+
+def roc_figure(
+    curves: Sequence[tuple[str, np.ndarray, np.ndarray, float]], max_fpr: float = 1.0, title=""
+) -> go.Figure:
+    """ROC curves (name, fpr, tpr, auc); `max_fpr` < 1 zooms into the early-lift region."""
+    fig = go.Figure()
+    for i, (name, fpr, tpr, auc) in enumerate(curves):
+        fig.add_scatter(
+            x=fpr,
+            y=tpr,
+            mode="lines",
+            name=f"{name} (AUC {auc:.3f})",
+            line=dict(color=VARIANT_COLOURS[i % len(VARIANT_COLOURS)], width=2),
+        )
+    fig.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#999"), name="chance"
+    )
+    fig.update_xaxes(title="false-positive rate", range=[0, max_fpr])
+    fig.update_yaxes(title="true-positive rate (sensitivity)", range=[0, 1.01])
+    return _layout(fig, height=420, title=title, legend=dict(orientation="h", y=-0.2))
+
+
+def auc_difference_figure(
+    labels: Sequence[str],
+    difference: Sequence[float],
+    p_values: Sequence[float],
+    alpha: float = 0.05,
+    title: str = "",
+) -> go.Figure:
+    """AUC with attention minus baseline per label; significant (Holm-adjusted p < alpha) in red."""
+    d = np.asarray(difference, dtype=float)
+    p = np.asarray(p_values, dtype=float)
+    significant = np.nan_to_num(p, nan=1.0) < alpha
+    fig = go.Figure(
+        go.Bar(
+            x=list(labels),
+            y=d,
+            marker_color=[POSITIVE if s else NEGATIVE for s in significant],
+            text=[f"p={v:.3f}" if np.isfinite(v) else "p=n/a" for v in p],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{x}: ΔAUC %{y:+.3f}, %{text}<extra></extra>",
+        )
+    )
+    fig.update_yaxes(title="ΔAUC (attention − baseline)", zeroline=True)
+    return _layout(fig, height=400, title=title)
+
+
+def calibration_figure(
+    curves: Sequence[tuple[str, Sequence[float], Sequence[float]]], title: str = ""
+) -> go.Figure:
+    """Reliability diagrams: (name, mean predicted score per bin, observed fraction positive)."""
+    fig = go.Figure()
+    for i, (name, mean_score, fraction) in enumerate(curves):
+        fig.add_scatter(
+            x=list(mean_score),
+            y=list(fraction),
+            mode="lines+markers",
+            name=name,
+            line=dict(color=VARIANT_COLOURS[i % len(VARIANT_COLOURS)]),
+        )
+    fig.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#999"), name="perfect"
+    )
+    fig.update_xaxes(title="mean predicted probability", range=[0, 1])
+    fig.update_yaxes(title="fraction positive", range=[0, 1])
+    return _layout(fig, height=380, title=title, legend=dict(orientation="h", y=-0.2))
+
+
+def grouped_bar_figure(
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[float]],
+    y_title: str,
+    title: str = "",
+    y_range: tuple[float, float] | None = (0.0, 1.0),
+) -> go.Figure:
+    """One bar group per category (e.g. label), one bar per series (e.g. run)."""
+    fig = go.Figure()
+    for i, (name, values) in enumerate(series.items()):
+        fig.add_bar(
+            x=list(categories),
+            y=[np.nan if v is None else v for v in values],
+            name=name,
+            marker_color=VARIANT_COLOURS[i % len(VARIANT_COLOURS)],
+        )
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title=y_title, range=list(y_range) if y_range else None)
+    return _layout(fig, height=400, title=title, legend=dict(orientation="h", y=-0.25))

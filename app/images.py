@@ -1,0 +1,161 @@
+"""The image under study: an upload (bytes, kept in memory) or a bundled sample with its truth.
+
+Decoding goes through `core.data.radiograph.load_radiograph`, the one reader the CLI also uses;
+ground truth is mapped into the model's view with `core.data.preprocess.square_geometry`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.data.preprocess import square_geometry
+from core.data.radiograph import Radiograph, load_radiograph
+from core.errors import RadiographError
+from core.labels import canonical_label
+
+SAMPLES_INDEX = "samples.json"
+
+
+@dataclass(frozen=True)
+class Box:
+    label: str
+    x: float  # pixels of the image's own frame
+    y: float
+    w: float
+    h: float
+
+
+@dataclass
+class Sample:
+    """A bundled radiograph and what is known to be in it."""
+
+    file: Path
+    labels: tuple[str, ...]  # findings present (empty = no finding)
+    boxes: tuple[Box, ...] = ()
+    masks: dict[str, Path] = field(default_factory=dict)  # label -> binary PNG at image size
+    source: str = "phantom"
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.file.name
+
+
+@dataclass
+class StudyImage:
+    """What the Explore page works on: decoded pixels, metadata, digest and any ground truth."""
+
+    name: str
+    radiograph: Radiograph
+    digest: str  # SHA-256 of the file bytes; keys the score caches
+    sample: Sample | None = None
+
+    @property
+    def pixels(self) -> np.ndarray:
+        return self.radiograph.pixels
+
+
+def read_upload(name: str, data: bytes) -> StudyImage:
+    """Decode an uploaded file (never written to disk); `RadiographError` if it is unusable."""
+    radiograph = load_radiograph(data, name=name)
+    return StudyImage(name, radiograph, hashlib.sha256(data).hexdigest())
+
+
+def read_sample(sample: Sample) -> StudyImage:
+    data = sample.file.read_bytes()
+    radiograph = load_radiograph(data, name=sample.name)
+    return StudyImage(sample.name, radiograph, hashlib.sha256(data).hexdigest(), sample)
+
+
+def list_samples(folder: Path) -> list[Sample]:
+    """The samples listed in `folder/samples.json` whose image exists (none if no index)."""
+    index = folder / SAMPLES_INDEX
+    if not index.is_file():
+        return []
+    try:
+        entries = json.loads(index.read_text())
+    except json.JSONDecodeError as exc:
+        raise RadiographError(
+            f"{index} is not valid JSON ({exc.msg}); regenerate the samples"
+        ) from None
+    if isinstance(entries, dict):
+        entries = entries.get("samples", [])
+    samples = []
+    for entry in entries:
+        file = folder / entry["file"]
+        if not file.is_file():
+            continue
+        masks = {canonical_label(k): folder / v for k, v in (entry.get("masks") or {}).items()}
+        boxes = tuple(
+            Box(canonical_label(b["label"]), b["x"], b["y"], b["w"], b["h"])
+            for b in entry.get("boxes") or []
+        )
+        samples.append(
+            Sample(
+                file=file,
+                labels=tuple(canonical_label(x) for x in entry.get("labels") or []),
+                boxes=boxes,
+                masks={k: v for k, v in masks.items() if v.is_file()},
+                source=str(entry.get("source", "phantom")),
+                note=str(entry.get("note", "")),
+            )
+        )
+    return samples
+
+
+def boxes_in_view(
+    boxes: tuple[Box, ...], height: int, width: int, size: int
+) -> list[tuple[str, float, float, float, float]]:
+    """Boxes (label, x, y, w, h) moved from the image frame into the (size, size) model view."""
+    scale, top, left = square_geometry(height, width, size)
+    return [
+        (b.label, (b.x + left) * scale, (b.y + top) * scale, b.w * scale, b.h * scale)
+        for b in boxes
+    ]
+
+
+def mask_outlines(
+    masks: dict[str, Path], height: int, width: int, size: int
+) -> list[tuple[str, np.ndarray]]:
+    """Outer contours of each mask as (label, (N, 2) x-y points) in model-view pixels."""
+    scale, top, left = square_geometry(height, width, size)
+    out = []
+    for label, path in masks.items():
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if mask is None:
+            continue
+        contours, _ = cv2.findContours(
+            (mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
+        for contour in contours:
+            points = contour[:, 0, :].astype(np.float64)
+            points = np.vstack([points, points[:1]])  # closed outline
+            out.append(
+                (
+                    label,
+                    np.column_stack(((points[:, 0] + left) * scale, (points[:, 1] + top) * scale)),
+                )
+            )
+    return out
+
+
+def metadata_table(study: StudyImage, show_identifiers: bool) -> list[tuple[str, str]]:
+    """(field, value) rows for display; patient identifiers only when asked."""
+    meta = study.radiograph.meta
+    rows = [
+        (k, ", ".join(map(str, v)) if isinstance(v, list) else str(v))
+        for k, v in meta.display_dict(include_patient=False).items()
+        if v not in (None, "")
+    ]
+    if meta.patient:
+        if show_identifiers:
+            rows += [(f"patient: {k}", str(v)) for k, v in meta.patient.items()]
+        else:
+            rows.append(("patient identifiers", f"{len(meta.patient)} hidden"))
+    return rows

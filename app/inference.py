@@ -1,0 +1,132 @@
+"""Scoring one radiograph with one model, as the app does it (no Streamlit here).
+
+The Explore page and `benchmarks/bench_app_latency.py` both call these functions, so the benchmark
+measures the app's own path. The science lives in core: preprocessing (`core.data.preprocess`), the
+model (`core.models`) and explanation maps (`core.explain`).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.data.preprocess import config_input, model_view
+from core.models.checkpoint import Checkpoint, load_checkpoint
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint in eval mode plus the lock that serialises its explanations.
+
+    One instance is shared by every app session (`st.cache_resource`); gradient-based explanations
+    put hooks on the shared modules, so they run one at a time per model.
+    """
+
+    checkpoint: Checkpoint
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.checkpoint.model
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.checkpoint.labels
+
+    @property
+    def image_size(self) -> int:
+        return self.checkpoint.config.image_size
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return self.checkpoint.thresholds
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One model's output for one image."""
+
+    probabilities: np.ndarray  # (L,) sigmoid probabilities, labels in checkpoint order
+    maps: dict[str, np.ndarray]  # attention gate name -> (h, w) float32 in [0, 1]; {} for baselines
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    return LoadedModel(load_checkpoint(path))
+
+
+def view_for(pixels: np.ndarray, size: int) -> np.ndarray:
+    """The image as a model of input `size` sees it: (size, size) uint8 (core's one path)."""
+    return model_view(pixels, size)
+
+
+def score_view(loaded: LoadedModel, view: np.ndarray, ablate_attention: bool = False) -> Scores:
+    """Probabilities and attention maps for a (S, S) uint8 model view, S = the model's size."""
+    model = loaded.checkpoint.model
+    x = config_input(view[None], loaded.checkpoint.config)
+    with loaded.lock, torch.inference_mode():
+        out = model.forward_with_maps(x, ablate_attention=ablate_attention)
+    probabilities = torch.sigmoid(out.logits[0]).float().numpy()
+    maps = {} if ablate_attention else {k: v[0, 0].float().numpy() for k, v in out.maps.items()}
+    return Scores(probabilities, maps)
+
+
+@dataclass(frozen=True)
+class ExplainedMap:
+    """One label's explanation of one image."""
+
+    heat: np.ndarray  # (S, S) float32 in [0, 1] at model-view resolution
+    scale: float  # what the map was divided by: heat * scale is the raw value (shared scales)
+    stage: str  # where the map comes from ("stage4", "input", ...)
+    method: str
+
+    @property
+    def raw(self) -> np.ndarray:
+        return self.heat * self.scale
+
+
+def explain_view(
+    loaded: LoadedModel, view: np.ndarray, label: str, method: str, ablate_attention: bool = False
+) -> ExplainedMap:
+    """One label's explanation map for a (S, S) uint8 model view (`core.explain`)."""
+    return analyse_view(loaded, view, label, method, ablate_attention).explanation
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What one Explore column needs from one model: every label's probability and one map."""
+
+    probabilities: np.ndarray  # (L,) sigmoid probabilities, labels in checkpoint order
+    explanation: ExplainedMap
+
+
+def analyse_view(
+    loaded: LoadedModel, view: np.ndarray, label: str, method: str, ablate_attention: bool = False
+) -> Analysis:
+    """Probabilities and `label`'s `method` map for a (S, S) uint8 model view, in one pass.
+
+    `core.explain` returns the logits of the forward pass behind the map (attention, Grad-CAM and
+    Integrated Gradients all run one), so the probabilities cost nothing extra. With
+    `ablate_attention` the model runs with every gate set to 1 (the teaching switch).
+    """
+    from core.explain import explain
+
+    model = loaded.checkpoint.model
+    x = config_input(view[None], loaded.checkpoint.config)
+    options = {"ablate_attention": True} if ablate_attention else {}
+    with loaded.lock:
+        result = explain(model, x, label, method, **options)
+    if result.logits is None:  # a method without a forward pass (e.g. "random")
+        probabilities = score_view(loaded, view, ablate_attention).probabilities
+    else:
+        probabilities = torch.sigmoid(result.logits[0]).float().cpu().numpy()
+    explained = ExplainedMap(
+        heat=result.map(0),
+        scale=float(result.scale[0, 0]),
+        stage=result.stage,
+        method=result.method,
+    )
+    return Analysis(probabilities, explained)

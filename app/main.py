@@ -1,0 +1,46 @@
+"""The cxr-attention app: `cxr-attention app [--runs DIR]` or `streamlit run app/main.py -- --runs DIR`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run app/main.py` puts app/ first on sys.path, not the repository root.
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+from app import components  # noqa: E402
+
+PAGES = (
+    ("pages/explore.py", "Explore an image", ":material/radiology:"),
+    ("pages/compare.py", "Compare models", ":material/compare_arrows:"),
+    ("pages/failures.py", "Failure cases", ":material/report:"),
+    ("pages/localization.py", "Localization", ":material/center_focus_strong:"),
+    ("pages/about.py", "About", ":material/info:"),
+)
+
+
+def main() -> None:
+    st.set_page_config(page_title="cxr-attention", page_icon="🫁", layout="wide")
+    pages = [
+        st.Page(path, title=title, icon=icon, default=i == 0)
+        for i, (path, title, icon) in enumerate(PAGES)
+    ]
+    navigation = st.navigation(pages)
+    root = components.runs_root()
+    registry = components.registry()
+    with st.sidebar:
+        st.caption(f"Runs folder: `{root}`")
+        st.caption(f"{len(registry.entries)} model(s), {len(registry.broken)} unreadable")
+        if registry.any_phantom():
+            st.caption("⚠️ Phantom-trained models present (synthetic data).")
+        st.caption(components.NOT_A_DEVICE)
+    components.require_runs(registry, root)
+    navigation.run()
+
+
+if __name__ == "__main__":  # Streamlit runs the entry script as __main__
+    main()

@@ -1,0 +1,95 @@
+"""Streamlit caching around the registry and the models.
+
+`st.cache_resource` holds one `LoadedModel` per checkpoint for every session (models never reload on
+a click; each carries its own lock). `st.cache_data` keeps recent scores and maps per image digest,
+in memory only, so toggling a switch back does not recompute.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from app import inference
+from app.comparison import Evaluated
+from app.registry import ModelEntry, Registry, runs_signature, scan_runs
+from core.errors import CxrError
+from core.runs import LOCALIZATION, METRICS, PREDICTIONS, RunFolder
+
+
+@st.cache_data(show_spinner="Reading the runs folder…", max_entries=4)
+def _registry(root: str, signature: tuple) -> Registry:
+    return scan_runs(root)
+
+
+def registry(root: Path) -> Registry:
+    """The registry of `root`, rescanned when a checkpoint appears, changes or goes."""
+    return _registry(str(root), runs_signature(root))
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def load_model(checkpoint: str, mtime: float) -> inference.LoadedModel:
+    """The model of one checkpoint, shared across sessions (`mtime` refreshes a retrained file)."""
+    return inference.load_model(checkpoint)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def analysis(
+    checkpoint: str,
+    mtime: float,
+    digest: str,
+    label: str,
+    method: str,
+    ablate: bool,
+    _view: np.ndarray,
+) -> inference.Analysis:
+    """Probabilities and one label's map for the image `digest` (its model view is `_view`)."""
+    return inference.analyse_view(load_model(checkpoint, mtime), _view, label, method, ablate)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _run_file(run: str, filename: str, mtime: float):
+    folder = RunFolder(Path(run))
+    if filename == PREDICTIONS:
+        return folder.predictions()
+    made_by = "localize" if filename == LOCALIZATION else "evaluate"
+    return folder.read_json(filename, made_by)
+
+
+def run_file(entry: ModelEntry, filename: str):
+    """metrics.json / localization.json (dict) or predictions.csv (DataFrame) of a run, cached
+    until the file changes; `RunError` when it is missing or unreadable."""
+    return _run_file(str(entry.run.path), filename, _mtime(entry.run.path / filename))
+
+
+def evaluated(entries: list[ModelEntry]) -> tuple[list[Evaluated], list[str]]:
+    """The runs whose metrics and predictions read cleanly, and one line per run that failed."""
+    good, problems = [], []
+    for entry in entries:
+        try:
+            good.append(Evaluated(entry, run_file(entry, METRICS), run_file(entry, PREDICTIONS)))
+        except CxrError as exc:
+            problems.append(f"{entry.name}: {exc}")
+    return good, problems
+
+
+@st.cache_resource(show_spinner="Reading the dataset index…", max_entries=4)
+def dataset(root: str, label_set: str):
+    """The dataset a run was trained on (`core.data.chestxray14.open_dataset`), shared by sessions;
+    `CxrError` when the folder is gone or unreadable."""
+    import warnings
+
+    from core.data.chestxray14 import open_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a partial download is reported by fit, not here
+        return open_dataset(root, label_set=label_set)

@@ -1,0 +1,102 @@
+"""Compare models: AUC table with CIs, attention minus baseline (DeLong), ROC, calibration, subgroups."""
+
+import streamlit as st
+
+from app import comparison, components, figures, models
+from app import state as S
+from core.errors import CxrError
+
+st.title("Compare models")
+registry = components.registry()
+candidates = registry.evaluated()
+if not candidates:
+    st.info(
+        "No evaluated runs yet: run `cxr-attention evaluate RUN` on each run folder to write "
+        "predictions.csv and metrics.json (`cxr-attention demo` does it for the demo zoo)."
+    )
+    st.stop()
+
+names = [e.name for e in candidates]
+S.init_defaults(st.session_state, {S.COMPARE_RUNS: names[:6]})
+st.multiselect(
+    "Runs",
+    names,
+    key=S.COMPARE_RUNS,
+    format_func=lambda n: components.run_label(registry.by_name(n)),
+)
+runs, problems = models.evaluated(
+    [e for e in candidates if e.name in st.session_state[S.COMPARE_RUNS]]
+)
+for problem in problems:
+    st.error(problem)
+if not runs:
+    st.info("Choose at least one evaluated run.")
+    st.stop()
+components.phantom_notice([r.entry for r in runs])
+if not comparison.same_test_data(runs):
+    st.warning(
+        "These runs were evaluated on different data or splits: their AUCs are not comparable."
+    )
+
+st.subheader("AUC per class, 95% CI (patient bootstrap)")
+st.dataframe(comparison.auc_table(runs), width="stretch")
+
+st.subheader("Attention minus baseline")
+pairs = comparison.attention_pairs(runs)
+if not pairs:
+    st.caption("Select an attention run and the baseline of the same backbone to compare them.")
+for attention, baseline in pairs:
+    try:
+        table = comparison.paired_delong(attention, baseline)
+    except CxrError as exc:
+        st.error(str(exc))
+        continue
+    title = f"{attention.entry.title} − baseline, on {table.attrs['n_images']} shared test images"
+    st.plotly_chart(
+        figures.auc_difference_figure(
+            table["label"], table["difference"], table["p_holm"], title=title + " (Holm-adjusted p)"
+        ),
+        key=f"delta-{attention.name}-{baseline.name}",
+    )
+    with st.expander("Table: AUCs, DeLong p and Holm-adjusted p"):
+        st.dataframe(table.round(4), hide_index=True, width="stretch")
+
+st.subheader("ROC curves")
+labels = [label for label in registry.labels() if any(label in r.labels for r in runs)]
+if st.session_state.get(S.COMPARE_LABEL) not in labels:
+    testable = comparison.testable_labels(runs)
+    st.session_state[S.COMPARE_LABEL] = testable[0] if testable else labels[0]
+left, right = st.columns([1, 2])
+left.selectbox("Label", labels, key=S.COMPARE_LABEL)
+right.slider(
+    "Zoom: largest false-positive rate shown (early lift)",
+    0.05,
+    1.0,
+    step=0.05,
+    key=S.COMPARE_MAX_FPR,
+)
+label = st.session_state[S.COMPARE_LABEL]
+curves = comparison.roc_curves(runs, label)
+if curves:
+    st.plotly_chart(
+        figures.roc_figure(curves, st.session_state[S.COMPARE_MAX_FPR], title=f"ROC · {label}"),
+        key="roc",
+    )
+else:
+    st.caption(f"No run has both positive and negative test images for {label}.")
+
+st.subheader("Calibration")
+reliability = comparison.reliability_curves(runs, label)
+if reliability:
+    st.plotly_chart(
+        figures.calibration_figure(reliability, title=f"Reliability · {label}"), key="calibration"
+    )
+else:
+    st.caption("metrics.json holds no reliability curve for this label.")
+
+st.subheader("Subgroups (macro AUC)")
+subgroups = comparison.subgroup_frame(runs)
+if subgroups.empty:
+    st.caption("metrics.json holds no subgroup results.")
+else:
+    st.dataframe(subgroups, width="stretch")

@@ -1,0 +1,78 @@
+"""Localization: how well maps point at annotated findings (localization.json), and a gallery."""
+
+import streamlit as st
+
+from app import cases, components, figures, models
+from app import localization_tables as tables
+from app import state as S
+from core.errors import CxrError
+from core.runs import LOCALIZATION
+
+st.title("Localization")
+registry = components.registry()
+candidates = registry.localized()
+if not candidates:
+    st.info(
+        "No localization results yet: run `cxr-attention localize RUN --method attention` (and "
+        "`--method gradcam`) on an evaluated run; ChestX-ray14 has boxes for 880 test images, the "
+        "phantom has masks for every lesion."
+    )
+    st.stop()
+
+names = [e.name for e in candidates]
+S.init_defaults(st.session_state, {S.LOC_RUNS: names[:6], S.LOC_RUN: names[0]})
+st.multiselect(
+    "Runs", names, key=S.LOC_RUNS, format_func=lambda n: components.run_label(registry.by_name(n))
+)
+chosen = [registry.by_name(n) for n in st.session_state[S.LOC_RUNS]]
+results = []
+for entry in chosen:
+    try:
+        results.append((entry.name, models.run_file(entry, LOCALIZATION)))
+    except CxrError as exc:
+        st.error(str(exc))
+if not results:
+    st.info("Choose at least one run with localization.json.")
+    st.stop()
+components.phantom_notice(chosen)
+
+st.selectbox("Metric", list(tables.METRICS), key=S.LOC_METRIC, format_func=tables.METRICS.get)
+metric = st.session_state[S.LOC_METRIC]
+labels, series = tables.per_class_series(results, metric)
+st.plotly_chart(
+    figures.grouped_bar_figure(labels, series, tables.METRICS[metric], title="Per class"),
+    key="loc-per-class",
+)
+st.subheader("Overall")
+st.dataframe(tables.overall_frame(results), hide_index=True, width="stretch")
+st.caption(
+    "Pointing game: the map's maximum falls inside a box of the finding. IoBB accuracy: share of "
+    "boxes whose thresholded map overlaps them with IoBB above T (Wang et al. 2017). Energy in box: "
+    "share of the map's mass inside the boxes. Chance depends on box size; compare with "
+    "`--method random`."
+)
+
+st.subheader("Gallery: boxes against maps")
+if st.session_state[S.LOC_RUN] not in names:
+    st.session_state[S.LOC_RUN] = names[0]
+st.selectbox("Run", names, key=S.LOC_RUN)
+entry = registry.by_name(st.session_state[S.LOC_RUN])
+index, why = cases.dataset_for(entry)
+if index is None:
+    st.caption(f"Images not shown: {why}.")
+    st.stop()
+test_ids = set(index.split("test")["image_id"])
+boxed = [i for i in dict.fromkeys(index.boxes["image_id"]) if i in test_ids][:6]
+if not boxed:
+    st.caption("No test image of this dataset has boxes.")
+    st.stop()
+grid = st.columns(3)
+for i, image_id in enumerate(boxed):
+    with grid[i % 3]:
+        try:
+            study = cases.study_for(index, image_id)
+            label = index.boxes.loc[index.boxes["image_id"] == image_id, "label"].iloc[0]
+            method = "attention" if entry.attention else "gradcam"
+            st.plotly_chart(cases.case_figure(entry, study, label, method), key=f"gal-{image_id}")
+        except CxrError as exc:
+            st.error(str(exc))

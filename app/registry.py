@@ -1,0 +1,201 @@
+"""The model registry: every checkpoint under the runs folder, grouped by backbone and variant.
+
+Scanning reads each checkpoint's plain data (no model is built); a checkpoint that cannot be read is
+kept as a `BrokenRun` with the reason, so one bad file never hides the others.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import timm
+
+from core.errors import CxrError
+from core.models.classifier import ModelConfig
+from core.models.registry import PAPER_BACKBONES, describe_backbone
+from core.runs import LOCALIZATION, METRICS, PREDICTIONS, RunFolder, find_runs
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One readable checkpoint and where it came from."""
+
+    run: RunFolder
+    config: ModelConfig
+    source: str  # "phantom", "chestxray14" or "unknown"
+    data_root: str  # the dataset folder it was trained on ("" when not recorded)
+    split: str  # how train/val/test were drawn, as training recorded it
+    val_auc: float | None  # best validation macro AUC
+    epochs: int | None
+    pretrained: str | None
+    created: str
+    mtime: float  # checkpoint modification time; part of the model cache key
+    training: dict[str, Any] = field(repr=False, compare=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run.checkpoint
+
+    @property
+    def backbone(self) -> str:
+        return self.config.backbone
+
+    @property
+    def attention(self) -> bool:
+        return self.config.attention
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.config.labels
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def is_phantom(self) -> bool:
+        return self.source == "phantom"
+
+    @property
+    def title(self) -> str:
+        """How the app names the model, e.g. ``MobileNetV2 + attention``."""
+        base = describe_backbone(self.backbone).title
+        return f"{base} + attention" if self.attention else f"{base} (baseline)"
+
+    @property
+    def provenance(self) -> str:
+        """One line: data, split, input size and validation AUC."""
+        data = {"phantom": "synthetic phantom", "chestxray14": "NIH ChestX-ray14"}.get(
+            self.source, "unknown data"
+        )
+        auc = f"val macro AUC {self.val_auc:.3f}" if self.val_auc is not None else "no val AUC"
+        split = f", split {self.split}" if self.split else ""
+        return f"trained on {data}{split}, {self.image_size} px, {auc}"
+
+    def has(self, filename: str) -> bool:
+        return self.run.has(filename)
+
+    @property
+    def evaluated(self) -> bool:
+        return self.has(METRICS) and self.has(PREDICTIONS)
+
+    @property
+    def localized(self) -> bool:
+        return self.has(LOCALIZATION)
+
+
+@dataclass(frozen=True)
+class BrokenRun:
+    """A run folder whose checkpoint cannot be used, and why (one line)."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class Registry:
+    entries: list[ModelEntry]
+    broken: list[BrokenRun]
+
+    @property
+    def empty(self) -> bool:
+        return not self.entries
+
+    def backbones(self) -> list[str]:
+        """Backbones present, the paper's four first in the paper's order."""
+        present = {e.backbone for e in self.entries}
+        ordered = [b for b in PAPER_BACKBONES if b in present]
+        return ordered + sorted(present - set(ordered))
+
+    def labels(self) -> list[str]:
+        """Every label any model predicts, in first-seen order."""
+        seen: dict[str, None] = {}
+        for entry in self.entries:
+            seen.update(dict.fromkeys(entry.labels))
+        return list(seen)
+
+    def variants(self, backbone: str, attention: bool) -> list[ModelEntry]:
+        """Checkpoints of one backbone and variant, best validation AUC first."""
+        found = [e for e in self.entries if e.backbone == backbone and e.attention == attention]
+        return sorted(found, key=lambda e: (-(e.val_auc or -1.0), -e.mtime, e.name))
+
+    def best(self, backbone: str, attention: bool) -> ModelEntry | None:
+        found = self.variants(backbone, attention)
+        return found[0] if found else None
+
+    def evaluated(self) -> list[ModelEntry]:
+        return [e for e in self.entries if e.evaluated]
+
+    def localized(self) -> list[ModelEntry]:
+        return [e for e in self.entries if e.localized]
+
+    def by_name(self, name: str) -> ModelEntry | None:
+        return next((e for e in self.entries if e.name == name), None)
+
+    def any_phantom(self, entries: list[ModelEntry] | None = None) -> bool:
+        return any(e.is_phantom for e in (self.entries if entries is None else entries))
+
+
+def runs_signature(root: Path) -> tuple[tuple[str, float, int], ...]:
+    """Paths, modification times and sizes of every checkpoint: changes when runs change."""
+    out = []
+    for run in find_runs(root):
+        try:
+            stat = run.checkpoint.stat()
+        except OSError:
+            continue
+        out.append((str(run.checkpoint), stat.st_mtime, stat.st_size))
+    return tuple(out)
+
+
+def scan_runs(root: str | Path) -> Registry:
+    """Read every run folder under `root` (no models built; broken ones listed with the reason)."""
+    from core.models.checkpoint import read_checkpoint_data
+
+    entries: list[ModelEntry] = []
+    broken: list[BrokenRun] = []
+    for run in find_runs(root):
+        try:
+            data = read_checkpoint_data(run.checkpoint)
+            config = ModelConfig.from_dict(data["model"])
+        except CxrError as exc:
+            broken.append(BrokenRun(run.path, str(exc)))
+            continue
+        except TypeError as exc:  # a config dict with missing fields
+            broken.append(BrokenRun(run.path, f"invalid model config ({exc})"))
+            continue
+        if not timm.is_model(config.backbone):
+            broken.append(
+                BrokenRun(run.path, f"backbone {config.backbone!r} is unknown to this timm")
+            )
+            continue
+        entries.append(_entry(run, config, data))
+    return Registry(entries, broken)
+
+
+def _entry(run: RunFolder, config: ModelConfig, data: dict[str, Any]) -> ModelEntry:
+    training = data.get("training") or {}
+    info = training.get("data") or {}
+    auc = training.get("best_val_macro_auc")
+    auc = float(auc) if isinstance(auc, int | float) and math.isfinite(auc) else None
+    epochs = training.get("epochs")
+    return ModelEntry(
+        run=run,
+        config=config,
+        source=str(info.get("source") or "unknown"),
+        data_root=str(info.get("root") or ""),
+        split=str(info.get("split") or ""),
+        val_auc=auc,
+        epochs=int(epochs) if isinstance(epochs, int) else None,
+        pretrained=training.get("pretrained"),
+        created=str(data.get("created", "")),
+        mtime=run.checkpoint.stat().st_mtime,
+        training=training,
+    )

@@ -1,0 +1,50 @@
+"""Where the app finds its runs and samples, and the limits it states to users.
+
+The runs folder comes from, in order: a ``--runs DIR`` argument after ``--`` on the
+``streamlit run app/main.py -- --runs DIR`` line, the ``CXR_ATTENTION_RUNS`` environment variable
+(which `cxr-attention app --runs DIR` sets), or ``./runs``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+RUNS_ENV = "CXR_ATTENTION_RUNS"
+DEFAULT_RUNS = Path("runs")
+
+# Uploads larger than this are refused by Streamlit before they reach the app; the same number is
+# set as `server.maxUploadSize` in .streamlit/config.toml and by `cxr-attention app`.
+MAX_UPLOAD_MB = 64
+UPLOAD_TYPES = ("png", "jpg", "jpeg", "dcm", "dicom")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES_ENV = "CXR_ATTENTION_SAMPLES"  # another samples folder (tests, teaching sets)
+SAMPLES_DIR = REPO_ROOT / "assets" / "samples"
+
+
+def runs_root(argv: Sequence[str], environ: Mapping[str, str]) -> Path:
+    """The runs folder named by `--runs DIR` in `argv`, else by the environment, else ``./runs``."""
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg == "--runs" and i + 1 < len(args):
+            return Path(args[i + 1]).expanduser()
+        if arg.startswith("--runs="):
+            return Path(arg.split("=", 1)[1]).expanduser()
+    if environ.get(RUNS_ENV):
+        return Path(environ[RUNS_ENV]).expanduser()
+    return DEFAULT_RUNS
+
+
+def current_runs_root() -> Path:
+    """`runs_root` for this process (the script's own arguments and environment)."""
+    import sys
+
+    return runs_root(sys.argv[1:], os.environ)
+
+
+def samples_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Folder of bundled samples (`assets/samples/`, or `CXR_ATTENTION_SAMPLES`)."""
+    environ = os.environ if environ is None else environ
+    return Path(environ[SAMPLES_ENV]) if environ.get(SAMPLES_ENV) else SAMPLES_DIR

@@ -1,0 +1,137 @@
+"""App latency: one upload scored by 4 models (2 backbones x attention on/off) at 224 px.
+
+Runs the Explore page's own code path (`app.images.read_upload`, `app.inference.score_view`,
+`app.inference.explain_view`) outside Streamlit, on freshly initialised weights (latency does not
+depend on training). Warm figures: models loaded and one pass done before timing, as in the app
+after the first click. Also times Grad-CAM for one label and for all labels against a plain
+forward pass. Goal: the 4-model upload under 1.5 s on 2 cores.
+
+    python benchmarks/bench_app_latency.py [--backbones mobilenetv2_100 efficientnet_b0]
+        [--size 224] [--threads 2] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from app.images import read_upload
+from app.inference import LoadedModel, analyse_view, load_model, score_view, view_for
+from core.data.preprocess import config_input
+from core.explain import explain
+from core.labels import ALL14
+from core.models.checkpoint import save_checkpoint
+from core.models.classifier import AttentionClassifier, ModelConfig
+
+GOAL_S = 1.5
+
+
+def synthetic_upload(side: int = 1024, seed: int = 0) -> bytes:
+    """A ChestX-ray14-sized 8-bit PNG (what a user typically uploads)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:side, :side] / side
+    body = ((yy - 0.5) / 0.45) ** 2 + ((xx - 0.5) / 0.4) ** 2 < 1
+    image = np.where(body, 170, 20) + rng.integers(0, 30, (side, side))
+    ok, buffer = cv2.imencode(".png", image.astype(np.uint8))
+    assert ok
+    return buffer.tobytes()
+
+
+def build_models(backbones: list[str], size: int, folder: Path) -> list[LoadedModel]:
+    """Save and load (through the app's loader) one attention and one baseline per backbone."""
+    loaded = []
+    for backbone in backbones:
+        for attention in (True, False):
+            model = AttentionClassifier(ModelConfig(backbone, ALL14, attention, image_size=size))
+            path = folder / f"{backbone}-{int(attention)}" / "checkpoint.pt"
+            save_checkpoint(path, model.eval(), {"data": {"source": "phantom"}})
+            loaded.append(load_model(path))
+    return loaded
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def upload_pass(models: list[LoadedModel], data: bytes, with_maps: bool) -> None:
+    """What the Explore page does for one upload: decode, then per model its view and either the
+    probabilities alone or the probabilities with the column's map (`analyse_view`: one pass)."""
+    study = read_upload("bench.png", data)
+    for loaded in models:
+        view = view_for(study.pixels, loaded.image_size)
+        if with_maps:
+            # The page's default: the attention map, Grad-CAM for a baseline (it has no gates).
+            method = "attention" if loaded.model.has_attention else "gradcam"
+            analyse_view(loaded, view, loaded.labels[0], method)
+        else:
+            score_view(loaded, view)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", nargs=2, default=["mobilenetv2_100", "efficientnet_b0"])
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the goal's 2 cores)")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(
+        f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.size} px, backbones {' + '.join(args.backbones)}, median of {args.repeats}"
+    )
+    data = synthetic_upload()
+    with tempfile.TemporaryDirectory() as tmp:
+        models = build_models(args.backbones, args.size, Path(tmp))
+    decode = median_time(lambda: read_upload("bench.png", data), args.repeats)
+    scores_only = median_time(lambda: upload_pass(models, data, False), args.repeats)
+    full = median_time(lambda: upload_pass(models, data, True), args.repeats)
+    print(f"decode 1024 px PNG                      {decode * 1000:8.1f} ms")
+    print(f"4 models: probabilities only             {scores_only * 1000:8.1f} ms")
+    print(
+        f"4 models: probabilities + map            {full * 1000:8.1f} ms "
+        "(attention map; Grad-CAM for the baselines)"
+    )
+    verdict = "meets" if full < GOAL_S else "MISSES"
+    print(f"goal < {GOAL_S:.1f} s: {verdict} ({full / GOAL_S:.0%} of the budget)")
+
+    loaded = models[0]
+    view = view_for(read_upload("bench.png", data).pixels, loaded.image_size)
+    x = config_input(view[None], loaded.checkpoint.config)
+    model = loaded.model
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(x)
+
+    fwd = median_time(forward, args.repeats)
+    one = median_time(lambda: explain(model, x, loaded.labels[0], "gradcam"), args.repeats)
+    every = median_time(lambda: explain(model, x, None, "gradcam"), args.repeats)
+    n = len(loaded.labels)
+    print(f"\n{args.backbones[0]} + attention, one image:")
+    print(f"forward pass                             {fwd * 1000:8.1f} ms")
+    print(
+        f"Grad-CAM, one label                      {one * 1000:8.1f} ms  ({one / fwd:.1f}x forward)"
+    )
+    print(
+        f"Grad-CAM, all {n} labels                  {every * 1000:8.1f} ms  ({every / fwd:.1f}x forward, "
+        f"{every / one:.1f}x one label)"
+    )
+
+
+if __name__ == "__main__":
+    main()

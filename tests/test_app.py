@@ -1,0 +1,525 @@
+"""The Streamlit app, page by page, through `streamlit.testing.v1.AppTest` (no browser).
+
+A session fixture builds a small, real set of runs: a phantom dataset, one attention and one
+baseline checkpoint for two backbones (64 px, untrained weights: what is checked is that the app
+shows what the models compute), evaluated and localized by the project's own `evaluate` and
+`localize` code, plus one broken checkpoint. Uploads go through AppTest's file_uploader.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from app.settings import RUNS_ENV, SAMPLES_ENV
+from core.data.preprocess import config_input, model_view
+from core.data.radiograph import load_radiograph
+from core.labels import ALL14
+from core.models.attention import SpatialAttention
+from core.models.checkpoint import load_checkpoint, save_checkpoint
+from core.models.classifier import AttentionClassifier, ModelConfig
+
+MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+BACKBONES = ("mobilenetv2_100", "resnet18")
+SIZE = 64
+TIMEOUT = 180  # seconds per AppTest run: generous, the CI machine is shared
+
+
+# --- the fixture: real runs, evaluated and localized --------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppData:
+    runs: Path  # folder of run folders
+    samples: Path  # samples folder with samples.json
+    data: Path  # the phantom dataset the runs were "trained" on
+
+
+def _training(data_root: Path, fingerprint: str, val_auc: float) -> dict:
+    return {
+        "epochs": 1,
+        "best_epoch": 1,
+        "best_val_macro_auc": val_auc,
+        "data": {
+            "source": "phantom",
+            "root": str(data_root),
+            "fingerprint": fingerprint,
+            "split": "official",
+            "label_set": "all14",
+        },
+        "pretrained": None,
+        "thresholds": {label: {"youden": 0.5, "f1": 0.4} for label in ALL14},
+        "seed": 0,
+    }
+
+
+def _write_samples(index, folder: Path, count: int = 2) -> None:
+    """Copy `count` phantom test images that carry masks, with samples.json giving their truth."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(exist_ok=True)
+    entries = []
+    for row in index.items.itertuples(index=False):
+        masks = index.mask_paths(row.image_id)
+        if not masks:
+            continue
+        shutil.copy(row.path, folder / row.image_id)
+        for path in masks.values():
+            shutil.copy(path, folder / "masks" / path.name)
+        boxes = index.boxes[index.boxes["image_id"] == row.image_id]
+        entries.append(
+            {
+                "file": row.image_id,
+                "labels": [label for label in index.labels if getattr(row, label) == 1],
+                "masks": {label: f"masks/{path.name}" for label, path in masks.items()},
+                "boxes": [
+                    {"label": b.label, "x": b.x, "y": b.y, "w": b.w, "h": b.h}
+                    for b in boxes.itertuples(index=False)
+                ],
+                "source": "phantom",
+            }
+        )
+        if len(entries) == count:
+            break
+    (folder / "samples.json").write_text(json.dumps({"samples": entries}, indent=1))
+
+
+def build_app_data(root: Path) -> AppData:
+    """Phantom data, 4 checkpoints (2 backbones x attention on/off), evaluated and localized."""
+    from core.data.chestxray14 import open_dataset
+    from core.data.phantom import generate_phantom
+    from core.evaluation import evaluate_run
+    from core.explain.localize_run import localize_run
+
+    data = root / "phantom"
+    generate_phantom(data, n=60, size=SIZE, seed=0)
+    index = open_dataset(data)
+    runs = root / "runs"
+    for i, backbone in enumerate(BACKBONES):
+        for attention in (True, False):
+            torch.manual_seed(i)
+            model = AttentionClassifier(
+                ModelConfig(backbone, ALL14, attention=attention, image_size=SIZE)
+            ).eval()
+            for gate in model.modules():
+                if isinstance(gate, SpatialAttention):
+                    # untrained gates start uniform (0.5 everywhere); give them some structure
+                    torch.nn.init.ones_(gate.bn.weight)
+            run = runs / (backbone + ("-att" if attention else ""))
+            training = _training(data, index.fingerprint, 0.70 + 0.05 * attention)
+            save_checkpoint(run / "checkpoint.pt", model, training)
+            evaluate_run(run, n_resamples=20, progress=False)
+            localize_run(run, method="attention" if attention else "gradcam", control=False)
+    (runs / "broken").mkdir()
+    (runs / "broken" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    _write_samples(index, root / "samples")
+    return AppData(runs, root / "samples", data)
+
+
+@pytest.fixture(scope="session")
+def app_data(tmp_path_factory) -> AppData:
+    return build_app_data(tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture
+def app(app_data, monkeypatch) -> AppTest:
+    """The app on the fixture's runs, first page run once."""
+    monkeypatch.setenv(RUNS_ENV, str(app_data.runs))
+    monkeypatch.setenv(SAMPLES_ENV, str(app_data.samples))
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def plotly(at: AppTest) -> dict[str, dict]:
+    """Every plotly chart on the page, by its Streamlit key, as the figure dict."""
+    return {el.key: json.loads(el.proto.spec) for el in at.get("plotly_chart")}
+
+
+def values(array) -> np.ndarray:
+    """A plotly data array as numpy (plotly writes numpy arrays as base64 'bdata')."""
+    if isinstance(array, dict) and "bdata" in array:
+        flat = np.frombuffer(base64.b64decode(array["bdata"]), dtype=np.dtype(array["dtype"]))
+        shape = array.get("shape")
+        if isinstance(shape, str):
+            shape = [int(side) for side in shape.split(",")]
+        return flat.reshape(shape) if shape else flat
+    return np.asarray(array, dtype=float)
+
+
+def text_on_page(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    parts += [str(t.value.to_dict()) for t in at.table]
+    return "\n".join(parts)
+
+
+def probabilities_by_hand(checkpoint: Path, pixels: np.ndarray, ablate: bool = False) -> np.ndarray:
+    """What a model outputs for an image, computed with core only (not through the app)."""
+    loaded = load_checkpoint(checkpoint)
+    x = config_input(model_view(pixels, loaded.config.image_size)[None], loaded.config)
+    with torch.no_grad():
+        logits = loaded.model.forward_with_maps(x, ablate_attention=ablate).logits
+    return torch.sigmoid(logits)[0].numpy()
+
+
+def png_bytes(side: int = 96) -> bytes:
+    image = np.zeros((side, side + 10), np.uint8)
+    cv2.circle(image, (side // 2, side // 2), side // 3, 180, -1)
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def dicom_bytes(modality: str = "DX", side: int = 80) -> bytes:
+    """An uncompressed 12-bit chest-like DICOM with patient identifiers."""
+    import io
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import (
+        DigitalXRayImageStorageForPresentation,
+        ExplicitVRLittleEndian,
+        generate_uid,
+    )
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.Modality = modality
+    ds.PatientName = "Doe^Jane"
+    ds.PatientID = "MRN-0042"
+    ds.ViewPosition = "PA"
+    ds.Rows = ds.Columns = side
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    yy, xx = np.mgrid[:side, :side]
+    body = ((yy - side / 2) / (side * 0.4)) ** 2 + ((xx - side / 2) / (side * 0.3)) ** 2 < 1
+    ds.PixelData = np.where(body, 3000, 300).astype(np.uint16).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "application/octet-stream") -> None:
+    if at.radio(key="explore.source").value != "upload":
+        at.radio(key="explore.source").set_value("upload").run()
+    at.file_uploader(key="explore.upload").set_value((name, data, mime)).run()
+
+
+# --- the registry and the command -------------------------------------------------------------
+
+
+def test_registry_groups_variants_and_lists_broken_runs(app_data):
+    from app.registry import scan_runs
+
+    registry = scan_runs(app_data.runs)
+    assert registry.backbones() == ["mobilenetv2_100", "resnet18"]  # paper backbone first
+    best = registry.best("resnet18", True)
+    assert best.name == "resnet18-att" and best.attention and best.is_phantom
+    assert registry.best("resnet18", False).name == "resnet18"
+    assert "synthetic phantom" in best.provenance and "0.750" in best.provenance
+    assert len(registry.evaluated()) == 4 and len(registry.localized()) == 4
+    [broken] = registry.broken
+    assert broken.path.name == "broken" and "not a readable checkpoint" in broken.reason
+
+
+def test_no_runs_says_how_to_get_some(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path))
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    [info] = at.info
+    assert "cxr-attention demo" in info.value and "cxr-attention fit" in info.value
+    assert not at.get("plotly_chart")
+
+
+def test_app_command_refuses_a_missing_runs_folder(tmp_path, capsys):
+    from train.cli import main
+
+    assert main(["app", "--runs", str(tmp_path / "nope"), "--headless"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "does not exist" in err and "cxr-attention demo" in err
+
+
+def test_app_command_line_through_the_console_script(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "train.cli", "app", "--runs", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+def test_app_command_starts_streamlit_with_the_stated_limits(tmp_path):
+    import socket
+
+    from app.settings import MAX_UPLOAD_MB
+    from train.commands.app import check_port, main_script, streamlit_command
+
+    command = streamlit_command(tmp_path, 8765, headless=True)
+    assert Path(command[4]) == main_script() and main_script().is_file()
+    flags = dict(zip(command[5::2], command[6::2], strict=False))
+    assert flags["--server.maxUploadSize"] == str(MAX_UPLOAD_MB)
+    assert flags["--client.showErrorDetails"] == "none"  # "false" would still show the trace
+    assert flags["--server.headless"] == "true"
+    assert command[-2:] == ["--runs", str(tmp_path)]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(Exception, match=f"port {port} is already in use"):
+            check_port(port)
+
+
+# --- Explore an image ---------------------------------------------------------------------------
+
+
+def test_explore_sample_shows_what_the_models_compute(app, app_data):
+    """Default page: the first sample, two backbone columns with attention on."""
+    charts = plotly(app)
+    assert {"prob-mobilenetv2_100", "prob-resnet18", "map-mobilenetv2_100", "map-resnet18"} <= set(
+        charts
+    )
+    sample = json.loads((app_data.samples / "samples.json").read_text())["samples"][0]
+    pixels = load_radiograph(app_data.samples / sample["file"]).pixels
+    for backbone in BACKBONES:
+        bars, ticks = charts[f"prob-{backbone}"]["data"]
+        expected = probabilities_by_hand(
+            app_data.runs / f"{backbone}-att" / "checkpoint.pt", pixels
+        )
+        np.testing.assert_allclose(values(bars["x"]), expected, atol=1e-5)
+        assert list(bars["y"]) == list(ALL14)
+        np.testing.assert_allclose(values(ticks["x"]), 0.5)  # the checkpoint's Youden thresholds
+        positives = [label for label, p in zip(ALL14, expected, strict=True) if p >= 0.5]
+        shown = [m.value for m in app.markdown if m.value.startswith("Above the validation")]
+        assert any(all(f"**{label}**" in text for label in positives) for text in shown)
+        heat = charts[f"map-{backbone}"]["data"][1]
+        assert heat["type"] == "heatmap" and values(heat["z"]).shape == (SIZE, SIZE)
+    # phantom provenance is said plainly, and the sample's truth is drawn and listed
+    assert any("synthetic phantom" in w.value for w in app.warning)
+    truth = ", ".join(sample["labels"]) or "no finding"
+    assert f"**Ground truth:** {truth}" in text_on_page(app)
+    outlines = [t for t in charts["map-resnet18"]["data"] if t["type"] == "scatter"]
+    assert len(outlines) >= len(sample["masks"])
+
+
+def test_explore_upload_and_attention_switches(app, app_data):
+    data = png_bytes()
+    upload(app, "film.png", data, "image/png")
+    assert not app.exception and not app.error
+    pixels = load_radiograph(data).pixels
+    runs = app_data.runs
+
+    def shown(backbone: str) -> np.ndarray:
+        return values(plotly(app)[f"prob-{backbone}"]["data"][0]["x"])
+
+    np.testing.assert_allclose(
+        shown("resnet18"),
+        probabilities_by_hand(runs / "resnet18-att/checkpoint.pt", pixels),
+        atol=1e-5,
+    )
+    # attention off: the baseline checkpoint of the same backbone; the other column is untouched
+    app.toggle(key="explore.attention.resnet18").set_value(False).run()
+    np.testing.assert_allclose(
+        shown("resnet18"), probabilities_by_hand(runs / "resnet18/checkpoint.pt", pixels), atol=1e-5
+    )
+    assert "resnet18 (baseline)" in [s.value for s in app.subheader]
+    assert app.toggle(key="explore.ablate.resnet18").disabled
+    # the baseline has no attention map: the column says so and shows Grad-CAM
+    assert any("baseline without attention" in c.value for c in app.caption)
+    assert "Grad-CAM" in plotly(app)["map-resnet18"]["layout"]["title"]["text"]
+    # ablation at inference: every gate set to 1
+    app.toggle(key="explore.ablate.mobilenetv2_100").set_value(True).run()
+    np.testing.assert_allclose(
+        shown("mobilenetv2_100"),
+        probabilities_by_hand(runs / "mobilenetv2_100-att/checkpoint.pt", pixels, ablate=True),
+        atol=1e-5,
+    )
+    assert any("gates ablated" in s.value for s in app.subheader)
+    assert not app.exception
+
+
+def test_explore_methods_scale_and_difference(app, app_data):
+    app.selectbox(key="explore.method").set_value("integrated_gradients").run()
+    app.toggle(key="explore.difference").set_value(True).run()
+    assert not app.exception and not app.error
+    charts = plotly(app)
+    assert "Integrated Gradients" in charts["map-mobilenetv2_100"]["layout"]["title"]["text"]
+    # difference attention on - off, per label, equals the two columns' own numbers
+    sample = json.loads((app_data.samples / "samples.json").read_text())["samples"][0]
+    pixels = load_radiograph(app_data.samples / sample["file"]).pixels
+    on = probabilities_by_hand(app_data.runs / "resnet18-att/checkpoint.pt", pixels)
+    off = probabilities_by_hand(app_data.runs / "resnet18/checkpoint.pt", pixels)
+    np.testing.assert_allclose(
+        values(charts["dprob-resnet18"]["data"][0]["x"]), on - off, atol=1e-5
+    )
+    diff = values(charts["dmap-resnet18"]["data"][1]["z"])
+    assert diff.shape == (SIZE, SIZE) and diff.min() >= -1 and diff.max() <= 1
+    # shared scale: both columns' map colour ranges are the same; off: each is [0, 1]
+    ranges = {b: charts[f"map-{b}"]["data"][1]["zmax"] for b in BACKBONES}
+    assert len(set(ranges.values())) == 1
+    app.toggle(key="explore.shared_scale").set_value(False).run()
+    assert {plotly(app)[f"map-{b}"]["data"][1]["zmax"] for b in BACKBONES} == {1.0}
+
+
+def test_bad_uploads_are_one_line_and_the_app_keeps_working(app):
+    huge_png = bytearray(png_bytes())
+    huge_png[16:24] = (20000).to_bytes(4, "big") + (20000).to_bytes(4, "big")  # IHDR claims 400 MP
+    bad = [
+        ("notes.png", b"this is not an image at all"),
+        ("ct.dcm", dicom_bytes("CT")),
+        ("cut.png", png_bytes()[:60]),
+        ("huge.png", bytes(huge_png)),
+        ("empty.jpg", b""),
+    ]
+    for name, data in bad:
+        upload(app, name, data)
+        assert not app.exception, name
+        [error] = app.error
+        assert "\n" not in error.value and "Traceback" not in error.value
+        assert name in error.value, error.value
+        assert not app.get("plotly_chart")
+    upload(app, "good.png", png_bytes(), "image/png")
+    assert not app.error and len(app.get("plotly_chart")) >= 4
+
+
+def test_dicom_identifiers_hidden_until_asked(app):
+    upload(app, "chest.dcm", dicom_bytes("DX"), "application/dicom")
+    assert not app.exception and not app.error
+    page = text_on_page(app)
+    assert "dicom" in page and "PA" in page  # metadata summary shown
+    assert "Doe^Jane" not in page and "MRN-0042" not in page and "hidden" in page
+    app.toggle(key="explore.identifiers").set_value(True).run()
+    page = text_on_page(app)
+    assert "Doe^Jane" in page and "MRN-0042" in page
+
+
+def test_downloads_hold_the_shown_numbers_and_overlay(app, app_data):
+    from app import columns, images
+    from app.registry import scan_runs
+
+    labels = [b.label for b in app.get("download_button")]
+    assert "Download predictions CSV" in labels and labels.count("Download overlay PNG") == 2
+    registry = scan_runs(app_data.runs)
+    study = images.read_upload("film.png", png_bytes())
+    with_streamlit_caches = [
+        columns.build_column(registry, b, True, False, study, "Effusion", "attention", False)
+        for b in BACKBONES
+    ]
+    frame = columns.predictions_frame(study, with_streamlit_caches)
+    assert len(frame) == 2 * len(ALL14)
+    row = frame[(frame.backbone == "resnet18") & (frame.label == "Effusion")].iloc[0]
+    expected = probabilities_by_hand(app_data.runs / "resnet18-att/checkpoint.pt", study.pixels)
+    assert row.probability == pytest.approx(expected[ALL14.index("Effusion")], abs=1e-5)
+    assert row.positive == (row.probability >= 0.5) and row.trained_on == "phantom"
+    column = with_streamlit_caches[0]
+    png = columns.overlay_png(column.view, column.explanation.heat, 0.5, (0.0, 1.0))
+    decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (SIZE, SIZE, 3)
+    assert not np.array_equal(decoded[..., 0], decoded[..., 2])  # coloured, not the gray view
+
+
+# --- the other pages --------------------------------------------------------------------------
+
+
+def test_compare_page_tables_delong_roc_calibration(app, app_data):
+    from core.metrics import compare_runs_delong, roc_curve_points
+    from core.runs import RunFolder
+
+    app.switch_page("pages/compare.py").run()
+    assert not app.exception and not app.error
+    metrics = RunFolder(app_data.runs / "resnet18-att").metrics()
+    table = app.dataframe[0].value
+    assert table.loc["macro AUC", "resnet18-att"].startswith(f"{metrics['macro_auc']:.3f} [")
+    charts = plotly(app)
+    att = RunFolder(app_data.runs / "resnet18-att").predictions()
+    base = RunFolder(app_data.runs / "resnet18").predictions()
+    delong = compare_runs_delong(att, base, ALL14)
+    bars = charts["delta-resnet18-att-resnet18"]["data"][0]
+    np.testing.assert_allclose(values(bars["y"]), delong["difference"].to_numpy(), equal_nan=True)
+    label = app.selectbox(key="compare.label").value
+    curve = roc_curve_points(att[f"y_true_{label}"], att[f"y_score_{label}"])
+    names = [t["name"] for t in charts["roc"]["data"]]
+    assert any(f"AUC {curve.auc:.3f}" in n and "resnet18-att" in n for n in names)
+    assert "calibration" in charts
+    app.slider(key="compare.max_fpr").set_value(0.2).run()
+    assert plotly(app)["roc"]["layout"]["xaxis"]["range"] == [0, 0.2]
+    assert any("synthetic phantom" in w.value for w in app.warning)
+
+
+def test_failures_page_shows_the_most_confident_errors(app, app_data):
+    from core.runs import RunFolder
+
+    predictions = RunFolder(app_data.runs / "mobilenetv2_100-att").predictions()
+    # a label with at least one false positive at its validation threshold (0.5 in the fixture)
+    label = next(
+        label
+        for label in ALL14
+        if ((predictions[f"y_true_{label}"] == 0) & (predictions[f"y_score_{label}"] >= 0.5)).any()
+    )
+    app.switch_page("pages/failures.py").run()
+    app.selectbox(key="failures.run").set_value("mobilenetv2_100-att").run()
+    app.selectbox(key="failures.label").set_value(label).run()
+    assert not app.exception and not app.error
+    negatives = predictions[predictions[f"y_true_{label}"] == 0]
+    flagged = negatives[negatives[f"y_score_{label}"] >= 0.5]
+    worst = flagged.sort_values(f"y_score_{label}", ascending=False).iloc[0]
+    buttons = [b for b in app.button if b.key and b.key.startswith("open-fp-")]
+    assert buttons[0].key == f"open-fp-{worst.image_id}"
+    buttons[0].click().run()
+    assert not app.exception and not app.error
+    assert {"case-att", "case-cam"} <= set(plotly(app))
+    assert any(worst.image_id in s.value for s in app.subheader)
+
+
+def test_localization_page_charts_the_scores(app, app_data):
+    from core.runs import RunFolder
+
+    app.switch_page("pages/localization.py").run()
+    assert not app.exception and not app.error
+    loc = RunFolder(app_data.runs / "mobilenetv2_100-att").localization()
+    chart = plotly(app)["loc-per-class"]
+    series = {t["name"]: t for t in chart["data"]}
+    bars = series["mobilenetv2_100-att"]
+    expected = [loc["per_class"][label]["pointing_game"] for label in bars["x"]]
+    np.testing.assert_allclose(values(bars["y"]), np.array(expected, dtype=float), equal_nan=True)
+    overall = app.dataframe[0].value.set_index("run")
+    assert overall.loc["mobilenetv2_100-att", "method"] == "attention"
+    assert any(key.startswith("gal-") for key in plotly(app))
+
+
+def test_about_page_cards_limitations_and_broken_runs(app):
+    app.switch_page("pages/about.py").run()
+    assert not app.exception
+    page = text_on_page(app)
+    assert "not a medical device" in page.lower() and "NLP" in page
+    assert len(app.expander) >= 5  # four model cards and the broken-runs list
+    assert any("not a readable checkpoint" in m.value for m in app.markdown)
+    assert any("synthetic phantom" in w.value for w in app.warning)
+
+
+def test_models_load_once_and_are_shared(app, app_data):
+    from app import models
+
+    path = str(app_data.runs / "resnet18-att" / "checkpoint.pt")
+    mtime = Path(path).stat().st_mtime
+    first = models.load_model(path, mtime)
+    app.toggle(key="explore.shared_scale").set_value(False).run()
+    assert models.load_model(path, mtime) is first  # st.cache_resource: no reload per click

@@ -31,6 +31,7 @@ class PatientBuild:
     heart_ctr: float  # cardiothoracic ratio when healthy
     rib_spacing: float  # vertical distance between posterior ribs at the spine
     breast: float  # 0 (none) .. 1 (large breast shadows)
+    arms: bool  # upper arms alongside the chest, inside the field
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,17 @@ class Anatomy:
 def sample_build(rng: np.random.Generator, sex: str) -> PatientBuild:
     """A patient's body habitus."""
     female = sex == "F"
+    lung = float(rng.uniform(0.395, 0.435) - 0.01 * female)
     return PatientBuild(
         sex=sex,
-        body_half_width=float(rng.uniform(0.49, 0.56) - 0.01 * female),
-        lung_half_width=float(rng.uniform(0.385, 0.425) - 0.01 * female),
+        body_half_width=lung + float(rng.uniform(0.06, 0.1)),
+        lung_half_width=lung,
         apex_v=float(rng.uniform(0.075, 0.11)),
         dome_v=float(rng.uniform(0.6, 0.66)),
         heart_ctr=float(rng.uniform(0.40, 0.47)),
         rib_spacing=float(rng.uniform(0.058, 0.066)),
         breast=float(rng.uniform(0.4, 1.0)) if female else 0.0,
+        arms=bool(rng.random() < 0.5),
     )
 
 
@@ -233,6 +236,10 @@ def render_anatomy(anatomy: Anatomy, frame: Frame, rng: np.random.Generator) -> 
     axilla = _smoothstep(0.16, 0.4, v)
     half = 0.25 + (bw + 0.06 - 0.25) * ramp - 0.06 * axilla
     body = np.clip(1.0 - (x / half) ** 2, 0.0, 1.0) ** 0.7
+    if anatomy.build.arms:  # upper arms hang beside the chest, a dark axilla between
+        arm_x = bw + 0.075
+        arm = np.clip(1.0 - ((x - arm_x) / 0.055) ** 2, 0.0, 1.0) ** 0.6
+        body = np.maximum(body, 0.55 * arm * _smoothstep(0.02, 0.12, v))
     abdomen = _smoothstep(anatomy.dome_v[RIGHT] - 0.05, anatomy.dome_v[RIGHT] + 0.3, v)
     density = body * (1.2 + 0.4 * abdomen)
 
@@ -241,14 +248,16 @@ def render_anatomy(anatomy: Anatomy, frame: Frame, rng: np.random.Generator) -> 
     mediastinum = frame.mask([mediastinum_outline(anatomy)])
     heart_poly = heart_outline(anatomy)
     heart = frame.mask([heart_poly])
-    side_right = frame.mask([right]) & ~mediastinum
-    side_left = frame.mask([left]) & ~mediastinum
+    # The mediastinum cuts the lungs above the heart; behind the heart the lower lobes go on.
+    cut = mediastinum & ~heart
+    side_right = frame.mask([right]) & ~cut
+    side_left = frame.mask([left]) & ~cut
     lungs = side_right | side_left
-    depth = np.clip(frame.distance_inside(lungs) / 0.07, 0.0, 1.0) ** 0.55
+    depth = np.clip(frame.distance_inside(lungs) / 0.05, 0.0, 1.0) ** 0.6
     heart_soft = frame.blur(heart.astype(np.float32), 0.006)
     # The lower zones carry more soft tissue in front of and behind the lung.
     lower = _smoothstep(anatomy.apex_v + 0.25, anatomy.dome_v[RIGHT] + 0.05, v)
-    depth = frame.blur(depth, 0.003) * (1.0 - 0.75 * heart_soft) * (1.0 - 0.2 * lower)
+    depth = frame.blur(depth, 0.003) * (1.0 - 0.8 * heart_soft) * (1.0 - 0.2 * lower)
     lung_side = np.full((size, size), -1, np.int8)
     lung_side[side_right] = RIGHT
     lung_side[side_left] = LEFT
@@ -272,8 +281,8 @@ def render_anatomy(anatomy: Anatomy, frame: Frame, rng: np.random.Generator) -> 
     density += _soft_tissue_extras(anatomy, frame, rng)
 
     # Parenchymal texture and lung markings.
-    texture = smooth_noise(rng, size, 10, octaves=3)
-    density += 0.02 * texture * depth
+    texture = smooth_noise(rng, size, 16, octaves=3)
+    density += 0.035 * texture * depth
     vessels = _vessel_tree(anatomy, frame, rng) * np.clip(depth * 1.6, 0.0, 1.0)
 
     return AnatomyLayers(
@@ -281,7 +290,7 @@ def render_anatomy(anatomy: Anatomy, frame: Frame, rng: np.random.Generator) -> 
         vessels=vessels.astype(np.float32),
         lung_depth=depth.astype(np.float32),
         aeration=aeration.astype(np.float32),
-        lung_field=lungs & ~heart,
+        lung_field=lungs & ~heart & ~mediastinum,
         lung_side=lung_side,
         heart=heart,
     )
@@ -314,7 +323,7 @@ def _spine(anatomy: Anatomy, frame: Frame) -> np.ndarray:
     for side in (-1.0, 1.0):
         r = np.sqrt(((dx - side * 0.021) / 0.008) ** 2 + (dy / 0.011) ** 2)
         spine += 0.5 * np.exp(-(((r - 1.0) / 0.35) ** 2))
-    return 0.12 * frame.blur(spine.astype(np.float32), 0.002)
+    return 0.09 * frame.blur(spine.astype(np.float32), 0.002)
 
 
 def _bezier(points: np.ndarray, n: int) -> np.ndarray:
@@ -335,13 +344,13 @@ def _rib_paths(anatomy: Anatomy, side: int, k: int) -> tuple[np.ndarray, np.ndar
     arch = 0.06 if k > 1 else 0.07
     posterior = _bezier(
         np.array(
-            [(0.02, v0), (0.12, v0 - arch), (reach - 0.03, v0 - 0.8 * arch), (reach, v0 + 0.05)]
+            [(0.02, v0), (0.12, v0 - arch), (reach - 0.03, v0 - 0.8 * arch), (reach, v0 + 0.035)]
         ),
         16,
     )
     ant_end = (0.13 + 0.012 * k, v0 + 0.2 + 0.006 * k)
     anterior = _bezier(
-        np.array([(reach, v0 + 0.05), (reach - 0.01, v0 + 0.1), (0.3, v0 + 0.15), ant_end]), 12
+        np.array([(reach, v0 + 0.035), (reach - 0.03, v0 + 0.09), (0.3, v0 + 0.14), ant_end]), 12
     )
     to_uv = lambda p: np.stack([anatomy.to_u(side, p[:, 0]), p[:, 1]], 1)  # noqa: E731
     return to_uv(posterior), to_uv(anterior)
@@ -355,8 +364,11 @@ def _ribs_and_clavicles(anatomy: Anatomy, frame: Frame, dense: np.ndarray) -> np
             posterior.append(p)
             anterior.append(a)
     width = 0.032
-    outer = frame.strokes(posterior, width).astype(np.float32)
-    inner = frame.strokes(posterior, width * 0.55).astype(np.float32)
+    # The lateral bend is seen end-on and overlaps its neighbours: draw it fainter.
+    body, bend = [p[:13] for p in posterior], [p[12:] for p in posterior]
+    outer = frame.strokes(bend, width, value=140)
+    outer = frame.strokes(body, width, outer).astype(np.float32)
+    inner = frame.strokes(body, width * 0.55).astype(np.float32)
     ribs = (outer - 0.35 * inner) / 255.0
     front = frame.strokes(anterior, width * 1.1).astype(np.float32) / 255.0
 
@@ -400,7 +412,7 @@ def _soft_tissue_extras(anatomy: Anatomy, frame: Frame, rng: np.random.Generator
     extra -= 0.2 * bowel * _smoothstep(anatomy.dome_v[LEFT] + 0.08, anatomy.dome_v[LEFT] + 0.2, v)
     if anatomy.stomach_bubble:
         bubble = ellipse_points((0.5 + 0.14, anatomy.dome_v[LEFT] + 0.06), (0.05, 0.025))
-        extra -= 0.3 * frame.fill([bubble])
+        extra -= 0.2 * frame.fill([bubble])
     return frame.blur(extra, 0.004)
 
 

@@ -19,7 +19,7 @@ from core.data.phantom.lesions import PAINTERS, LesionCanvas
 from core.labels import ALL14
 
 # Lung markings' share of attenuation (vessels are drawn in [0, 1] in anatomy.py).
-VESSEL_CONTRAST = 0.1
+VESSEL_CONTRAST = 0.14
 
 
 @dataclass(frozen=True)

@@ -191,9 +191,9 @@ def draw_effusion(canvas: LesionCanvas) -> None:
     x = np.abs(u - 0.5)
     lateral = np.clip((x - a.medial_x) / (a.lung_half_width - a.medial_x), 0.0, 1.0)
     height = rng.uniform(0.07, 0.22)  # above the costophrenic angle, at the chest wall
-    dip = rng.uniform(0.05, 0.12)  # the meniscus: lowest medially
-    level = a.cp_v(side) - height + dip * (1.0 - lateral) ** 2
-    fluid = np.clip((v - level) / 0.06, 0.0, 1.0)
+    dip = rng.uniform(0.06, 0.14)  # the meniscus: lowest medially
+    level = a.cp_v(side) - height + dip * (1.0 - lateral) ** 1.2
+    fluid = np.clip((v - level) / 0.08, 0.0, 1.0)
     # Fluid layers behind the lung: it hides the air of the base and the dome's edge.
     soft = canvas.frame.blur(fluid, 0.008)
     thick = rng.uniform(0.15, 0.3) * canvas.side_mask(side)
@@ -329,9 +329,9 @@ def draw_emphysema(canvas: LesionCanvas) -> None:
         cv = a.apex_v + rng.uniform(0.05, 0.15)
         d = np.sqrt((u - cu) ** 2 + (v - cv) ** 2) / r
         inside = (canvas.layers.lung_side >= 0) & (d < 1.0)
-        canvas.density -= 0.1 * inside
+        canvas.density -= 0.05 * frame.blur(inside.astype(np.float32), 0.004)
         canvas.vessel_gain *= 1.0 - inside
-        canvas.density += 0.05 * np.exp(-(((d - 1.0) / 0.08) ** 2)) * (canvas.layers.lung_side >= 0)
+        canvas.density += 0.03 * np.exp(-(((d - 1.0) / 0.06) ** 2)) * (canvas.layers.lung_side >= 0)
 
 
 def draw_fibrosis(canvas: LesionCanvas) -> None:

@@ -123,16 +123,26 @@ def prepare_image(
     return PreparedImage(label, radiograph.meta, views)
 
 
+def default_workers(device: torch.device | str = "cpu") -> int:
+    """Decoding threads: on a GPU up to 4 (decoding is the bottleneck there); on the CPU one, so
+    decoding overlaps the forward pass without fighting PyTorch's own threads for the cores."""
+    if torch.device(device).type == "cuda":
+        return max(1, min(4, os.cpu_count() or 1))
+    return 1
+
+
 def iter_prepared(
     paths: Iterable[str | Path],
     sizes: Iterable[int],
     *,
-    workers: int | None = None,
+    workers: int = 1,
     allow_any_modality: bool = False,
 ) -> Iterator[PreparedImage | ImageFailure]:
-    """Prepare files in order, `workers` threads decoding ahead (at most 4 x workers in flight)."""
+    """Prepare files in order: `workers` threads decode ahead (at most 4 x workers + 2 files in
+    flight); `workers=0` decodes in the calling thread."""
     sizes = tuple(sorted(set(sizes)))
-    workers = max(1, workers if workers is not None else min(4, os.cpu_count() or 1))
+    if workers < 0:
+        raise ConfigError(f"workers must be 0 or more, got {workers}")
 
     def work(path: str | Path) -> PreparedImage | ImageFailure:
         try:
@@ -140,14 +150,14 @@ def iter_prepared(
         except RadiographError as exc:
             return ImageFailure(str(path), str(exc))
 
-    if workers == 1:
+    if workers == 0:
         yield from (work(path) for path in paths)
         return
     pending: deque[Future] = deque()
     with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
         for path in paths:
             pending.append(pool.submit(work, path))
-            if len(pending) >= 4 * workers:
+            if len(pending) > 4 * workers + 2:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
@@ -207,8 +217,12 @@ def predict_files(
     workers: int | None = None,
     allow_any_modality: bool = False,
 ) -> Iterator[ScoredBatch | ImageFailure]:
-    """Score files with every model: batches of results and failures, in input order."""
+    """Score files with every model: batches of results and failures, in input order.
+
+    `workers`: decoding threads (None: `default_workers(device)`; 0: decode inline)."""
     sizes = {m.image_size for m in models}
+    if workers is None:
+        workers = default_workers(device)
     items = iter_prepared(paths, sizes, workers=workers, allow_any_modality=allow_any_modality)
     yield from score_batches(models, items, batch_size=batch_size, device=device)
 

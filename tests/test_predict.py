@@ -281,3 +281,9 @@ def test_predict_files_keeps_order_and_batches(ckpt: Path, tmp_path: Path) -> No
     sources = [image.source for batch in batches for image in batch.images]
     assert sources == [str(p) for p in paths if p.exists()]
     assert [len(batch.images) for batch in batches] == [3, 3, 1]
+    # Decoding inline (no threads) gives the same scores.
+    inline = list(predict_files(models, paths, batch_size=3, workers=0))
+    for threaded, plain in zip(batches, [inline[0], *inline[2:]], strict=True):
+        np.testing.assert_array_equal(
+            threaded.probabilities[models[0].tag], plain.probabilities[models[0].tag]
+        )

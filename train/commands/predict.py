@@ -88,7 +88,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--top", type=int, default=3, help="findings shown per image (default 3)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
-    parser.add_argument("--workers", type=int, default=None, help="decoding threads (default 4)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="decoding threads (default: 1 on CPU, 4 on GPU; 0 decodes inline)",
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument(
         "--any-modality", action="store_true", help="also score DICOMs that are not CR/DX/RG"

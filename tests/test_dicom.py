@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.pixels.encoders import JPEGLSLosslessEncoder
 from pydicom.uid import (
     DigitalXRayImageStorageForPresentation,
@@ -342,6 +342,29 @@ def test_refuses_no_pixels_truncated_and_corrupt(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.dcm"
     garbage.write_bytes(bytes(128) + b"DICM" + bytes(range(256)) * 3)
     refusal(garbage, "DICOM")
+
+
+def test_damaged_compressed_files_give_one_clear_message(
+    tmp_path: Path, twelve_bit: np.ndarray, recwarn
+) -> None:
+    ds = make_dataset(twelve_bit)
+    ds.compress(JPEG2000Lossless)
+    whole = save(ds, tmp_path / "j2k.dcm").read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(whole[: len(whole) - 200])  # ends inside the encapsulated frame
+    refusal(cut, "truncated DICOM \\(the file ends inside its pixel data\\)")
+    (frame,) = list(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame[: len(frame) // 2]])  # well-formed, but half a codestream
+    refusal(save(ds, tmp_path / "half.dcm"), "corrupt JPEG 2000 .* pixel data")
+    # libjpeg would fill a cut JPEG-lossless frame with grey; the missing end marker gives it away.
+    ds = make_dataset(twelve_bit)
+    stream = jpeg_lossless_sv1(twelve_bit, precision=12)
+    ds.PixelData = encapsulate([stream[: len(stream) // 2]])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+    refusal(save(ds, tmp_path / "jll.dcm"), "truncated JPEG Lossless.* frame \\(no end marker\\)")
+    # pydicom's complaints are folded into the message, not printed beside it.
+    assert not [w for w in recwarn if "pydicom" in str(w.filename)]
 
 
 # --- real files ------------------------------------------------------------------------------

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -43,6 +47,10 @@ MODALITY_NAMES = {
     "SR": "structured report",
     "SEG": "segmentation",
 }
+_WARNINGS_LOCK = threading.Lock()
+# Syntaxes whose frames are JPEG marker streams ending in EOI: baseline, extended, lossless (.57,
+# .70) and JPEG-LS (.80, .81). JPEG 2000 and HTJ2K codestreams end differently.
+JPEG_MARKER_SYNTAXES = frozenset(f"1.2.840.10008.1.2.4.{n}" for n in (50, 51, 57, 70, 80, 81))
 PERCENTILE_WINDOW = (0.5, 99.5)  # robust window when the file carries none
 
 # Identifying attributes, kept apart from the display metadata so an app can hide them.
@@ -77,9 +85,12 @@ def read_dicom(
     data: bytes, name: str, allow_any_modality: bool = False
 ) -> tuple[np.ndarray, RadiographMeta]:
     """DICOM bytes -> (float32 (H, W) in [0, 1], air dark; metadata). `RadiographError` if unusable."""
-    ds = parse_dataset(data, name)
-    check_dataset(ds, name, allow_any_modality)
-    stored = decode_stored_values(ds, name)
+    with collected_warnings() as caught:
+        ds = parse_dataset(data, name)
+        if "PixelData" not in ds and any("End of file" in str(w.message) for w in caught):
+            raise RadiographError(f"{name}: truncated DICOM (the file ends inside its pixel data)")
+        check_dataset(ds, name, allow_any_modality)
+        stored = decode_stored_values(ds, name)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
     if samples > 1:
@@ -109,6 +120,15 @@ def read_dicom(
     return pixels.astype(np.float32), meta
 
 
+@contextmanager
+def collected_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Collect pydicom's warnings about damaged files instead of printing them, so a bad file
+    gives one clear message. `catch_warnings` swaps process-wide state: hence the lock."""
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
 def parse_dataset(data: bytes, name: str) -> Any:
     """The pydicom Dataset (pixel data still encoded)."""
     import pydicom
@@ -126,7 +146,11 @@ def parse_dataset(data: bytes, name: str) -> Any:
 def check_dataset(ds: Any, name: str, allow_any_modality: bool = False) -> None:
     """Refuse, from the header alone, what is not one projection radiograph of a sane size."""
     if "PixelData" not in ds:
-        what = "a DICOMDIR index" if "DirectoryRecordSequence" in ds else "no image"
+        what = (
+            "a DICOMDIR index"
+            if "DirectoryRecordSequence" in ds
+            else "not an image, or the file is truncated"
+        )
         raise RadiographError(f"{name}: DICOM without pixel data ({what}); give an image file")
     modality = (_text(ds, "Modality") or "").upper()
     if modality not in PROJECTION_MODALITIES and not allow_any_modality:
@@ -155,21 +179,47 @@ def check_dataset(ds: Any, name: str, allow_any_modality: bool = False) -> None:
 def decode_stored_values(ds: Any, name: str) -> np.ndarray:
     """The stored pixel values (H, W) or (H, W, 3), only the `BitsStored` significant bits."""
     syntax = _transfer_syntax_name(ds) or "unknown transfer syntax"
+    _check_jpeg_frame_complete(ds, name)
     try:
         array = ds.pixel_array
     except (RuntimeError, NotImplementedError) as exc:
+        if _decoder_available(ds):  # the plugin is there, so the data are damaged
+            raise RadiographError(
+                f"{name}: corrupt {syntax} pixel data ({_first_line(exc)})"
+            ) from None
         raise RadiographError(
-            f"{name}: cannot decode {syntax} ({_first_line(exc)[:100]}); "
-            "install the pylibjpeg plugins or convert the file to uncompressed DICOM"
+            f"{name}: cannot decode {syntax}: no decoder installed; install the pylibjpeg "
+            "plugins (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg) or convert the "
+            "file to uncompressed DICOM"
         ) from None
     except (ValueError, EOFError, struct.error, KeyError, TypeError, AttributeError) as exc:
         raise RadiographError(
-            f"{name}: corrupt or truncated DICOM pixel data ({_first_line(exc)[:100]})"
+            f"{name}: corrupt or truncated DICOM pixel data ({_first_line(exc)})"
         ) from None
     array = np.asarray(array)
     if array.ndim not in (2, 3):
         raise RadiographError(f"{name}: unexpected DICOM pixel array shape {array.shape}")
     return mask_bits_stored(array, ds)
+
+
+def _check_jpeg_frame_complete(ds: Any, name: str) -> None:
+    """libjpeg decodes a cut JPEG frame without complaint (grey below the cut): refuse a JPEG-family
+    frame that lacks its end-of-image marker, as for plain JPEG files."""
+    from pydicom.encaps import generate_frames
+
+    uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if uid is None or str(uid) not in JPEG_MARKER_SYNTAXES:
+        return
+    try:
+        frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    except (StopIteration, ValueError, struct.error, TypeError) as exc:
+        raise RadiographError(
+            f"{name}: corrupt encapsulated pixel data ({_first_line(exc)})"
+        ) from None
+    if not frame.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise RadiographError(
+            f"{name}: truncated {uid.name} frame (no end marker); the file is incomplete"
+        )
 
 
 def mask_bits_stored(array: np.ndarray, ds: Any) -> np.ndarray:
@@ -318,6 +368,20 @@ def _text(ds: Any, keyword: str) -> str | None:
     return str(value).strip() or None
 
 
-def _first_line(exc: BaseException) -> str:
+def _decoder_available(ds: Any) -> bool:
+    from pydicom.pixels.decoders.base import get_decoder
+
+    uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    try:
+        return uid is not None and get_decoder(uid).is_available
+    except NotImplementedError:
+        return False
+
+
+def _first_line(exc: BaseException, limit: int = 100) -> str:
+    """The gist of a library's error: first line, first clause, at most `limit` characters."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    text = text.splitlines()[0].split(" - ")[0].rstrip(" .:")
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -312,7 +312,13 @@ def _trachea(anatomy: Anatomy, frame: Frame) -> np.ndarray:
 def _spine(anatomy: Anatomy, frame: Frame) -> np.ndarray:
     """Vertebral column: bodies with end plates and paired pedicles, denser than soft tissue."""
     u, v = frame.grid
-    dx = u - 0.5
+    out = np.zeros_like(u)
+    # Only the columns the spine crosses are computed (a fifth of the image at most).
+    cols = np.flatnonzero((np.abs(u - 0.5) < 0.045).any(axis=0))
+    if cols.size == 0:
+        return out
+    band = slice(int(cols[0]), int(cols[-1]) + 1)
+    dx, v = u[:, band] - 0.5, v[:, band]
     column = np.sqrt(np.clip(1.0 - (dx / 0.033) ** 2, 0.0, 1.0))
     period = anatomy.build.rib_spacing * 0.95
     phase = (v - anatomy.rib_v0) / period
@@ -323,49 +329,63 @@ def _spine(anatomy: Anatomy, frame: Frame) -> np.ndarray:
     for side in (-1.0, 1.0):
         r = np.sqrt(((dx - side * 0.021) / 0.008) ** 2 + (dy / 0.011) ** 2)
         spine += 0.5 * np.exp(-(((r - 1.0) / 0.35) ** 2))
-    return 0.09 * frame.blur(spine.astype(np.float32), 0.002)
+    out[:, band] = spine
+    return 0.09 * frame.blur(out, 0.002)
+
+
+RIBS_PER_SIDE = 10
 
 
 def _bezier(points: np.ndarray, n: int) -> np.ndarray:
-    """Cubic Bezier curve through 4 control points (4, 2), sampled at n points."""
-    t = np.linspace(0.0, 1.0, n)[:, None]
-    p0, p1, p2, p3 = points
+    """Cubic Bezier curves from control points (K, 4, 2), each sampled at n points: (K, n, 2)."""
+    t = np.linspace(0.0, 1.0, n)[None, :, None]
+    p0, p1, p2, p3 = (points[:, i, None, :] for i in range(4))
     return (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t**2 * p2 + t**3 * p3
 
 
-def _rib_paths(anatomy: Anatomy, side: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior arc and anterior course of rib k (0 = first) on one side, patient frame.
+def _rib_paths(anatomy: Anatomy, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior arcs (10, 16, 2) and anterior courses (10, 12, 2) of one side's ribs.
 
-    The posterior rib leaves the spine, arches upwards across the lung and bends down along the
+    A posterior rib leaves the spine, arches upwards across the lung and bends down along the
     lateral chest wall; the anterior rib runs from there down and in towards the sternum.
     """
+    k = np.arange(RIBS_PER_SIDE, dtype=np.float64)
     v0 = anatomy.rib_v0 + 0.045 + k * anatomy.build.rib_spacing
-    reach = float(lateral_x(anatomy, side, v0 + 0.03)) + 0.008
-    arch = 0.06 if k > 1 else 0.07
-    posterior = _bezier(
-        np.array(
-            [(0.02, v0), (0.12, v0 - arch), (reach - 0.03, v0 - 0.8 * arch), (reach, v0 + 0.035)]
-        ),
-        16,
+    reach = np.asarray(lateral_x(anatomy, side, v0 + 0.03)) + 0.008
+    arch = np.where(k > 1, 0.06, 0.07)
+    posterior = np.stack(
+        [
+            np.stack([np.full_like(v0, 0.02), v0], 1),
+            np.stack([np.full_like(v0, 0.12), v0 - arch], 1),
+            np.stack([reach - 0.03, v0 - 0.8 * arch], 1),
+            np.stack([reach, v0 + 0.035], 1),
+        ],
+        1,
     )
-    ant_end = (0.13 + 0.012 * k, v0 + 0.2 + 0.006 * k)
-    anterior = _bezier(
-        np.array([(reach, v0 + 0.035), (reach - 0.03, v0 + 0.09), (0.3, v0 + 0.14), ant_end]), 12
+    anterior = np.stack(
+        [
+            np.stack([reach, v0 + 0.035], 1),
+            np.stack([reach - 0.03, v0 + 0.09], 1),
+            np.stack([np.full_like(v0, 0.3), v0 + 0.14], 1),
+            np.stack([0.13 + 0.012 * k, v0 + 0.2 + 0.006 * k], 1),
+        ],
+        1,
     )
-    to_uv = lambda p: np.stack([anatomy.to_u(side, p[:, 0]), p[:, 1]], 1)  # noqa: E731
-    return to_uv(posterior), to_uv(anterior)
+    paths = []
+    for controls, n in ((posterior, 16), (anterior, 12)):
+        curve = _bezier(controls, n)
+        curve[..., 0] = anatomy.to_u(side, curve[..., 0])
+        paths.append(curve)
+    return paths[0], paths[1]
 
 
 def _ribs_and_clavicles(anatomy: Anatomy, frame: Frame, dense: np.ndarray) -> np.ndarray:
-    posterior, anterior = [], []
-    for side in (RIGHT, LEFT):
-        for k in range(10):
-            p, a = _rib_paths(anatomy, side, k)
-            posterior.append(p)
-            anterior.append(a)
+    sides = [_rib_paths(anatomy, side) for side in (RIGHT, LEFT)]
+    posterior = np.concatenate([p for p, _ in sides])
+    anterior = np.concatenate([a for _, a in sides])
     width = 0.032
     # The lateral bend is seen end-on and overlaps its neighbours: draw it fainter.
-    body, bend = [p[:13] for p in posterior], [p[12:] for p in posterior]
+    body, bend = posterior[:, :13], posterior[:, 12:]
     outer = frame.strokes(bend, width, value=140)
     outer = frame.strokes(body, width, outer).astype(np.float32)
     inner = frame.strokes(body, width * 0.55).astype(np.float32)

@@ -13,7 +13,7 @@ less its one-off checkpoint load): at most 1 means the requirement holds; below 
 overlaps the forward passes.
 
     python benchmarks/bench_predict.py [--n 1000] [--images DIR] [--backbone mobilenetv2_100]
-        [--image-size 224] [--batch-size 32] [--workers 4] [--device auto]
+        [--image-size 224] [--batch-size 32] [--workers N] [--device auto] [--repeats 3]
 
 Without `--images` it writes N synthetic 1024 x 1024 8-bit PNGs (smooth anatomy-like shading plus
 detector noise, about the size of a ChestX-ray14 PNG) into a temporary folder. The model has random
@@ -27,6 +27,7 @@ import contextlib
 import io
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -126,6 +127,7 @@ def main() -> None:
         help="decoding threads (default: 1 on CPU, 4 on GPU)",
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds (medians)")
     args = parser.parse_args()
     device = resolve_device(args.device)
 
@@ -146,10 +148,19 @@ def main() -> None:
         load_s = time.perf_counter() - start
         megabytes = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
 
-        decode_s, views = time_decode(paths, args.image_size)
-        forward_s = time_forward(model, views, args.batch_size, device)
-        predict_s = time_predict(model, paths, args.batch_size, args.workers, device)
-        cli_s = time_cli(ckpt, folder, args, tmp_path / "scores.csv")
+        # Alternate the measurements and keep medians, so drift in machine load hits all alike.
+        times: dict[str, list[float]] = {"decode": [], "forward": [], "predict": [], "cli": []}
+        for _ in range(args.repeats):
+            seconds, views = time_decode(paths, args.image_size)
+            times["decode"].append(seconds)
+            times["forward"].append(time_forward(model, views, args.batch_size, device))
+            times["predict"].append(
+                time_predict(model, paths, args.batch_size, args.workers, device)
+            )
+            times["cli"].append(time_cli(ckpt, folder, args, tmp_path / "scores.csv"))
+        decode_s, forward_s, predict_s, cli_s = (
+            statistics.median(times[k]) for k in ("decode", "forward", "predict", "cli")
+        )
 
     n = len(paths)
     workers = args.workers if args.workers is not None else default_workers(device)
@@ -159,7 +170,8 @@ def main() -> None:
     )
     print(
         f"# {n} images ({megabytes:.2f} MB PNG each), {args.backbone}+attention at "
-        f"{args.image_size} px, batch {args.batch_size}, {workers} decoding threads"
+        f"{args.image_size} px, batch {args.batch_size}, {workers} decoding threads, "
+        f"median of {args.repeats} alternating rounds"
     )
     rows = [
         ("decode (load_radiograph + model_view)", decode_s),

@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown --method {unknown[0]!r}: choose from {', '.join(METHODS)}")
     if args.method and not args.save_maps:
         raise ConfigError("--method only applies with --save-maps DIR")
+    if args.batch_size < 1 or (args.workers is not None and args.workers < 0):
+        raise ConfigError("--batch-size must be at least 1 and --workers 0 or more")
     paths = list(iter_radiograph_files(args.images))
     if not paths:
         raise RadiographError(f"no PNG, JPEG or DICOM files found in {', '.join(args.images)}")
@@ -129,13 +131,20 @@ def run(args: argparse.Namespace) -> int:
     for m in models:
         if args.threshold in ("youden", "f1") and not has_validation_thresholds(m.checkpoint):
             print(
-                f"note: {m.tag} has no validation thresholds; 0.5 marks positives", file=sys.stderr
+                f"cxr-attention predict: note: {m.tag} has no validation thresholds; "
+                "0.5 marks positives",
+                file=sys.stderr,
             )
     asked = _asked_labels(args.labels, models)
     methods = _methods(args.method, models) if args.save_maps else {}
     maps_dir = Path(args.save_maps) if args.save_maps else None
     if maps_dir is not None:
-        maps_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            maps_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create --save-maps {maps_dir}: {exc.strerror or exc}"
+            ) from None
     stems = _unique_stems(paths)
 
     width = min(48, max(len(str(p)) for p in paths))
@@ -287,7 +296,9 @@ def _methods(asked: list[str] | None, models: list[ScoringModel]) -> dict[str, l
             if len(models) == 1:
                 raise ConfigError(f"{m.tag} is a baseline without attention: use --method gradcam")
             print(
-                f"note: {m.tag} has no attention; its attention maps are skipped", file=sys.stderr
+                f"cxr-attention predict: note: {m.tag} has no attention; its attention maps "
+                "are skipped",
+                file=sys.stderr,
             )
             methods.remove("attention")
         out[m.tag] = methods

@@ -1,0 +1,119 @@
+"""`sweep` and `demo`: the grid trains, evaluates and compares; a restart skips finished runs.
+
+Everything is tiny (a 48-image phantom at 64 px, 32 px models, one epoch of two batches): these
+tests check the orchestration (folders, skipping, resuming, the report, the demo marker), not how
+well the models learn, which the training tests check.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.data.phantom import generate_phantom
+from train.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--image-size", "32", "--epochs", "1", "--max-train-batches", "2", "--batch-size", "8"]
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("phantom") / "set"
+    generate_phantom(root, 48, 64, seed=3)
+    return root
+
+
+def mtimes(run: Path) -> dict[str, float]:
+    return {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.is_file()}
+
+
+@pytest.mark.slow
+def test_sweep_trains_evaluates_compares_and_skips_on_restart(tmp_path, phantom, capsys):
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--data", str(phantom), "--out", str(out), "--backbones", "mobilenetv2_100"]
+    argv += [*TINY, "--n-resamples", "20", "--workers", "0", "--no-progress"]
+    assert main(argv) == 0
+    runs = [out / "mobilenetv2_100", out / "mobilenetv2_100+attention"]
+    for run in runs:
+        assert (run / "checkpoint.pt").is_file() and (run / "predictions.csv").is_file()
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["data"]["source"] == "phantom" and metrics["split"] == "test"
+        fit = json.loads((run / "config.json").read_text())["fit"]
+        # the paper preset, with the overrides given
+        assert fit["labels"] == "paper13" and fit["attention_stages"] == [-2, -1]
+        assert fit["image_size"] == 32 and fit["epochs"] == 1
+    assert metrics["model"]["attention"] is True
+    report = json.loads((out / "report" / "comparison.json").read_text())
+    assert [p["backbone"] for p in report["pairs"]] == ["mobilenetv2_100"]
+    assert "Synthetic data" in (out / "report" / "report.md").read_text()
+    err = capsys.readouterr().err
+    assert "1. train and evaluate mobilenetv2_100" in err and "[3/3]" in err
+
+    # restart: both runs are done, nothing is retrained or re-evaluated
+    before = {run: mtimes(run) for run in runs}
+    assert main(argv) == 0
+    assert err_count(capsys.readouterr().err, "already done, skipped") == 2
+    assert {run: mtimes(run) for run in runs} == before
+
+    # an interrupted run (trained, never evaluated) resumes: evaluated, not retrained
+    (runs[1] / "metrics.json").unlink()
+    checkpoint = (runs[1] / "checkpoint.pt").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert err_count(capsys.readouterr().err, "already done, skipped") == 1
+    assert (runs[1] / "metrics.json").is_file()
+    assert (runs[1] / "checkpoint.pt").stat().st_mtime_ns == checkpoint
+
+    # other options for the same folder: refused in one line, nothing touched
+    assert main([*argv, "--epochs", "2"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "trained with other options" in lines[-1] and "epochs" in lines[-1]
+
+
+def err_count(err: str, text: str) -> int:
+    return sum(text in line for line in err.splitlines())
+
+
+def test_sweep_refuses_bad_input_in_one_line(tmp_path, capsys):
+    assert main(["sweep", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    done = subprocess.run(
+        [sys.executable, "-m", "train.cli", "sweep", "--data", str(tmp_path), "--out",
+         str(tmp_path / "o"), "--preset", "no-such-preset"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "no-such-preset" in done.stderr
+
+
+@pytest.mark.slow
+def test_demo_builds_once_then_goes_straight_to_the_app(tmp_path):
+    folder = tmp_path / "demo"
+    argv = [sys.executable, "-m", "train.cli", "demo", "--no-app", "--dir", str(folder)]
+    argv += ["--images", "48", "--size", "64", "--backbones", "mobilenetv2_100"]
+    argv += [*TINY[:6], "--localize-limit", "4", "--n-resamples", "10"]
+    first = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    # the overall step list, then each step as it runs
+    assert "1. phantom: 48 synthetic radiographs at 64 px" in first.stderr
+    assert "[7/7]" in first.stderr
+    runs = sorted(p.name for p in (folder / "runs").iterdir())
+    assert runs == ["mobilenetv2_100", "mobilenetv2_100+attention"]
+    for name in runs:
+        run = folder / "runs" / name
+        assert (run / "metrics.json").is_file() and (run / "localization.json").is_file()
+    loc = json.loads((folder / "runs" / runs[1] / "localization.json").read_text())
+    assert loc["method"] == "attention" and loc["source"] == "phantom"
+    assert (folder / "report" / "report.html").is_file()
+    marker = json.loads((folder / "DEMO.json").read_text())
+    assert marker["runs"] == runs
+
+    before = mtimes(folder / "runs" / runs[0])
+    second = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert second.returncode == 0
+    assert "already built" in second.stderr and "[1/" not in second.stderr
+    assert mtimes(folder / "runs" / runs[0]) == before

@@ -4,8 +4,10 @@ Localized findings (Nodule, Mass, Effusion, Pneumothorax, Consolidation, Atelect
 Pneumonia) lie inside the visible lung fields and their masks are clipped to them; Cardiomegaly's mask
 is the cardiac silhouette (the enlargement itself is made in `anatomy.sample_anatomy`). Diffuse
 findings (Edema, Emphysema, Fibrosis, Pleural_Thickening, Hernia) change the film without a mask.
-Contrasts are in attenuation units (normal lung ~0.35, soft tissue ~1.1) and deliberately modest:
-nodules of 3-6 px at 256 px with a few grey levels of contrast must be learnable, not obvious.
+Contrasts are in attenuation units (aerated lung ~0.3, mediastinum ~1.2) and deliberately modest:
+nodules 5-11 px across at 256 px, a few grey levels above the lung, must be learnable, not obvious.
+Airspace disease (consolidation, pneumonia, infiltration, atelectasis, effusion) gives back part of
+the attenuation the lung's air removed, so it is faint where the lung is thin, as on a real film.
 """
 
 from __future__ import annotations
@@ -67,8 +69,7 @@ class LesionCanvas:
 
     def air(self, side: int) -> np.ndarray:
         """Attenuation the aerated lung of one side removes: what airspace disease gives back."""
-        on_side = self.frame.blur((self.layers.lung_side == side).astype(np.float32), 0.003)
-        return self.layers.aeration * on_side
+        return self.layers.aeration * self.side_mask(side)
 
     def side_mask(self, side: int) -> np.ndarray:
         """Float coverage of one lung outline (behind the heart included), softened by a pixel."""
@@ -94,11 +95,10 @@ class LesionCanvas:
         self,
         radius: float,
         weight: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-        side: int | None = None,
     ) -> tuple[float, float]:
         """A random centre (u, v) in the lung field, at least `radius` from its edge if possible.
 
-        `weight(u, v)` in [0, 1] favours zones (rejection sampling); `side` restricts to one lung.
+        `weight(u, v)` in [0, 1] favours zones (rejection sampling).
         Falls back to the deepest point of the field when nothing fits (tiny images).
         """
         a = self.anatomy
@@ -107,8 +107,6 @@ class LesionCanvas:
         for _ in range(8):
             u = self.rng.uniform(0.5 - a.lung_half_width, 0.5 + a.lung_half_width, 64)
             v = self.rng.uniform(a.apex_v, max(a.cp_v(RIGHT), a.cp_v(LEFT)), 64)
-            if side is not None:
-                u = np.where((u < 0.5) == (side == RIGHT), u, 1.0 - u)
             xy = np.round(self.frame.to_pixels(np.stack([u, v], 1))).astype(int)
             inside = np.all((xy >= 0) & (xy < size), axis=1)
             xy = np.clip(xy, 0, size - 1)

@@ -56,7 +56,7 @@ def sample_acquisition(rng: np.random.Generator, view: str) -> Acquisition:
         gamma=float(rng.uniform(1.0, 1.4)),
         scatter=float(rng.uniform(0.12, 0.22) if ap else rng.uniform(0.04, 0.12)),
         compress=float(rng.uniform(0.08, 0.2)),
-        detail=float(rng.uniform(0.3, 0.7)),
+        detail=float(rng.uniform(0.2, 0.5)),
         noise=float(rng.uniform(0.012, 0.025) if ap else rng.uniform(0.006, 0.016)),
         marker="" if marker_draw < 0.5 else ("L" if marker_draw < 0.85 else "R"),
         marker_corner=int(rng.integers(0, 4)),

@@ -428,8 +428,8 @@ def _soft_tissue_extras(anatomy: Anatomy, frame: Frame, rng: np.random.Generator
             cu = anatomy.to_u(side, 0.29)
             r = np.sqrt(((u - cu) / 0.15) ** 2 + ((v - anatomy.dome_v[side] + 0.04) / 0.12) ** 2)
             extra += 0.14 * anatomy.build.breast * np.sqrt(np.clip(1 - r * r, 0.0, 1.0))
-    bowel = np.clip(smooth_noise(rng, frame.size, 12) - 0.9, 0.0, 0.5)
-    extra -= 0.2 * bowel * _smoothstep(anatomy.dome_v[LEFT] + 0.08, anatomy.dome_v[LEFT] + 0.2, v)
+    bowel = np.clip(smooth_noise(rng, frame.size, 14) - 1.0, 0.0, 0.5)
+    extra -= 0.15 * bowel * _smoothstep(anatomy.dome_v[LEFT] + 0.08, anatomy.dome_v[LEFT] + 0.2, v)
     if anatomy.stomach_bubble:
         bubble = ellipse_points((0.5 + 0.14, anatomy.dome_v[LEFT] + 0.06), (0.05, 0.025))
         extra -= 0.2 * frame.fill([bubble])

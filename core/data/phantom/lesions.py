@@ -159,8 +159,10 @@ def draw_nodule(canvas: LesionCanvas) -> None:
     centre = canvas.place(radius * 1.2)
     u, v = canvas.frame.grid
     d = np.sqrt((u - centre[0]) ** 2 + (v - centre[1]) ** 2) / radius
-    contrast = rng.uniform(0.1, 0.28)
-    canvas.density += contrast * canvas.frame.blur(_sphere(d), 0.002)
+    # A solid ball displaces lung: its contrast is a share of the air the lung removed there.
+    contrast = rng.uniform(0.2, 0.45)
+    air = canvas.layers.aeration
+    canvas.density += contrast * canvas.frame.blur(_sphere(d), 0.002) * air
     canvas.keep("Nodule", d <= 1.0, centre)
 
 
@@ -176,8 +178,9 @@ def draw_mass(canvas: LesionCanvas) -> None:
         rng.uniform(0.03, 0.1) * np.cos(k * theta + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5)
     )
     d = np.sqrt(du * du + dv * dv) / (radius * lobes)
-    contrast = rng.uniform(0.2, 0.42)
-    canvas.density += contrast * canvas.frame.blur(_sphere(d) ** 0.7, 0.003)
+    contrast = rng.uniform(0.35, 0.65)
+    air = canvas.layers.aeration
+    canvas.density += contrast * canvas.frame.blur(_sphere(d) ** 0.7, 0.003) * air
     canvas.keep("Mass", d <= 1.0, centre)
 
 
@@ -269,7 +272,7 @@ def draw_atelectasis(canvas: LesionCanvas) -> None:
         length, thick = rng.uniform(0.035, 0.07), rng.uniform(0.006, 0.014)
         centre = canvas.place(thick * 2, _lower_zones)
         shape = ellipse_points(centre, (length, thick), rng.uniform(-0.35, 0.35), n=32)
-        blur, contrast = 0.003, rng.uniform(0.5, 0.8)
+        blur, contrast = 0.003, rng.uniform(0.3, 0.5)
     else:
         size = rng.uniform(0.04, 0.07)
         centre = canvas.place(size * 0.5, lambda u, v: np.clip((v - 0.45) / 0.15, 0.0, 1.0))
@@ -282,7 +285,7 @@ def draw_atelectasis(canvas: LesionCanvas) -> None:
             for k in range(3)
         ]
         shape = np.array(corners)
-        blur, contrast = 0.006, rng.uniform(0.45, 0.75)
+        blur, contrast = 0.006, rng.uniform(0.35, 0.6)
     region = frame.mask([shape])
     side = _side_of(centre)
     canvas.density += contrast * frame.blur(region.astype(np.float32), blur) * canvas.air(side)

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from core.data.preprocess import square_geometry
 from core.explain.localization import (
@@ -14,6 +16,7 @@ from core.explain.localization import (
     box_to_view,
     detected_boxes,
     iobb,
+    map_maximum,
     score_boxes,
     score_mask,
     summarize_scores,
@@ -85,7 +88,15 @@ def test_energy_in_box_by_hand():
     (score,) = score_boxes(heat, [Box(0, 0, 5, 5)])
     assert score.energy == pytest.approx(0.75)
     (empty,) = score_boxes(np.zeros((10, 10)), [Box(0, 0, 5, 5)])
-    assert math.isnan(empty.energy)
+    assert empty.energy == 0.0 and not empty.pointing  # an empty map is a miss everywhere
+
+
+def test_pointing_on_a_flat_top_uses_its_centre_not_the_image_corner():
+    # A 2 x 2 map upsampled bilinearly: the top-left cell's flat top runs out to the corner.
+    coarse = torch.tensor([[[[1.0, 0.2], [0.2, 0.2]]]])
+    heat = F.interpolate(coarse, size=(64, 64), mode="bilinear", align_corners=False)[0, 0]
+    assert map_maximum(heat.numpy()) == (7, 7)  # centre of the flat top [0, 16) x [0, 16)
+    assert map_maximum(np.full((4, 4), 0.3)) is None
 
 
 def test_box_mask_uses_pixel_centres():
@@ -96,12 +107,14 @@ def test_box_mask_uses_pixel_centres():
 def test_mask_scores_by_hand():
     heat = block_map()  # detected box x 10..30, y 10..20 (200 px)
     mask = np.zeros((40, 40), dtype=bool)
-    mask[10:20, 10:15] = True  # 50 px of the detected box
+    mask[10:20, 15:20] = True  # 50 px of the detected box
     mask[0:5, 0:5] = True  # 25 px elsewhere
     score = score_mask(heat, mask)
     assert score.best_iobb == pytest.approx(50 / 200)
     assert score.iobb == {0.1: True, 0.25: False, 0.5: False}
-    assert score.pointing  # argmax (first maximum) is (10, 10), inside the mask
+    assert map_maximum(heat) == (14, 19)  # the centre of the flat block
+    assert score.pointing
+    assert not score_mask(heat, np.roll(mask, 6, axis=1)).pointing
     assert score.energy == pytest.approx(50 / 200)
 
 

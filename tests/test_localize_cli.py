@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,17 @@ SCHEMA = {
     "map_stage",
 }
 ENTRY = {"n_boxes", "pointing_game", "iobb_acc", "energy_in_box"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a few shared cores torch's thread pool spins against other
+    processes and small models run 10-20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 # image id -> (patient, findings, split, boxes in the 1024 x 1024 frame of the box file)
 IMAGES = {
@@ -143,6 +155,8 @@ def test_localize_errors_are_one_line(dataset, tmp_path, capsys):
     assert "run folder not found" in capsys.readouterr().err
     assert main(["localize", str(baseline), "--split", "val"]) == 2
     assert "no boxes" in capsys.readouterr().err
+    assert main(["localize", str(baseline), "--method", "random", "--stage", "stage3"]) == 2
+    assert "--stage applies to attention and gradcam" in capsys.readouterr().err
 
 
 def test_localize_through_the_console_script(dataset, tmp_path):
@@ -152,6 +166,7 @@ def test_localize_through_the_console_script(dataset, tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr
     report = json.loads((run / "localization.json").read_text())

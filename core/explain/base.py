@@ -146,10 +146,10 @@ class Explainer:
         indices = resolve_labels(labels_all, labels)
         raw = self.raw_maps(x, indices, **options)
         maps = raw.maps.detach().float()
-        if maps.shape[1] == 1 and len(indices) > 1:
-            maps = maps.expand(-1, len(indices), -1, -1)  # a label-free map serves every label
         map_size = (int(maps.shape[-2]), int(maps.shape[-1]))
         maps = upsample(maps, (int(x.shape[-2]), int(x.shape[-1])))
+        if maps.shape[1] == 1 and len(indices) > 1:
+            maps = maps.expand(-1, len(indices), -1, -1)  # a label-free map serves every label
         if self.normalise:
             maps, scale = scale_by_max(maps.clamp_min(0.0))
         else:

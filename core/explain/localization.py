@@ -6,7 +6,8 @@ phantom masks passed through `model_view` themselves. A pixel (row r, column c) 
 [c, c + 1) x [r, r + 1); it belongs to a box when its centre (c + 0.5, r + 0.5) lies inside.
 
 - Pointing game (Zhang et al. 2016, without tolerance margin): a hit when the map's maximum lies in
-  a truth box of that label (any of them). A constant map (no maximum) is a miss.
+  a truth box of that label (any of them). A constant map (no maximum) is a miss; on a flat top the
+  maximal pixel nearest the top's centroid counts (see `map_maximum`).
 - IoBB accuracy at T (Wang et al., CVPR 2017, Table 4): the map is thresholded, each connected
   component (8-connectivity) becomes a detected box, and a truth box is hit when some detected box
   has intersection / detected-box area > T.
@@ -14,7 +15,8 @@ phantom masks passed through `model_view` themselves. A pixel (row r, column c) 
   Wang et al. scaled heatmaps to [0, 255] and used fixed thresholds of 60 and 180; 0.5 (about 128)
   lies between them, and a range-relative level makes attention gates (values near 0.5) and
   max-scaled Grad-CAM comparable.
-- Energy in box: the share of the map's total (non-negative) mass inside the label's boxes.
+- Energy in box: the share of the map's total (non-negative) mass inside the label's boxes; 0 for
+  an all-zero map (every measure treats an empty map as a miss).
 
 Against a phantom mask the same scores use the mask's pixels: the maximum inside the mask, the mask's
 share of each detected box (intersection / detected-box area) for IoBB, and the energy on the mask.
@@ -57,7 +59,7 @@ class MapScore:
 
     pointing: bool  # map maximum inside the truth
     iobb: dict[float, bool]  # T -> some detected box has IoBB > T
-    energy: float  # share of the map's mass inside the truth, in [0, 1] (NaN for an all-zero map)
+    energy: float  # share of the map's mass inside the truth, in [0, 1] (0 for an all-zero map)
     best_iobb: float  # largest IoBB over the detected boxes
 
 
@@ -80,12 +82,21 @@ def box_mask(boxes: Iterable[Box], shape: tuple[int, int]) -> np.ndarray:
 
 
 def map_maximum(heatmap: np.ndarray) -> tuple[int, int] | None:
-    """(row, column) of the map's maximum, None for a constant map (it points nowhere)."""
+    """(row, column) where the map points: its maximum; None for a constant map (nowhere).
+
+    A coarse map upsampled bilinearly has a flat top: for a cell on the border it runs out to the
+    image edge (interpolation clamps there), so the first maximal pixel in raster order would sit
+    in a corner. We take the maximal pixel nearest the centroid of all maximal pixels instead.
+    """
     heatmap = np.asarray(heatmap, dtype=np.float64)
-    if not np.isfinite(heatmap).all() or heatmap.max() <= heatmap.min():
+    if not np.isfinite(heatmap).all():
         return None
-    r, c = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    return int(r), int(c)
+    lo, hi = float(heatmap.min()), float(heatmap.max())
+    if hi <= lo:
+        return None
+    rows, cols = np.nonzero(heatmap >= hi - 1e-6 * (hi - lo))
+    nearest = int(np.argmin((rows - rows.mean()) ** 2 + (cols - cols.mean()) ** 2))
+    return int(rows[nearest]), int(cols[nearest])
 
 
 def detected_boxes(heatmap: np.ndarray, map_threshold: float = MAP_THRESHOLD) -> list[Box]:
@@ -117,9 +128,10 @@ def iobb(detected: Box, truth: Box) -> float:
 
 
 def _energy(heatmap: np.ndarray, region: np.ndarray) -> float:
+    # An empty map (Grad-CAM whose ReLU removed everything) shows nothing inside: 0, like a miss.
     mass = np.clip(np.asarray(heatmap, dtype=np.float64), 0.0, None)
     total = mass.sum()
-    return float(mass[region].sum() / total) if total > 0 else float("nan")
+    return float(mass[region].sum() / total) if total > 0 else 0.0
 
 
 def _hits(best: float, thresholds: Sequence[float]) -> dict[float, bool]:
@@ -178,19 +190,17 @@ def summarize_scores(
 ) -> dict:
     """Mean scores over truth boxes, in the schema of localization.json's per-class entries.
 
-    {"n_boxes", "pointing_game", "iobb_acc": {"0.1": x, ...}, "energy_in_box"}; NaN where no box
-    (and energy NaN-free mean over maps with mass).
+    {"n_boxes", "pointing_game", "iobb_acc": {"0.1": x, ...}, "energy_in_box"}; NaN without boxes.
     """
     n = len(scores)
     nan = float("nan")
-    energies = [s.energy for s in scores if s.energy == s.energy]
     return {
         "n_boxes": n,
         "pointing_game": float(np.mean([s.pointing for s in scores])) if n else nan,
         "iobb_acc": {
             _key(t): float(np.mean([s.iobb[t] for s in scores])) if n else nan for t in thresholds
         },
-        "energy_in_box": float(np.mean(energies)) if energies else nan,
+        "energy_in_box": float(np.mean([s.energy for s in scores])) if n else nan,
     }
 
 

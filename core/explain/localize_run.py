@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 LOCALIZE_METHODS = ("attention", "gradcam", "integrated_gradients", "random")
 TRUTHS = ("auto", "boxes", "masks")
 CONTROL_FILE = "localization_random.json"
+# Methods whose cost is one full attribution per (image, label): never ask them for extra labels.
+PER_LABEL_COST = frozenset({"integrated_gradients"})
 
 
 @dataclass
@@ -117,6 +119,17 @@ def _load_view(case: TruthCase, size: int) -> tuple[np.ndarray, tuple[float, int
     return model_view(image.pixels, size), square_geometry(image.height, image.width, size)
 
 
+def control_sigma(model, stage: str) -> float:
+    """Smoothness of the random control: half a cell of the stage being scored.
+
+    Pointing game and energy of a stationary random map do not depend on it, but IoBB does (a
+    sharper map detects smaller boxes), so the control matches the scored map's cell size; for
+    pixel maps (Integrated Gradients) and the control alone, the final stage's cell.
+    """
+    reductions = {s.name: s.reduction for s in model.stages}
+    return reductions.get(stage, model.stages[-1].reduction) / 2.0
+
+
 def score_cases(
     model,
     cases: Sequence[TruthCase],
@@ -143,13 +156,25 @@ def score_cases(
         x = config_input(np.stack([view for view, _ in loaded]), model.config, device)
         wanted = sorted({label for case in chunk for label in case.labels})
         for m in methods:
-            extra = {"generator": generator} if m == "random" else options
-            maps = explain(model, x, wanted, m, **extra)
-            if m == methods[0]:
-                stage = maps.stage
+            extra = options
+            if m == "random":
+                extra = {"generator": generator, "sigma": control_sigma(model, stage)}
+            if m in PER_LABEL_COST:
+                # Cost grows with every label asked for: explain each image for its own labels.
+                per_image = [
+                    explain(model, x[b : b + 1], case.labels, m, **extra)
+                    for b, case in enumerate(chunk)
+                ]
+                stage = per_image[0].stage if m == methods[0] else stage
+            else:
+                together = explain(model, x, wanted, m, **extra)
+                stage = together.stage if m == methods[0] else stage
             for b, (case, (_, geometry)) in enumerate(zip(chunk, loaded, strict=True)):
                 for label in case.labels:
-                    heat = maps.map(label, image=b)
+                    if m in PER_LABEL_COST:
+                        heat = per_image[b].map(label)
+                    else:
+                        heat = together.map(label, image=b)
                     out = scores[m].setdefault(label, [])
                     if label in case.boxes:
                         view_boxes = [box_to_view(box, geometry) for box in case.boxes[label]]
@@ -205,11 +230,13 @@ def localize_run(
     control: bool = True,
     seed: int = 0,
     device: str | None = None,
+    ig_steps: int | None = None,
 ) -> dict[str, Any]:
     """Score a run's maps and write RUN/localization.json (and the random control beside it).
 
     Returns the localization.json dict. `stage` picks the attention gate or Grad-CAM stage (default:
-    the final one); `limit` scores only the first N images (by image id) that carry truth.
+    the final one); `limit` scores only the first N images (by image id) that carry truth;
+    `ig_steps` is the number of path points of Integrated Gradients (default 32).
     """
     from core.evaluation import open_run_dataset, pick_device, resolve_data_root, training_data
 
@@ -240,7 +267,15 @@ def localize_run(
         )
     if limit is not None:
         cases = cases[:limit]
-    options: dict[str, Any] = {} if stage is None or method == "random" else {"stage": stage}
+    options: dict[str, Any] = {}
+    if stage is not None:
+        if method not in ("attention", "gradcam"):
+            raise ConfigError(f"--stage applies to attention and gradcam maps, not to {method}")
+        options["stage"] = stage
+    if ig_steps is not None:
+        if method != "integrated_gradients":
+            raise ConfigError(f"--ig-steps applies to integrated_gradients, not to {method}")
+        options["steps"] = ig_steps
     methods = (method, "random") if control and method != "random" else (method,)
     scores, map_stage = score_cases(
         model, cases, methods, batch_size, map_threshold, seed, device_t, **options

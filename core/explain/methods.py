@@ -33,7 +33,7 @@ def explain(
     method: "attention" (the model's own gate; `stage=` picks the gate, default the final one),
         "gradcam" (raw-logit Grad-CAM; `stage=` an earlier stage, default the final feature map;
         `ablate_attention=True` runs with every gate set to 1), "integrated_gradients" (`steps=`,
-        `internal_batch_size=`, `sign=`), or "random" (`seed=` or `generator=`, `grid=`).
+        `internal_batch_size=`, `sign=`), or "random" (`seed=` or `generator=`, `sigma=`).
     Returns an `Explanation` (maps (B, K, H, W), labels, stage, scale, logits).
     """
     try:

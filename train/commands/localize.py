@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=MAP_THRESHOLD,
         help="share of each map's range above which it counts as detected (IoBB boxes)",
     )
+    parser.add_argument(
+        "--ig-steps", type=int, help="path points of integrated_gradients (default 32)"
+    )
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--no-control", action="store_true", help="skip the random-map control")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random control")
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         control=not args.no_control,
         seed=args.seed,
         device=args.device,
+        ig_steps=args.ig_steps,
     )
     overall = report["overall"]
     iobb = ", ".join(f"T={t} {v:.3f}" for t, v in overall["iobb_acc"].items() if v is not None)

@@ -1,0 +1,143 @@
+"""`FitConfig`: everything one training run needs, one field per option, each with its reason.
+
+Preset files (`train/presets/*.yaml`) and the command line fill the same fields; `config.json` in the
+run folder records the resolved values, so a run can be repeated or resumed from that file alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from core.errors import ConfigError
+from core.labels import LABEL_SETS
+
+# Fields that change how a run executes but not what it computes: `--resume` may change them.
+RUNTIME_FIELDS = frozenset(
+    {"out", "resume", "workers", "threads", "device", "progress", "stop_after", "use_cache"}
+)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """One training run (one variant: a backbone with or without spatial attention)."""
+
+    # --- data -------------------------------------------------------------------------------------
+    data: str  # dataset folder in ChestX-ray14 layout (real data or a phantom)
+    out: str  # run folder to write (checkpoint.pt, last.pt, config.json, history.csv)
+    backbone: (
+        str  # timm model name (paper: resnet101, efficientnet_b0, efficientnet_b3, mobilenetv2_100)
+    )
+    labels: str = "all14"  # label set: "all14" or "paper13" (paper13 leaves out Hernia)
+    views: tuple[str, ...] = ("PA", "AP")  # view positions kept (ChestX-ray14 is frontal only)
+    val_fraction: float = 0.1  # share of train_val patients held out for validation
+    use_cache: bool = True  # read a matching uint8 cache (`cxr-attention cache`) when one exists
+    # --- model ------------------------------------------------------------------------------------
+    attention: bool = False  # insert CBAM spatial gates
+    attention_stages: tuple[int, ...] = (-1,)  # feature stages gated, -1 = last (paper: -2, -1)
+    attention_kernel: int = 7  # k of the gate's k x k convolution (CBAM uses 7)
+    image_size: int = 224  # square model input in pixels (the paper's backbones use 224)
+    drop_rate: float = 0.0  # dropout before the linear head
+    pretrained: str | None = None  # local timm weights (.pth/.safetensors); None = random init
+    # --- optimisation -----------------------------------------------------------------------------
+    epochs: int = 10  # passes over the training split (upper bound with early stopping)
+    batch_size: int = 32  # images per step per process (global batch = this x world size)
+    accumulate: int = 1  # batches whose gradients add up before one optimiser step
+    lr: float = 1e-4  # AdamW peak learning rate, reached at the end of warm-up
+    weight_decay: float = 1e-2  # AdamW decoupled weight decay (not on biases and norm weights)
+    warmup_epochs: float = 1.0  # linear warm-up from 0 to `lr`, then cosine decay per step
+    min_lr_ratio: float = 0.01  # the cosine ends at lr x this, not at 0
+    clip_grad: float | None = 1.0  # clip the global gradient norm to this (None = no clipping)
+    pos_weight: bool = False  # weight positives by negatives/positives of each training label
+    patience: int | None = 5  # stop after this many epochs without a better val macro AUC
+    # --- augmentation (on the device, training only) ----------------------------------------------
+    augment: bool = True  # mild random-resized crop, small rotation, brightness/contrast
+    hflip: bool = False  # horizontal flip: off because it moves the heart to the wrong side
+    # --- execution --------------------------------------------------------------------------------
+    seed: int = 0  # seeds model init, data order, augmentation and the validation split
+    device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), or "cuda", "cuda:1", "mps", "cpu"
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaling)
+    workers: int = 2  # data-loading processes per training process (0 = in the main process)
+    threads: int | None = None  # CPU threads for torch ops (None = torch's default, one per core);
+    # 1 is much faster when other jobs share the cores
+    max_train_batches: int | None = None  # cap batches per epoch, for quick runs and smoke tests
+    resume: bool = False  # continue from out/last.pt (model, optimiser, schedule, RNG, counters)
+    stop_after: int | None = None  # end this invocation after this many epochs in total, leaving
+    # last.pt for a later --resume (for time-limited job slots)
+    progress: bool = True  # tqdm bars for epochs and batches on stderr (rank 0 only)
+
+    def __post_init__(self) -> None:
+        for name in ("views", "attention_stages"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse values that cannot work, with the option name in the message."""
+        if self.labels not in LABEL_SETS:
+            raise ConfigError(f"labels {self.labels!r}: choose one of {', '.join(LABEL_SETS)}")
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "accumulate": self.accumulate,
+            "image_size": self.image_size,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if self.image_size < 32:
+            raise ConfigError(f"image_size {self.image_size} is too small: use at least 32 px")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0 or self.workers < 0:
+            raise ConfigError("weight_decay, warmup_epochs and workers must not be negative")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(
+                f"val_fraction must lie strictly between 0 and 1, got {self.val_fraction}"
+            )
+        optional_positive = {
+            "clip_grad": self.clip_grad,
+            "patience": self.patience,
+            "max_train_batches": self.max_train_batches,
+            "stop_after": self.stop_after,
+            "threads": self.threads,
+        }
+        for name, value in optional_positive.items():
+            if value is not None and not value > 0:
+                raise ConfigError(f"{name} must be positive (or left out), got {value!r}")
+        if not self.views:
+            raise ConfigError("views is empty: keep at least one of PA, AP")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FitConfig:
+        """Build from a preset, config.json or CLI dict; unknown keys are an error, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown fit option(s) {', '.join(unknown)}: use FitConfig field names "
+                f"such as {', '.join(sorted(known)[:6])}, ..."
+            )
+        missing = [name for name in ("data", "out", "backbone") if data.get(name) in (None, "")]
+        if missing:
+            raise ConfigError(f"missing {' and '.join('--' + m for m in missing)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"invalid fit options: {exc}") from None
+
+    def differences(self, other: FitConfig, ignore: frozenset[str] = RUNTIME_FIELDS) -> list[str]:
+        """'name: mine vs theirs' for every field that differs, except those in `ignore`."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [
+            f"{name}: {theirs[name]!r} -> {mine[name]!r}"
+            for name in mine
+            if name not in ignore and mine[name] != theirs[name]
+        ]

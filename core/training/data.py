@@ -1,0 +1,126 @@
+"""The data side of a run: dataset index, train/validation loaders, augmentation, class weights.
+
+Every process reads the same index (the split is seeded, so all ranks agree) and loads its own shard
+through a `DistributedSampler`, also in a world of one: its shuffle depends on (seed, epoch) alone,
+so a resumed run sees exactly the order an uninterrupted one would have seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from core.data.augment import RadiographAugment
+from core.data.cache import find_cache
+from core.data.chestxray14 import DatasetIndex, open_dataset
+from core.data.loader import RadiographDataset, make_loader
+from core.errors import DatasetError
+from core.training.config import FitConfig
+from core.training.distributed import DistContext
+
+
+@dataclass
+class TrainingData:
+    """What the loop needs from the dataset."""
+
+    index: DatasetIndex
+    train: RadiographDataset
+    val: RadiographDataset
+    train_loader: DataLoader
+    val_loader: DataLoader
+    train_sampler: DistributedSampler  # call set_epoch(epoch) before each epoch
+    train_batches: int  # batches per epoch per process (after max_train_batches)
+    val_batches: int  # batches of this process's validation shard
+    train_targets: np.ndarray  # float32 (n_train, L), for positive-class weights
+    split_sizes: dict[str, int]  # images per split
+    cache_description: str | None  # the cache folder read, None when decoding files
+
+
+def prepare_data(config: FitConfig, context: DistContext) -> TrainingData:
+    """Open the dataset, pick up a matching cache, and build this process's loaders."""
+    index = open_dataset(
+        config.data,
+        label_set=config.labels,
+        views=config.views,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
+    train_frame, val_frame = index.split("train"), index.split("val")
+    for name, frame in (("training", train_frame), ("validation", val_frame)):
+        if len(frame) == 0:
+            raise DatasetError(
+                f"the {name} split of {index.root} is empty: the folder needs more images "
+                "(or more patients) for a train/validation split"
+            )
+    cache = find_cache(index, config.image_size) if config.use_cache else None
+    train = RadiographDataset(train_frame, index.labels, config.image_size, cache=cache)
+    val = RadiographDataset(val_frame, index.labels, config.image_size, cache=cache)
+    train_sampler = DistributedSampler(
+        train, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=config.seed
+    )
+    val_sampler = DistributedSampler(
+        val, num_replicas=context.world_size, rank=context.rank, shuffle=False
+    )
+    # Loaders get their own generator: otherwise each new loader iterator draws a worker seed from
+    # the global generator, and persistent workers draw it once per run, not once per epoch, so a
+    # resumed run's augmentation stream would drift from an uninterrupted one.
+    loader_seed = config.seed + context.rank
+    # A last batch of a single image would break batch norm: drop the ragged end when possible.
+    train_loader = make_loader(
+        train,
+        config.batch_size,
+        shuffle=False,
+        sampler=train_sampler,
+        num_workers=config.workers,
+        drop_last=len(train_sampler) > config.batch_size,
+        seed=loader_seed,
+    )
+    val_loader = make_loader(
+        val,
+        config.batch_size,
+        shuffle=False,
+        sampler=val_sampler,
+        num_workers=config.workers,
+        seed=loader_seed,
+    )
+    full = len(train_loader)
+    train_batches = (
+        full if config.max_train_batches is None else min(full, config.max_train_batches)
+    )
+    return TrainingData(
+        index=index,
+        train=train,
+        val=val,
+        train_loader=train_loader,
+        val_loader=val_loader,
+        train_sampler=train_sampler,
+        train_batches=train_batches,
+        val_batches=len(val_loader),
+        train_targets=index.targets(train_frame),
+        split_sizes={
+            name: int((index.items["split"] == name).sum()) for name in ("train", "val", "test")
+        },
+        cache_description=None if cache is None else str(cache.folder),
+    )
+
+
+def build_augment(config: FitConfig, device: torch.device) -> torch.nn.Module | None:
+    """The on-device augmentation for training batches, or None when switched off."""
+    if not config.augment:
+        return None
+    return RadiographAugment(hflip=config.hflip).to(device)
+
+
+def positive_weights(targets: np.ndarray, max_weight: float = 100.0) -> torch.Tensor:
+    """BCE `pos_weight` per label: negatives / positives in the training split.
+
+    A label without positives gets weight 1 (nothing to rebalance); weights are capped at
+    `max_weight` so a label with a handful of positives cannot dominate the loss.
+    """
+    positives = targets.sum(axis=0)
+    negatives = targets.shape[0] - positives
+    weights = np.where(positives > 0, negatives / np.maximum(positives, 1), 1.0)
+    return torch.as_tensor(np.clip(weights, 1e-3, max_weight), dtype=torch.float32)

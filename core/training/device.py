@@ -1,0 +1,85 @@
+"""Where training runs and in which precision.
+
+CUDA first, then Apple's MPS, then the CPU. On CUDA, autocast runs in bfloat16 where the GPU supports
+it (Ampere and later: no loss scaling needed) and otherwise in float16 with a `GradScaler`; images
+and weights use the channels-last layout, which tensor cores prefer. Elsewhere training stays in
+float32 (CPU autocast is slower than float32 for these CNNs, MPS autocast is not reliable yet).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """The device and numerics of one training process."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None  # autocast dtype, None = float32 throughout
+    channels_last: bool  # use the NHWC memory layout for images and weights
+
+    @property
+    def amp(self) -> str:
+        """How config.json records the precision: "bf16", "fp16" or "off"."""
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp_dtype, "off")
+
+    @property
+    def uses_grad_scaler(self) -> bool:
+        return self.amp_dtype is torch.float16
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A scaler that is a no-op unless float16 autocast needs it."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.uses_grad_scaler)
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+def select_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
+    """ "auto" -> cuda (this process's local rank under torchrun), else mps, else cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank or 0)
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device cuda requested but no CUDA GPU is visible: use --device cpu")
+        if device.index is None:
+            device = torch.device("cuda", local_rank or 0)
+        if device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {device} does not exist: this machine has {torch.cuda.device_count()} GPU(s)"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device mps requested but MPS is not available: use --device cpu")
+    return device
+
+
+def plan_device(name: str = "auto", amp: bool = True, local_rank: int | None = None) -> DevicePlan:
+    """Pick the device, autocast dtype and memory layout for training."""
+    device = select_device(name, local_rank)
+    if device.type != "cuda":
+        return DevicePlan(device, None, False)
+    if device.index is not None:
+        torch.cuda.set_device(device)
+    dtype = None
+    if amp:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return DevicePlan(device, dtype, True)

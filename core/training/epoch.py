@@ -1,0 +1,160 @@
+"""One training epoch and one validation pass.
+
+A batch arrives from the loader as uint8 images (B, 1, S, S), float targets (B, L) and dataset row
+indices (B,). On the device it becomes float in [0, 1], is augmented (training only), then
+normalised by `config_input` — the same function evaluation, `predict` and the app use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.data.preprocess import config_input
+from core.metrics.auc import macro_auc, micro_auc
+from core.models.classifier import ModelConfig
+from core.training.device import DevicePlan
+from core.training.distributed import (
+    DistContext,
+    gather_predictions,
+    mean_across,
+    sum_across,
+    unwrap,
+)
+from core.training.optim import WarmupCosine, clip_gradients
+from core.training.progress import Reporter
+
+
+@dataclass
+class StepParts:
+    """What one optimiser step needs, bundled so the epoch function reads top to bottom."""
+
+    model: nn.Module  # possibly DDP-wrapped
+    model_config: ModelConfig
+    pos_weight: torch.Tensor | None  # (L,) on the device: BCE weight of positives, or None
+    optimizer: torch.optim.Optimizer
+    schedule: WarmupCosine
+    scaler: torch.amp.GradScaler
+    plan: DevicePlan
+    augment: nn.Module | None  # applied to the float [0, 1] batch during training
+    accumulate: int
+    clip_grad: float | None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    loss: float  # mean over batches and processes
+    images: int  # training images seen by all processes
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ValResult:
+    loss: float
+    macro_auc: float
+    micro_auc: float
+    indices: np.ndarray  # (n,) dataset row indices, sorted, each once
+    probabilities: np.ndarray  # (n, L) sigmoid outputs
+    targets: np.ndarray  # (n, L) 0/1
+
+
+def device_batch(images: torch.Tensor, parts: StepParts, augment: bool) -> torch.Tensor:
+    """uint8 (B, 1, S, S) on the host -> normalised model input on the device."""
+    x = images.to(parts.plan.device, non_blocking=True).float().div_(255.0)
+    if augment and parts.augment is not None:
+        x = parts.augment(x)
+    return parts.plan.images(config_input(x, parts.model_config, parts.plan.device))
+
+
+def bce_loss(
+    logits: torch.Tensor, targets: torch.Tensor, pos_weight: torch.Tensor | None
+) -> torch.Tensor:
+    """Mean binary cross-entropy over images and labels, in float32 whatever autocast did."""
+    if pos_weight is not None:
+        pos_weight = pos_weight.to(logits.device)
+    return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight)
+
+
+def train_one_epoch(
+    parts: StepParts,
+    loader: Iterable,
+    n_batches: int,
+    context: DistContext,
+    report: Reporter,
+    desc: str,
+) -> TrainResult:
+    """Train over the first `n_batches` batches of `loader`; one optimiser step per group of
+    `accumulate` batches (a final smaller group still steps, its loss scaled to its own size)."""
+    model, plan = parts.model, parts.plan
+    model.train()
+    if parts.augment is not None:
+        parts.augment.train()
+    parts.optimizer.zero_grad(set_to_none=True)
+    loss_sum = torch.zeros((), device=plan.device)  # summed on the device: no sync per batch
+    seen, images, start = 0, 0, time.perf_counter()
+    for i, (x_uint8, targets, _rows) in enumerate(
+        report.batches(itertools.islice(loader, n_batches), n_batches, desc)
+    ):
+        group_start = (i // parts.accumulate) * parts.accumulate
+        group_size = min(parts.accumulate, n_batches - group_start)
+        completes_group = i == group_start + group_size - 1
+        x = device_batch(x_uint8, parts, augment=True)
+        y = targets.to(plan.device, non_blocking=True).float()
+        # Under DDP, gradients are all-reduced only on the batch that completes a group.
+        skip_sync = context.is_distributed and not completes_group
+        with model.no_sync() if skip_sync else contextlib.nullcontext():
+            with plan.autocast():
+                logits = model(x)
+            loss = bce_loss(logits, y, parts.pos_weight)
+            parts.scaler.scale(loss / group_size).backward()
+        if completes_group:
+            parts.scaler.unscale_(parts.optimizer)  # clip true gradients, not scaled ones
+            clip_gradients(model, parts.clip_grad)
+            parts.scaler.step(parts.optimizer)
+            parts.scaler.update()
+            parts.optimizer.zero_grad(set_to_none=True)
+            parts.schedule.step()
+        loss_sum += loss.detach()
+        seen += 1
+        images += x.shape[0]
+    seconds = time.perf_counter() - start
+    mean_loss = mean_across(float(loss_sum) / max(seen, 1), seen, context, plan.device)
+    return TrainResult(mean_loss, sum_across(images, context, plan.device), seconds)
+
+
+@torch.no_grad()
+def validate(
+    parts: StepParts, loader: Iterable, n_batches: int, context: DistContext, report: Reporter
+) -> ValResult:
+    """Score this process's shard, gather all shards, and compute loss and AUCs on the whole split."""
+    model, plan = unwrap(parts.model), parts.plan  # no DDP in eval: nothing to synchronise
+    model.eval()
+    rows, logits_all, targets_all = [], [], []
+    for x_uint8, targets, index in report.batches(loader, n_batches, "validate"):
+        x = device_batch(x_uint8, parts, augment=False)
+        with plan.autocast():
+            logits = model(x)
+        rows.append(torch.as_tensor(index))
+        logits_all.append(logits.float())
+        targets_all.append(targets.to(plan.device).float())
+    indices, logits, targets = gather_predictions(
+        torch.cat(rows), torch.cat(logits_all), torch.cat(targets_all), context, plan.device
+    )
+    logits_t, targets_t = torch.from_numpy(logits), torch.from_numpy(targets)
+    probabilities = torch.sigmoid(logits_t).numpy()
+    return ValResult(
+        loss=float(bce_loss(logits_t, targets_t, parts.pos_weight)),
+        macro_auc=macro_auc(targets, probabilities),
+        micro_auc=micro_auc(targets, probabilities),
+        indices=indices,
+        probabilities=probabilities,
+        targets=targets,
+    )

@@ -1,0 +1,89 @@
+"""The classifier a run trains, from its `FitConfig`, with or without local pretrained weights.
+
+Pretrained weights come only from a local file (`--pretrained PATH`, timm's `.safetensors` or a
+`.pth` state_dict); nothing is ever fetched from a hub. Without a file the backbone starts from
+random initialisation, and the run says so. timm loads backbone weights non-strictly (the ImageNet
+head is dropped), so a file for another architecture whose tensor names simply do not match would
+load nothing without complaint; `check_weight_coverage` refuses that.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import zipfile
+from pathlib import Path
+
+import timm
+import torch
+from safetensors import SafetensorError
+from timm.models import load_state_dict
+
+from core.errors import PretrainedWeightsError
+from core.labels import label_set
+from core.models.classifier import AttentionClassifier, ModelConfig
+from core.training.config import FitConfig
+
+log = logging.getLogger(__name__)
+
+# What torch.load and safetensors raise for a file that is not readable weights.
+_UNREADABLE = (
+    OSError,
+    RuntimeError,
+    ValueError,
+    EOFError,
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    SafetensorError,
+)
+
+
+def model_config(config: FitConfig) -> ModelConfig:
+    """The checkpoint's model description for this run."""
+    return ModelConfig(
+        backbone=config.backbone,
+        labels=label_set(config.labels),
+        attention=config.attention,
+        attention_stages=config.attention_stages,
+        attention_kernel=config.attention_kernel,
+        image_size=config.image_size,
+        drop_rate=config.drop_rate,
+    )
+
+
+def build_model(config: FitConfig) -> AttentionClassifier:
+    """A fresh classifier; backbone weights from `config.pretrained` when given."""
+    mc = model_config(config)
+    if config.pretrained is None:
+        log.info("no --pretrained file: %s starts from random initialisation", mc.backbone)
+        return AttentionClassifier(mc)
+    path = Path(config.pretrained).expanduser()
+    # The missing-file error comes from create_backbone before anything heavy happens.
+    if path.is_file():
+        check_weight_coverage(path, mc.backbone, mc.in_chans)
+    model = AttentionClassifier(mc, pretrained_file=str(path))
+    log.info("backbone weights loaded from %s", path)
+    return model
+
+
+def check_weight_coverage(path: Path, backbone: str, in_chans: int = 3) -> None:
+    """Refuse a weight file that lacks any tensor of the backbone (the head aside)."""
+    try:
+        state = load_state_dict(str(path), weights_only=True)
+    except _UNREADABLE as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise PretrainedWeightsError(f"pretrained weights {path} cannot be read: {first}") from None
+    if isinstance(state, dict) and state.get("format") == "cxr-attention-checkpoint":
+        raise PretrainedWeightsError(
+            f"{path} is a cxr-attention checkpoint; --pretrained takes timm backbone weights "
+            "(.safetensors or a .pth state_dict)"
+        )
+    with torch.device("meta"):  # shapes and names only: no memory, no initialisation cost
+        expected = timm.create_model(backbone, num_classes=0, global_pool="", in_chans=in_chans)
+    names = [name for name in expected.state_dict() if not name.endswith("num_batches_tracked")]
+    missing = [name for name in names if name not in state]
+    if missing:
+        raise PretrainedWeightsError(
+            f"pretrained weights {path} do not fit {backbone}: {len(missing)} of its {len(names)} "
+            f"tensors are missing (first: {missing[0]}); use weights saved from timm's {backbone}"
+        )

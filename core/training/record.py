@@ -1,0 +1,173 @@
+"""The run folder's record of training: `history.csv` (one row per epoch) and `config.json`."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+import platform
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+
+import core
+from core.models.checkpoint import load_checkpoint, save_checkpoint
+from core.runs import CONFIG, RunFolder, write_json
+from core.training.config import FitConfig
+from core.training.data import TrainingData
+from core.training.device import DevicePlan
+from core.training.model import model_config
+from core.training.state import Progress
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One row of history.csv."""
+
+    epoch: int  # 1-based
+    train_loss: float  # mean BCE over the epoch's training batches (all processes)
+    val_loss: float  # mean BCE over the validation split
+    val_macro_auc: float  # mean of per-class AUCs (classes with both values)
+    val_micro_auc: float  # AUC of all (image, label) pairs pooled
+    lr: float  # learning rate at the end of the epoch
+    seconds: float  # wall time of the epoch, validation included
+    images_per_s: float  # training images per second, all processes together
+
+
+HISTORY_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(EpochRecord))
+
+
+def append_history(path: Path, record: EpochRecord) -> None:
+    """Add one row (writing the header first for a new file)."""
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.writer(fh)
+        if new:
+            writer.writerow(HISTORY_COLUMNS)
+        writer.writerow([_cell(getattr(record, name)) for name in HISTORY_COLUMNS])
+
+
+def truncate_history(path: Path, epochs_done: int) -> None:
+    """Drop rows past `epochs_done` (an epoch that was logged but not saved before a kill)."""
+    if not path.exists():
+        return
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) <= epochs_done]
+    if len(kept) != len(rows):
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as fh:
+            csv.writer(fh).writerows(kept)
+        tmp.replace(path)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return value
+
+
+def environment() -> dict[str, str]:
+    """Versions a reader needs to reproduce the run."""
+    return {
+        "package_version": core.__version__,
+        "torch_version": torch.__version__,
+        "timm_version": timm.__version__,
+        "python_version": platform.python_version(),
+    }
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+def data_summary(config: FitConfig, data: TrainingData) -> dict[str, Any]:
+    """Which data trained the run: enough to reopen the same split (config.json, checkpoint)."""
+    index = data.index
+    return {
+        "source": index.source,
+        "root": str(index.root),
+        "fingerprint": index.fingerprint,
+        "label_set": config.labels,
+        "labels": list(index.labels),
+        "views": list(config.views),
+        "split": {
+            "method": index.split_method,  # "official" lists, or "patient" (seeded, by patient)
+            "seed": index.seed,
+            "val_fraction": config.val_fraction,
+            "sizes": data.split_sizes,
+        },
+        "cache": data.cache_description,
+    }
+
+
+def training_summary(config: FitConfig, data: TrainingData, progress: Progress) -> dict[str, Any]:
+    """The checkpoint's `training` dict (schema in core/models/checkpoint.py)."""
+    return {
+        "epochs": progress.epoch,
+        "best_epoch": progress.best_epoch,
+        "best_val_macro_auc": progress.best_val_macro_auc,
+        "data": data_summary(config, data),
+        "pretrained": config.pretrained,
+        "thresholds": progress.best_thresholds,
+        "seed": config.seed,
+    }
+
+
+def finalise_checkpoint(
+    run: RunFolder,
+    config: FitConfig,
+    data: TrainingData,
+    progress: Progress,
+    stopped: str | None,
+) -> None:
+    """Record in checkpoint.pt how many epochs the run trained in all and why it ended
+    ("epochs", "early_stopping", or None while --resume can still continue it)."""
+    best = load_checkpoint(run.checkpoint)
+    save_checkpoint(
+        run.checkpoint, best.model, training_summary(config, data, progress) | {"stopped": stopped}
+    )
+
+
+def write_config(
+    run: RunFolder,
+    config: FitConfig,
+    data: TrainingData,
+    world_size: int,
+    plan: DevicePlan,
+    resumed: bool,
+) -> None:
+    """config.json: written when a run starts; a resumed run appends when and where it resumed."""
+    path = run.path / CONFIG
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if resumed and path.exists():
+        previous = run.config()
+        previous.setdefault("resumed", []).append(
+            {"time": now, "world_size": world_size, "device": device_description(plan.device)}
+        )
+        write_json(path, previous)
+        return
+    write_json(
+        path,
+        {
+            "fit": config.to_dict(),
+            "model": model_config(config).to_dict(),
+            "data": data_summary(config, data),
+            "seed": config.seed,
+            "world_size": world_size,
+            "device": device_description(plan.device),
+            "amp": plan.amp,
+            "channels_last": plan.channels_last,
+            "deterministic": plan.device.type == "cpu",
+            "pretrained": config.pretrained,
+            **environment(),
+            "created": now,
+        },
+    )

@@ -1,0 +1,166 @@
+"""`cxr-attention fit`: train one variant into a run folder (works under torchrun).
+
+Options resolve in three layers, later ones winning: the saved run (with --resume), a preset
+(`--preset NAME`, a YAML file of FitConfig fields in train/presets/ or a path), then flags given on
+the command line. Only flags actually given override; nothing is silently defaulted on top of a
+preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.errors import ConfigError
+from core.labels import LABEL_SETS
+
+PRESETS = Path(__file__).resolve().parents[1] / "presets"
+
+# Flags whose value 0 means "off", stored as None in FitConfig.
+_ZERO_MEANS_OFF = ("clip_grad", "patience")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fit",
+        help="train one variant (a backbone with or without spatial attention)",
+        description=(
+            "Train one variant into a run folder: checkpoint.pt (best by validation macro AUC), "
+            "last.pt (for --resume), config.json and history.csv. Run it under "
+            "`torchrun --nproc_per_node N` for data-parallel training."
+        ),
+        argument_default=argparse.SUPPRESS,
+    )
+    p.add_argument("--preset", help="YAML of FitConfig fields: a name in train/presets/ or a path")
+    data = p.add_argument_group("data")
+    data.add_argument("--data", help="dataset folder in ChestX-ray14 layout (real or phantom)")
+    data.add_argument("--labels", choices=sorted(LABEL_SETS), help="label set (default all14)")
+    data.add_argument("--views", nargs="+", choices=("PA", "AP"), help="view positions to keep")
+    data.add_argument(
+        "--val-fraction", type=float, help="share of train_val patients for validation"
+    )
+    data.add_argument(
+        "--no-cache", dest="use_cache", action="store_false", help="decode files, ignore a cache"
+    )
+    model = p.add_argument_group("model")
+    model.add_argument(
+        "--backbone",
+        help="timm name: resnet101, efficientnet_b0, efficientnet_b3, mobilenetv2_100, ...",
+    )
+    model.add_argument(
+        "--attention", action=argparse.BooleanOptionalAction, help="insert spatial attention gates"
+    )
+    model.add_argument(
+        "--attention-stages",
+        nargs="+",
+        type=int,
+        help="feature stages to gate, -1 = last (paper preset: -2 -1)",
+    )
+    model.add_argument("--image-size", type=int, help="square input size in pixels")
+    model.add_argument("--drop-rate", type=float, help="dropout before the head")
+    model.add_argument(
+        "--pretrained", help="local timm weights (.pth or .safetensors); default: random init"
+    )
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--epochs", type=int, help="passes over the training split")
+    opt.add_argument("--batch-size", type=int, help="images per step per process")
+    opt.add_argument(
+        "--accumulate", type=int, help="batches per optimiser step (gradient accumulation)"
+    )
+    opt.add_argument("--lr", type=float, help="AdamW peak learning rate")
+    opt.add_argument("--weight-decay", type=float, help="AdamW weight decay")
+    opt.add_argument("--warmup-epochs", type=float, help="linear warm-up length, then cosine decay")
+    opt.add_argument("--clip-grad", type=float, help="max global gradient norm (0 = no clipping)")
+    opt.add_argument(
+        "--pos-weight",
+        action=argparse.BooleanOptionalAction,
+        help="weight positives by training prevalence",
+    )
+    opt.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
+    opt.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        help="crop/rotation/contrast augmentation (default on)",
+    )
+    opt.add_argument(
+        "--hflip",
+        action=argparse.BooleanOptionalAction,
+        help="also flip horizontally (off: it moves the heart)",
+    )
+    run = p.add_argument_group("run")
+    run.add_argument("--out", help="run folder to write")
+    run.add_argument(
+        "--seed", type=int, help="seed of init, data order, augmentation and the split"
+    )
+    run.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last.pt"
+    )
+    run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    run.add_argument("--no-amp", dest="amp", action="store_false", help="float32 on CUDA too")
+    run.add_argument("--workers", type=int, help="data-loading processes per training process")
+    run.add_argument("--threads", type=int, help="CPU threads for torch (default: one per core)")
+    run.add_argument("--max-train-batches", type=int, help="cap batches per epoch (quick runs)")
+    run.add_argument(
+        "--stop-after", type=int, help="end after this many epochs in all; --resume continues"
+    )
+    run.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bars"
+    )
+    p.set_defaults(func=run_fit)
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """FitConfig fields from train/presets/<name>.yaml, or from a YAML file path."""
+    path = Path(name)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PRESETS / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+        raise ConfigError(f"preset {name!r} not found: use one of {known} or a path to a YAML file")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"preset {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"preset {path} must be a mapping of option: value")
+    return content
+
+
+def resolve_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Saved run (with --resume) < preset < flags given: the FitConfig fields of this call."""
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "debug", "func", "preset")}
+    for name in _ZERO_MEANS_OFF:
+        if given.get(name) == 0:
+            given[name] = None
+    options: dict[str, Any] = {}
+    out = given.get("out")
+    if given.get("resume") and out and (Path(out) / "config.json").is_file():
+        options |= _saved_fit_options(Path(out) / "config.json")
+    if "preset" in args:
+        options |= load_preset(args.preset)
+    return options | given
+
+
+def _saved_fit_options(path: Path) -> dict[str, Any]:
+    try:
+        saved = dict(json.loads(path.read_text())["fit"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path} cannot be read: resume needs the run's config.json") from None
+    # Where the earlier invocation was told to stop does not bind this one.
+    saved.pop("stop_after", None)
+    return saved
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    # Imported here so `cxr-attention --help` stays fast.
+    from core.training import FitConfig, fit
+    from core.training.progress import console_logging
+
+    console_logging()
+    config = FitConfig.from_dict(resolve_options(args))
+    fit(config)
+    return 0

@@ -12,6 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app import figures, images, models
+from app.columns import METHODS
 from app.inference import view_for
 from app.registry import ModelEntry
 from core.errors import CxrError
@@ -76,5 +77,5 @@ def case_figure(
         opacity=opacity,
         boxes=images.boxes_in_view(sample.boxes, h, w, size) if sample else [],
         contours=images.mask_outlines(sample.masks, h, w, size) if sample else [],
-        title=f"{study.name} · {label} · {used} ({explained.stage})",
+        title=f"{Path(study.name).stem} · {label}<br><sup>{METHODS[used]} ({explained.stage})</sup>",
     )

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from app import models
+from app.figures import map_alpha
 from app.images import StudyImage
 from app.inference import Analysis, ExplainedMap, view_for
 from app.registry import ModelEntry, Registry
 from core.errors import RadiographError
-from core.explain.overlay import difference_map, overlay, shared_scale
+from core.explain.overlay import colorize, difference_map, scale_map, shared_scale
 
 METHODS = {
     "attention": "Attention map",
@@ -139,21 +140,27 @@ def build_column(
     return column
 
 
-def shared_range(columns: list[Column], shared: bool) -> dict[str, tuple[float, float]]:
-    """Colour range per backbone: with `shared`, one range over the raw values of every column
-    showing the same method (`core.explain.overlay.shared_scale`); else [0, 1] per column.
+def colour_ranges(columns: list[Column], shared: bool) -> dict[str, tuple[float, float]]:
+    """The colour range of each column's map, by backbone.
 
-    Raw values (heat x `Explanation.scale`) let a weaker map look weaker beside a stronger one;
-    maps of different methods are never put on one scale.
+    Shared: attention maps on the gate's own absolute scale [0, 1] (a gate value means the same in
+    every model); Grad-CAM and Integrated Gradients on [0, the largest raw value of the columns
+    using that method] (`Explanation.scale` undoes the per-map division), so a weaker map looks
+    weaker. Not shared: each map stretched over its own range, to show its structure.
     """
-    ranges = {c.backbone: (0.0, 1.0) for c in columns}
-    if not shared:
-        return ranges
-    for method in {c.explanation.method for c in columns}:
-        group = [c for c in columns if c.explanation.method == method]
-        lo, hi = shared_scale([c.explanation.raw for c in group])
-        for c in group:
-            ranges[c.backbone] = (lo, hi if hi > lo else lo + 1.0)
+    ranges: dict[str, tuple[float, float]] = {}
+    for c in columns:
+        heat = c.explanation.heat
+        if not shared:
+            lo, hi = shared_scale([heat]) if c.explanation.method == "attention" else (0.0, 1.0)
+        elif c.explanation.method == "attention":
+            lo, hi = 0.0, 1.0
+        else:
+            same = [
+                o.explanation.raw for o in columns if o.explanation.method == c.explanation.method
+            ]
+            lo, hi = 0.0, shared_scale(same)[1]
+        ranges[c.backbone] = (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)  # a constant map
     return ranges
 
 
@@ -183,15 +190,20 @@ def predictions_frame(study: StudyImage, columns: list[Column]) -> pd.DataFrame:
 def overlay_png(
     view: np.ndarray, heat: np.ndarray | None, opacity: float, zrange: tuple[float, float]
 ) -> bytes:
-    """The model view with the map blended over it (`core.explain.overlay`), as PNG bytes.
+    """The model view with the map over it, as PNG bytes: what the page shows.
 
-    Same colour map and range as the figure on the page, so the file matches what was seen.
+    Colours come from `core.explain.overlay.colorize` (inferno over `zrange`); each pixel is
+    blended with the page's opacity ramp (`figures.map_alpha`), so the file matches the figure.
     """
+    gray = cv2.cvtColor(view, cv2.COLOR_GRAY2RGB).astype(np.float32)
     if heat is None:
-        rgb = cv2.cvtColor(view, cv2.COLOR_GRAY2RGB)
+        rgb = gray
     else:
-        rgb = overlay(view, heat, opacity, colormap="inferno", vmin=zrange[0], vmax=zrange[1])
-    ok, buffer = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        colour = colorize(heat, "inferno", vmin=zrange[0], vmax=zrange[1]).astype(np.float32)
+        alpha = opacity * map_alpha(scale_map(heat, zrange[0], zrange[1]))[..., None]
+        rgb = (1.0 - alpha) * gray + alpha * colour
+    image = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    ok, buffer = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise RadiographError("could not encode the overlay as PNG")
     return buffer.tobytes()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from app import columns as col
 from app import figures, images, settings
@@ -47,8 +48,12 @@ def pick_image(samples: list[images.Sample]) -> images.StudyImage:
         elif samples:
             if st.session_state.get(S.SAMPLE) not in [s.name for s in samples]:
                 st.session_state[S.SAMPLE] = samples[0].name
+            truth = {s.name: ", ".join(s.labels) or "no finding" for s in samples}
             st.selectbox(
-                "Sample (synthetic, with ground truth)", [s.name for s in samples], key=S.SAMPLE
+                "Sample (synthetic, with ground truth)",
+                list(truth),
+                key=S.SAMPLE,
+                format_func=lambda name: f"{name} · {truth[name]}",
             )
         st.toggle("Show ground truth", key=S.SHOW_TRUTH)
         st.toggle("Show patient identifiers (DICOM)", key=S.SHOW_IDENTIFIERS)
@@ -132,11 +137,13 @@ def column_panel(
     study: images.StudyImage,
     options: PanelOptions,
     zrange: tuple[float, float],
+    head: DeltaGenerator,
 ) -> None:
-    """Probabilities, positives, the explanation map, the on/off difference and the PNG."""
+    """Title and provenance (into `head`), probabilities, positives, the explanation map, the
+    on/off difference and the overlay PNG."""
     entry, key = result.entry, result.backbone
-    st.subheader(entry.title + (" · gates ablated" if result.ablated else ""))
-    st.caption(entry.provenance)
+    head.subheader(entry.title + (" · gates ablated" if result.ablated else ""))
+    head.caption(entry.provenance)
     st.plotly_chart(
         figures.probability_chart(
             entry.labels, result.probabilities, result.thresholds, "Probability per label"

@@ -10,13 +10,37 @@ import plotly.graph_objects as go
 POSITIVE = "#d62728"  # above the validation threshold
 NEGATIVE = "#7f9fbf"
 THRESHOLD = "#222222"
-MAP_SCALE = "Inferno"  # perceptually uniform, readable on a grey radiograph
-DIFF_SCALE = "RdBu_r"  # attention on minus off: red = more with attention
+BOX = "#00e5ff"  # ground-truth boxes (cyan) and mask outlines (green): visible on gray and inferno
+MASK = "#39ff14"
+# Maps are drawn over the radiograph with transparency falling as the value rises: low values leave
+# the film visible, high values colour it (inferno, perceptually uniform). The opacity slider scales
+# the whole layer; `map_alpha` gives the same ramp to the PNG download.
+MAP_ALPHA = ((0.0, 0.0), (0.2, 0.25), (0.4, 0.5), (0.6, 0.7), (0.8, 0.85), (1.0, 0.95))
+_INFERNO = ((0, 0, 4), (74, 12, 107), (165, 44, 96), (237, 105, 37), (251, 155, 6), (252, 255, 164))
+MAP_SCALE = [
+    [at, f"rgba({r},{g},{b},{alpha})"]
+    for (at, alpha), (r, g, b) in zip(MAP_ALPHA, _INFERNO, strict=True)
+]
+# Attention on minus off: blue where the map is lower with attention, red where higher, clear at 0.
+DIFF_SCALE = [
+    [0.0, "rgba(5,48,97,0.95)"],
+    [0.25, "rgba(67,147,195,0.6)"],
+    [0.5, "rgba(247,247,247,0)"],
+    [0.75, "rgba(214,96,77,0.6)"],
+    [1.0, "rgba(103,0,31,0.95)"],
+]
 VARIANT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 
+def map_alpha(scaled: np.ndarray) -> np.ndarray:
+    """Layer opacity for map values already scaled to [0, 1] (the on-page ramp)."""
+    at, alpha = zip(*MAP_ALPHA, strict=True)
+    return np.interp(np.clip(scaled, 0.0, 1.0), at, alpha)
+
+
 def _layout(fig: go.Figure, height: int, **kwargs) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), **kwargs)
+    kwargs.setdefault("margin", dict(l=10, r=10, t=40, b=10))
+    fig.update_layout(height=height, **kwargs)
     return fig
 
 
@@ -51,14 +75,14 @@ def probability_chart(
         name="validation threshold",
         hovertemplate="%{y} threshold: %{x:.3f}<extra></extra>",
     )
-    fig.update_xaxes(range=[0, 1.15], title="probability", tickvals=[0, 0.25, 0.5, 0.75, 1])
+    fig.update_xaxes(range=[0, 1.15], tickvals=[0, 0.25, 0.5, 0.75, 1])
     fig.update_yaxes(autorange="reversed")
     return _layout(
         fig,
         height=90 + 22 * len(labels),
         title=title,
         showlegend=True,
-        legend=dict(orientation="h", y=-0.12),
+        legend=dict(orientation="h", y=-0.08, yanchor="top"),
     )
 
 
@@ -88,7 +112,7 @@ def overlay_figure(
     *,
     opacity: float = 0.45,
     zrange: tuple[float, float] = (0.0, 1.0),
-    colorscale: str = MAP_SCALE,
+    colorscale: str | list = MAP_SCALE,
     boxes: Sequence[tuple[str, float, float, float, float]] = (),
     contours: Sequence[tuple[str, np.ndarray]] = (),
     title: str = "",
@@ -111,27 +135,31 @@ def overlay_figure(
             colorbar=dict(title=colorbar_title, thickness=12, len=0.8),
             hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>",
         )
-    for i, (label, x, y, w, h) in enumerate(boxes):
-        colour = VARIANT_COLOURS[(i + 2) % len(VARIANT_COLOURS)]
-        fig.add_shape(
-            type="rect", x0=x, y0=y, x1=x + w, y1=y + h, line=dict(color="#00e5ff", width=2)
-        )
+    for label, x, y, w, h in boxes:
+        fig.add_shape(type="rect", x0=x, y0=y, x1=x + w, y1=y + h, line=dict(color=BOX, width=2))
         fig.add_annotation(
-            x=x, y=y, text=label, showarrow=False, yshift=8, xanchor="left", font=dict(color=colour)
+            x=x,
+            y=y,
+            text=label,
+            showarrow=False,
+            xanchor="left",
+            yanchor="bottom",
+            font=dict(color="white", size=10),
+            bgcolor="rgba(0,0,0,0.6)",
         )
     for label, points in contours:
         fig.add_scatter(
             x=points[:, 0],
             y=points[:, 1],
             mode="lines",
-            line=dict(color="#39ff14", width=1.5),
+            line=dict(color=MASK, width=1.5),
             name=label,
             hoverinfo="name",
             showlegend=False,
         )
     fig.update_xaxes(visible=False, range=[-0.5, size_x - 0.5])
     fig.update_yaxes(visible=False, range=[size_y - 0.5, -0.5], scaleanchor="x")
-    return _layout(fig, height=380, title=title)
+    return _layout(fig, height=400, title=title, margin=dict(l=10, r=10, t=60, b=10))
 
 
 def roc_figure(
@@ -212,11 +240,17 @@ def grouped_bar_figure(
     """One bar group per category (e.g. label), one bar per series (e.g. run)."""
     fig = go.Figure()
     for i, (name, values) in enumerate(series.items()):
+        numbers = [np.nan if v is None else float(v) for v in values]
         fig.add_bar(
             x=list(categories),
-            y=[np.nan if v is None else v for v in values],
+            y=numbers,
             name=name,
             marker_color=VARIANT_COLOURS[i % len(VARIANT_COLOURS)],
+            text=["n/a" if np.isnan(v) else f"{v:.2f}" for v in numbers],
+            textposition="outside",
+            textangle=-90,
+            textfont=dict(size=9),
+            cliponaxis=False,
         )
     fig.update_layout(barmode="group")
     fig.update_yaxes(title=y_title, range=list(y_range) if y_range else None)

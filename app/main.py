@@ -13,6 +13,7 @@ if str(_ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 
 from app import components  # noqa: E402
+from app import state as S  # noqa: E402
 
 PAGES = (
     ("pages/explore.py", "Explore an image", ":material/radiology:"),
@@ -39,6 +40,16 @@ def main() -> None:
             st.caption("⚠️ Phantom-trained models present (synthetic data).")
         st.caption(components.NOT_A_DEVICE)
     components.require_runs(registry, root)
+    # Every page's choices, kept across pages and reruns (see app/state.py).
+    S.init_defaults(
+        st.session_state,
+        S.defaults(
+            registry.backbones(),
+            registry.labels(),
+            [e.name for e in registry.evaluated()],
+            [e.name for e in registry.localized()],
+        ),
+    )
     navigation.run()
 
 

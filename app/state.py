@@ -1,7 +1,10 @@
 """Session-state keys, named once, and the per-session defaults.
 
-Widgets take their key from here and no `value=`: `init_defaults` fills missing keys before the
-widgets are drawn, so a default never fights a user's choice.
+Widgets take their key from here and no `value=`. `init_defaults` runs at the top of a page, before
+any widget: it fills missing keys with defaults and re-assigns the others. The re-assignment matters:
+Streamlit forgets a widget's value in any run that does not draw the widget (another page, or an
+`st.stop()` above it), and a value kept only on the server then no longer matches what the browser
+shows. Assigning it through the Session State API makes Streamlit send it to the browser again.
 """
 
 from __future__ import annotations
@@ -54,30 +57,40 @@ def ablate_key(backbone: str) -> str:
     return f"explore.ablate.{backbone}"
 
 
-def defaults(backbones: list[str], labels: list[str]) -> dict[str, Any]:
-    """Fresh defaults for one session, given the backbones and labels the registry offers."""
+def defaults(
+    backbones: list[str], labels: list[str], evaluated: list[str], localized: list[str]
+) -> dict[str, Any]:
+    """Fresh defaults for one session, from what the registry offers: backbones, labels, and the
+    names of evaluated and localized runs. A None is filled in by the page that knows the options.
+    """
     return {
         SOURCE: "sample",
+        SAMPLE: None,
         BACKBONES: backbones[:2],
         LABEL: labels[0] if labels else None,
         METHOD: "attention",
-        OPACITY: 0.45,
+        OPACITY: 0.8,
         SHARED_SCALE: True,
         SHOW_DIFFERENCE: False,
         SHOW_IDENTIFIERS: False,
         SHOW_TRUTH: True,
+        COMPARE_RUNS: evaluated[:6],
+        COMPARE_LABEL: None,
         COMPARE_MAX_FPR: 1.0,
-        FAIL_COUNT: 8,
+        FAIL_RUN: evaluated[0] if evaluated else None,
+        FAIL_LABEL: None,
         FAIL_SUBGROUP: "all",
         FAIL_SCORES: (0.0, 1.0),
+        FAIL_COUNT: 8,
+        LOC_RUNS: localized[:6],
         LOC_METRIC: "pointing_game",
+        LOC_RUN: localized[0] if localized else None,
         **{attention_key(b): True for b in backbones},
         **{ablate_key(b): False for b in backbones},
     }
 
 
 def init_defaults(state: MutableMapping[str, Any], values: dict[str, Any]) -> None:
-    """Set every key of `values` that `state` lacks (user choices are kept)."""
+    """Give every key of `values` its default when missing; re-assign it (keep it) otherwise."""
     for key, value in values.items():
-        if key not in state:
-            state[key] = value
+        state[key] = state.get(key, value)

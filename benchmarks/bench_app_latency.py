@@ -6,13 +6,18 @@ depend on training). Warm figures: models loaded and one pass done before timing
 after the first click. Also times Grad-CAM for one label and for all labels against a plain
 forward pass. Goal: the 4-model upload under 1.5 s on 2 cores.
 
+Prints wall-clock and process CPU time. On a busy machine wall time mostly measures waiting; with
+one torch thread (the default) the CPU time is what the work costs on one idle core, an upper bound
+for the 2-core goal. `--threads 2` measures the 2-core wall time on an idle machine.
+
     python benchmarks/bench_app_latency.py [--backbones mobilenetv2_100 efficientnet_b0]
-        [--size 224] [--threads 2] [--repeats 5]
+        [--size 224] [--threads 1] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -58,14 +63,25 @@ def build_models(backbones: list[str], size: int, folder: Path) -> list[LoadedMo
     return loaded
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
+def median_time(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall-clock and median process CPU seconds of `fn` after one warm-up call.
+
+    On a shared machine wall time also counts waiting for a core; CPU time does not. With one
+    torch thread, CPU time is what the call costs on an idle core: an upper bound for 2 cores.
+    """
     fn()  # warm
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def row(name: str, timing: tuple[float, float], note: str = "") -> None:
+    wall, cpu = timing
+    print(f"{name:<40} {wall * 1000:9.1f} ms wall {cpu * 1000:9.1f} ms CPU  {note}")
 
 
 def upload_pass(models: list[LoadedModel], data: bytes, with_maps: bool) -> None:
@@ -86,28 +102,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs=2, default=["mobilenetv2_100", "efficientnet_b0"])
     parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the goal's 2 cores)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: CPU time bounds 2 idle cores)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{args.size} px, backbones {' + '.join(args.backbones)}, median of {args.repeats}"
+        f"# {platform.machine()}, {os.cpu_count()} cores (load {load:.1f}), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {args.size} px, backbones {' + '.join(args.backbones)}, "
+        f"median of {args.repeats}"
     )
     data = synthetic_upload()
     with tempfile.TemporaryDirectory() as tmp:
         models = build_models(args.backbones, args.size, Path(tmp))
-    decode = median_time(lambda: read_upload("bench.png", data), args.repeats)
-    scores_only = median_time(lambda: upload_pass(models, data, False), args.repeats)
-    full = median_time(lambda: upload_pass(models, data, True), args.repeats)
-    print(f"decode 1024 px PNG                      {decode * 1000:8.1f} ms")
-    print(f"4 models: probabilities only             {scores_only * 1000:8.1f} ms")
-    print(
-        f"4 models: probabilities + map            {full * 1000:8.1f} ms "
-        "(attention map; Grad-CAM for the baselines)"
+    row("decode 1024 px PNG", median_time(lambda: read_upload("bench.png", data), args.repeats))
+    row(
+        "4 models: probabilities only",
+        median_time(lambda: upload_pass(models, data, False), args.repeats),
     )
-    verdict = "meets" if full < GOAL_S else "MISSES"
-    print(f"goal < {GOAL_S:.1f} s: {verdict} ({full / GOAL_S:.0%} of the budget)")
+    full = median_time(lambda: upload_pass(models, data, True), args.repeats)
+    row("4 models: probabilities + map", full, "(attention map; Grad-CAM for the baselines)")
+    wall, cpu = full
+    verdict = "meets" if min(wall, cpu if args.threads == 1 else wall) < GOAL_S else "MISSES"
+    print(
+        f"goal < {GOAL_S:.1f} s on 2 cores: {verdict} (wall {wall / GOAL_S:.0%}, "
+        f"CPU {cpu / GOAL_S:.0%} of the budget; with --threads 1 the CPU time bounds an idle 2-core run)"
+    )
 
     loaded = models[0]
     view = view_for(read_upload("bench.png", data).pixels, loaded.image_size)
@@ -122,14 +144,13 @@ def main() -> None:
     one = median_time(lambda: explain(model, x, loaded.labels[0], "gradcam"), args.repeats)
     every = median_time(lambda: explain(model, x, None, "gradcam"), args.repeats)
     n = len(loaded.labels)
-    print(f"\n{args.backbones[0]} + attention, one image:")
-    print(f"forward pass                             {fwd * 1000:8.1f} ms")
-    print(
-        f"Grad-CAM, one label                      {one * 1000:8.1f} ms  ({one / fwd:.1f}x forward)"
-    )
-    print(
-        f"Grad-CAM, all {n} labels                  {every * 1000:8.1f} ms  ({every / fwd:.1f}x forward, "
-        f"{every / one:.1f}x one label)"
+    print(f"\n{args.backbones[0]} + attention, one image (ratios of CPU time):")
+    row("forward pass", fwd)
+    row("Grad-CAM, one label", one, f"{one[1] / fwd[1]:.1f}x forward")
+    row(
+        f"Grad-CAM, all {n} labels",
+        every,
+        f"{every[1] / fwd[1]:.1f}x forward, {every[1] / one[1]:.1f}x one label",
     )
 
 

@@ -17,7 +17,7 @@ if not candidates:
     st.stop()
 
 names = [e.name for e in candidates]
-S.init_defaults(st.session_state, {S.COMPARE_RUNS: names[:6]})
+st.session_state[S.COMPARE_RUNS] = [n for n in st.session_state[S.COMPARE_RUNS] if n in names]
 st.multiselect(
     "Runs",
     names,
@@ -50,6 +50,12 @@ for attention, baseline in pairs:
         table = comparison.paired_delong(attention, baseline)
     except CxrError as exc:
         st.error(str(exc))
+        continue
+    if table["difference"].isna().all():
+        st.caption(
+            f"{attention.entry.title} vs baseline: no label has two positive and two negative "
+            "test images, so DeLong's test is undefined for every label."
+        )
         continue
     title = f"{attention.entry.title} − baseline, on {table.attrs['n_images']} shared test images"
     st.plotly_chart(

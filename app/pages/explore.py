@@ -7,18 +7,20 @@ from app import components, images, settings
 from app import explore_panels as panels
 from app import state as S
 from core.errors import CxrError
+from core.models.registry import describe_backbone
 
 st.title("Explore an image")
 registry = components.registry()
 backbones, labels = registry.backbones(), registry.labels()
-S.init_defaults(st.session_state, S.defaults(backbones, labels))
+notice = st.container()  # the phantom notice goes on top, once the models are known
 study = panels.pick_image(images.list_samples(settings.samples_dir()))
+st.session_state[S.BACKBONES] = [b for b in st.session_state[S.BACKBONES] if b in backbones]
 
 st.multiselect(
     "Backbones, one column each",
     backbones,
     key=S.BACKBONES,
-    format_func=lambda b: (registry.best(b, True) or registry.best(b, False)).title.split(" (")[0],
+    format_func=lambda b: describe_backbone(b).title,
 )
 label_box, method_box, opacity_box, switch_box = st.columns(4)
 label_box.selectbox("Label to explain", labels, key=S.LABEL)
@@ -43,8 +45,10 @@ options = panels.PanelOptions(
 )
 slots = st.columns(len(chosen))
 results: list[col.Column] = []
+heads = {}
 for backbone, slot in zip(chosen, slots, strict=True):
     with slot:
+        heads[backbone] = st.container()  # title and provenance, above the switches
         attention, ablate = panels.column_switches(registry, backbone)
         try:
             with st.spinner("Scoring…"):
@@ -64,11 +68,12 @@ for backbone, slot in zip(chosen, slots, strict=True):
         if result is not None:
             results.append(result)
 
-components.phantom_notice([r.entry for r in results])
-ranges = col.shared_range(results, options.shared_scale)
+with notice:
+    components.phantom_notice([r.entry for r in results])
+ranges = col.colour_ranges(results, options.shared_scale)
 for result in results:
     with slots[chosen.index(result.backbone)]:
-        panels.column_panel(result, study, options, ranges[result.backbone])
+        panels.column_panel(result, study, options, ranges[result.backbone], heads[result.backbone])
 
 st.divider()
 size = results[0].entry.image_size if results else registry.entries[0].image_size

@@ -13,7 +13,6 @@ runs = registry.evaluated()
 if not runs:
     st.info("No evaluated runs yet: run `cxr-attention evaluate RUN` (the demo does it for you).")
     st.stop()
-S.init_defaults(st.session_state, {S.FAIL_RUN: runs[0].name, S.FAIL_COUNT: 8})
 if st.session_state[S.FAIL_RUN] not in [e.name for e in runs]:
     st.session_state[S.FAIL_RUN] = runs[0].name
 pick_run, pick_label, pick_group = st.columns([2, 1, 1])

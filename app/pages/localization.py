@@ -20,7 +20,7 @@ if not candidates:
     st.stop()
 
 names = [e.name for e in candidates]
-S.init_defaults(st.session_state, {S.LOC_RUNS: names[:6], S.LOC_RUN: names[0]})
+st.session_state[S.LOC_RUNS] = [n for n in st.session_state[S.LOC_RUNS] if n in names]
 st.multiselect(
     "Runs", names, key=S.LOC_RUNS, format_func=lambda n: components.run_label(registry.by_name(n))
 )

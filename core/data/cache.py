@@ -18,7 +18,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -38,7 +37,7 @@ DATA_FILE = "images.u8"
 INDEX_FILE = "index.json"
 CACHE_FORMAT = 1
 # Bump when load_radiograph or model_view change what they return: older caches become stale.
-PREPROCESSING_VERSION = 1
+PREPROCESSING_VERSION = 2  # 2: quantise to uint8 before resizing
 _CHUNK = 32  # at most this many images per task handed to a worker process
 
 
@@ -49,7 +48,7 @@ def cache_folder(root: str | Path, size: int) -> Path:
 
 def decode_model_view(path: str | Path, size: int) -> np.ndarray:
     """One file as the model sees it before normalisation: uint8 (size, size). Same as a cache row."""
-    return model_view(load_radiograph(path).pixels, size)
+    return model_view(load_radiograph(path), size)
 
 
 @dataclass(eq=False)
@@ -270,9 +269,9 @@ def _run(jobs: list[tuple], workers: int):
         finally:
             _OPEN.clear()  # release the mapping before the file is renamed
         return
-    # fork starts in milliseconds and shares the imported modules; elsewhere spawn.
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    context = multiprocessing.get_context(method)
+    # spawn, not fork: forking a process that runs torch or OpenCV thread pools can deadlock the
+    # children (seen here under load). Workers import only numpy, OpenCV and the readers.
+    context = multiprocessing.get_context("spawn")
     with context.Pool(min(workers, len(jobs)), initializer=_worker_init) as pool:
         yield from pool.imap_unordered(_decode_chunk, jobs)
 

@@ -13,10 +13,15 @@ A radiograph (float, H x W, [0, 1], 0 = black) becomes the model's view in two s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
+
+from core.data.radiograph import Radiograph
+
+if TYPE_CHECKING:
+    import torch
 
 
 def pad_to_square(image: np.ndarray, value: float = 0.0) -> tuple[np.ndarray, tuple[int, int]]:
@@ -31,18 +36,20 @@ def pad_to_square(image: np.ndarray, value: float = 0.0) -> tuple[np.ndarray, tu
     return out, (top, left)
 
 
-def model_view(image: np.ndarray, size: int) -> np.ndarray:
+def model_view(image: np.ndarray | Radiograph, size: int) -> np.ndarray:
     """The image as the model sees it before normalisation: (size, size) uint8.
 
-    `image` is (H, W) float in [0, 1] (or uint8). Padding is black and centred; resizing uses
-    OpenCV's area interpolation (the right filter for shrinking).
+    `image` is a `Radiograph`, or (H, W) float in [0, 1], or uint8. Float input is quantised to
+    8 bits first (exact for 8-bit sources), so a film gives the same bytes whichever way it comes
+    in. Padding is black and centred; shrinking uses OpenCV's area interpolation.
     """
-    if image.dtype == np.uint8:
-        image = image.astype(np.float32) / 255.0
-    square, _ = pad_to_square(np.asarray(image, dtype=np.float32))
+    if isinstance(image, Radiograph):
+        image = image.gray8 if image.gray8 is not None else image.pixels
+    if image.dtype != np.uint8:
+        image = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+    square, _ = pad_to_square(image)
     interpolation = cv2.INTER_AREA if square.shape[0] >= size else cv2.INTER_LINEAR
-    resized = cv2.resize(square, (size, size), interpolation=interpolation)
-    return np.clip(np.rint(resized * 255.0), 0, 255).astype(np.uint8)
+    return cv2.resize(square, (size, size), interpolation=interpolation)
 
 
 def square_geometry(height: int, width: int, size: int) -> tuple[float, int, int]:
@@ -60,18 +67,18 @@ def to_model_input(
     std: Sequence[float],
     in_chans: int = 3,
     device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """uint8 (B, H, W) or (B, 1, H, W) -> normalised float (B, in_chans, H, W) on `device`."""
+    import torch  # here, so that cache-building worker processes never load torch
+
+    dtype = torch.float32 if dtype is None else dtype
     x = torch.as_tensor(batch)
     if device is not None:
         x = x.to(device, non_blocking=True)
     if x.ndim == 3:
         x = x.unsqueeze(1)
-    if x.dtype == torch.uint8:
-        x = x.to(dtype).div_(255.0)
-    else:
-        x = x.to(dtype)
+    x = x.to(dtype).div_(255.0) if x.dtype == torch.uint8 else x.to(dtype)
     x = x.expand(-1, in_chans, -1, -1) if x.shape[1] == 1 else x
     mean_t = torch.tensor(mean[:in_chans], dtype=dtype, device=x.device).view(1, -1, 1, 1)
     std_t = torch.tensor(std[:in_chans], dtype=dtype, device=x.device).view(1, -1, 1, 1)

@@ -101,18 +101,30 @@ class RadiographMeta:
 
 @dataclass
 class Radiograph:
-    """A decoded radiograph: `pixels` float32 (H, W) in [0, 1], 0 = black (air dark)."""
+    """A decoded radiograph: `pixels` float32 (H, W) in [0, 1], 0 = black (air dark).
 
-    pixels: np.ndarray
+    When the file stores plain 8-bit gray (most PNG and JPEG films), `gray8` keeps those bytes and
+    `pixels` (exactly `gray8 / 255`) is only computed when asked for: the cache and the model view
+    work on the bytes directly, which saves a float copy of every film.
+    """
+
     meta: RadiographMeta
+    gray8: np.ndarray | None = None  # uint8 (H, W) when the file holds 8-bit gray, else None
+    _pixels: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def pixels(self) -> np.ndarray:
+        if self._pixels is None:
+            self._pixels = self.gray8.astype(np.float32) / 255.0
+        return self._pixels
 
     @property
     def height(self) -> int:
-        return int(self.pixels.shape[0])
+        return int((self.gray8 if self._pixels is None else self._pixels).shape[0])
 
     @property
     def width(self) -> int:
-        return int(self.pixels.shape[1])
+        return int((self.gray8 if self._pixels is None else self._pixels).shape[1])
 
 
 def load_radiograph(
@@ -139,7 +151,9 @@ def load_radiograph(
         pixels, meta = _read_png(data, name)
     else:
         pixels, meta = _read_jpeg(data, name)
-    return Radiograph(np.ascontiguousarray(pixels, dtype=np.float32), meta)
+    if pixels.dtype == np.uint8:
+        return Radiograph(meta, gray8=np.ascontiguousarray(pixels))
+    return Radiograph(meta, _pixels=np.ascontiguousarray(pixels, dtype=np.float32))
 
 
 def _read_source(source: str | Path | bytes, name: str | None) -> tuple[bytes, str]:
@@ -236,7 +250,8 @@ def _read_png(data: bytes, name: str) -> tuple[np.ndarray, RadiographMeta]:
         elif sbit is None and int(image.max()) < 4096:
             bits = 12
     pixels, photometric = _to_luminance(image)
-    pixels = np.clip(pixels / float(2**bits - 1), 0.0, 1.0)
+    if not (bits == 8 and pixels.dtype == np.uint8):  # 8-bit gray stays bytes (see Radiograph)
+        pixels = np.clip(pixels.astype(np.float32) / float(2**bits - 1), 0.0, 1.0)
     meta = RadiographMeta(
         format="png",
         width=width,
@@ -284,7 +299,8 @@ def _read_jpeg(data: bytes, name: str) -> tuple[np.ndarray, RadiographMeta]:
     image = _imdecode(data, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH, name, "JPEG")
     bits = precision if image.dtype == np.uint16 else 8
     pixels, photometric = _to_luminance(image)
-    pixels = np.clip(pixels / float(2**bits - 1), 0.0, 1.0)
+    if not (bits == 8 and pixels.dtype == np.uint8):  # 8-bit gray stays bytes (see Radiograph)
+        pixels = np.clip(pixels.astype(np.float32) / float(2**bits - 1), 0.0, 1.0)
     h, w = pixels.shape
     meta = RadiographMeta(
         format="jpeg",
@@ -310,17 +326,21 @@ def _imdecode(data: bytes, flags: int, name: str, what: str) -> np.ndarray:
 
 
 def _to_luminance(image: np.ndarray) -> tuple[np.ndarray, str]:
-    """(H, W[, C]) in OpenCV's BGR(A) order -> float32 (H, W) gray in stored units."""
+    """(H, W[, C]) in OpenCV's BGR(A) order -> (H, W) gray in stored units.
+
+    Gray input keeps its dtype (uint8 stays uint8); true colour becomes float32 BT.601 luminance.
+    """
     if image.ndim == 2:
-        return image.astype(np.float32), "MONOCHROME2"
+        return image, "MONOCHROME2"
     channels = image.shape[2]
     if channels == 1:
-        return image[..., 0].astype(np.float32), "MONOCHROME2"
+        return image[..., 0], "MONOCHROME2"
     photometric = "RGBA" if channels == 4 else "RGB"
-    b, g, r = (image[..., i].astype(np.float32) for i in range(3))
+    b, g, r = (image[..., i] for i in range(3))
     # Gray stored as colour (the RGBA NIH originals): take a channel, exactly, not a weighted sum.
     if np.array_equal(b, g) and np.array_equal(g, r):
-        return r, photometric
+        return np.ascontiguousarray(r), photometric
+    b, g, r = (c.astype(np.float32) for c in (b, g, r))
     return LUMA_RGB[0] * r + LUMA_RGB[1] * g + LUMA_RGB[2] * b, photometric
 
 

@@ -191,7 +191,7 @@ def draw_effusion(canvas: LesionCanvas) -> None:
     u, v = canvas.frame.grid
     x = np.abs(u - 0.5)
     lateral = np.clip((x - a.medial_x) / (a.lung_half_width - a.medial_x), 0.0, 1.0)
-    height = rng.uniform(0.07, 0.22)  # above the costophrenic angle, at the chest wall
+    height = rng.uniform(0.04, 0.2)  # above the costophrenic angle, at the chest wall
     dip = rng.uniform(0.06, 0.14)  # the meniscus: lowest medially
     level = a.cp_v(side) - height + dip * (1.0 - lateral) ** 1.2
     fluid = np.clip((v - level) / 0.08, 0.0, 1.0)
@@ -214,15 +214,15 @@ def draw_pneumothorax(canvas: LesionCanvas) -> None:
     side = RIGHT if rng.random() < 0.5 else LEFT
     outline = lung_outline(a, side)
     anchor = np.array([a.to_u(side, a.medial_x), a.dome_v[side] + 0.02])
-    shrink = rng.uniform(0.72, 0.9)
+    shrink = rng.uniform(0.78, 0.94)
     collapsed = anchor + shrink * (outline - anchor)
     lung = canvas.layers.lung_side == side
     rim = lung & ~frame.mask([collapsed])
     rim_soft = frame.blur(rim.astype(np.float32), 0.002)
-    canvas.density -= rng.uniform(0.06, 0.14) * rim_soft
+    canvas.density -= rng.uniform(0.04, 0.1) * rim_soft
     canvas.vessel_gain *= 1.0 - rim_soft
     pleura = frame.strokes([np.vstack([collapsed, collapsed[:1]])], 0.004, value=255)
-    canvas.density += rng.uniform(0.08, 0.16) * (pleura.astype(np.float32) / 255.0) * lung
+    canvas.density += rng.uniform(0.05, 0.12) * (pleura.astype(np.float32) / 255.0) * lung
     canvas.keep("Pneumothorax", rim, (a.to_u(side, a.lung_half_width - 0.01), a.apex_v + 0.15))
 
 
@@ -293,7 +293,7 @@ def draw_atelectasis(canvas: LesionCanvas) -> None:
 
 
 def draw_cardiomegaly(canvas: LesionCanvas) -> None:
-    """The heart was enlarged when the anatomy was drawn (CTR 0.55-0.66); its mask is the heart."""
+    """The heart was enlarged when the anatomy was drawn (CTR 0.49-0.62); its mask is the heart."""
     canvas.masks["Cardiomegaly"] = canvas.layers.heart.copy()
 
 
@@ -306,8 +306,8 @@ def draw_edema(canvas: LesionCanvas) -> None:
     haze = np.zeros_like(u)
     for hu, hv in hilum_points(a):
         haze += np.exp(-(((u - hu) / 0.13) ** 2 + ((v - hv) / 0.16) ** 2))
-    canvas.density += rng.uniform(0.12, 0.24) * haze * np.clip(depth * 2.0, 0.0, 1.0)
-    canvas.vessel_gain *= 1.0 + 0.6 * np.clip((0.45 - v) / 0.2, 0.0, 1.0)
+    canvas.density += rng.uniform(0.06, 0.16) * haze * np.clip(depth * 2.0, 0.0, 1.0)
+    canvas.vessel_gain *= 1.0 + 0.4 * np.clip((0.45 - v) / 0.2, 0.0, 1.0)
     lines = []
     for side in (RIGHT, LEFT):
         for _ in range(int(rng.integers(3, 8))):

@@ -260,6 +260,20 @@ def test_refuses_bad_arguments_and_foreign_folders(tmp_path):
     assert (tmp_path / "busy" / "notes.txt").read_text() == "mine"
 
 
+def test_unguarded_script_with_workers_gets_a_clear_message(tmp_path):
+    # Worker processes re-import a script's top level; without a __main__ guard they die.
+    script = tmp_path / "make.py"
+    script.write_text(
+        "from core.data.phantom import generate_phantom\n"
+        f"generate_phantom({str(tmp_path / 'set')!r}, 24, 32, 0, workers=2)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert "__name__ == '__main__'" in result.stderr and "workers=1" in result.stderr
+
+
 def test_cli_in_process_and_overwrite(tmp_path, capsys):
     out = tmp_path / "set"
     assert main(["phantom", str(out), "--n", "5", "--size", "48", "--workers", "1", "--quiet"]) == 0

@@ -23,6 +23,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import core
 from core.data.phantom.case import render_case
 from core.data.phantom.casemix import DESIGN_PREVALENCE, PlannedImage, plan_dataset
 from core.data.phantom.lesions import LOCALIZED
-from core.errors import ConfigError, DatasetError
+from core.errors import ConfigError, DatasetError, RunError
 from core.labels import ALL14, NO_FINDING
 
 GENERATOR_VERSION = "1.0"
@@ -176,12 +177,18 @@ def _render_all(
             yield _render_chunk(chunk, size, seed, str(root))
         return
     context = multiprocessing.get_context("spawn")  # safe beside threads (torch, OpenCV)
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(chunks)), mp_context=context, initializer=_init_worker
-    ) as pool:
-        futures = [pool.submit(_render_chunk, c, size, seed, str(root)) for c in chunks]
-        for future in futures:
-            yield future.result()
+    try:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(chunks)), mp_context=context, initializer=_init_worker
+        ) as pool:
+            futures = [pool.submit(_render_chunk, c, size, seed, str(root)) for c in chunks]
+            for future in futures:
+                yield future.result()
+    except BrokenProcessPool:
+        raise RunError(
+            "phantom worker processes died: from a script, call generate_phantom under "
+            "`if __name__ == '__main__':`, or pass workers=1 (--workers 1)"
+        ) from None
 
 
 def _init_worker() -> None:

@@ -130,10 +130,33 @@ def control_sigma(model, stage: str) -> float:
     return reductions.get(stage, model.stages[-1].reduction) / 2.0
 
 
+Truth = list[Box] | np.ndarray  # boxes in the model view, or a boolean mask of the view
+
+
+def truth_in_view(case: TruthCase, geometry: tuple[float, int, int], size: int) -> dict[str, Truth]:
+    """A case's truth in the model view: {label: boxes or mask}; masks that vanish are dropped."""
+    truth: dict[str, Truth] = {}
+    for label in case.labels:
+        if label in case.boxes:
+            truth[label] = [box_to_view(box, geometry) for box in case.boxes[label]]
+        else:
+            mask = mask_in_view(case.masks[label], size)
+            if mask.any():
+                truth[label] = mask
+    return truth
+
+
+def score_truth(heatmap: np.ndarray, truth: Truth, map_threshold: float) -> list[MapScore]:
+    """One score per truth box, or one for a mask."""
+    if isinstance(truth, np.ndarray):
+        return [score_mask(heatmap, truth, map_threshold)]
+    return score_boxes(heatmap, truth, map_threshold)
+
+
 def score_cases(
     model,
     cases: Sequence[TruthCase],
-    method: str,
+    method: str | Sequence[str],
     batch_size: int = 16,
     map_threshold: float = MAP_THRESHOLD,
     seed: int = 0,
@@ -142,8 +165,9 @@ def score_cases(
 ) -> tuple[dict[str, dict[str, list[MapScore]]], str]:
     """Scores per method and label: {method: {label: [MapScore, ...]}}, and the map stage.
 
-    `method` may be a tuple of methods to score on the same loaded images (e.g. the method and the
-    random control). Each image's maps are computed for its truth labels only.
+    `method` may be several methods scored on the same loaded images (the method, then the random
+    control, whose smoothness follows the first method's stage). `options` go to the first
+    method's `explain`. Each image's maps are computed for its truth labels only.
     """
     methods = (method,) if isinstance(method, str) else tuple(method)
     size = model.config.image_size
@@ -153,36 +177,31 @@ def score_cases(
     for start in range(0, len(cases), batch_size):
         chunk = cases[start : start + batch_size]
         loaded = [_load_view(case, size) for case in chunk]
+        truths = [
+            truth_in_view(c, geometry, size) for c, (_, geometry) in zip(chunk, loaded, strict=True)
+        ]
         x = config_input(np.stack([view for view, _ in loaded]), model.config, device)
-        wanted = sorted({label for case in chunk for label in case.labels})
         for m in methods:
-            extra = options
+            extra = options if m == methods[0] else {}
             if m == "random":
                 extra = {"generator": generator, "sigma": control_sigma(model, stage)}
             if m in PER_LABEL_COST:
                 # Cost grows with every label asked for: explain each image for its own labels.
-                per_image = [
-                    explain(model, x[b : b + 1], case.labels, m, **extra)
-                    for b, case in enumerate(chunk)
+                maps = [
+                    explain(model, x[b : b + 1], c.labels, m, **extra) for b, c in enumerate(chunk)
                 ]
-                stage = per_image[0].stage if m == methods[0] else stage
+                pick = [(e, 0) for e in maps]
             else:
+                wanted = sorted({label for case in chunk for label in case.labels})
                 together = explain(model, x, wanted, m, **extra)
-                stage = together.stage if m == methods[0] else stage
-            for b, (case, (_, geometry)) in enumerate(zip(chunk, loaded, strict=True)):
-                for label in case.labels:
-                    if m in PER_LABEL_COST:
-                        heat = per_image[b].map(label)
-                    else:
-                        heat = together.map(label, image=b)
-                    out = scores[m].setdefault(label, [])
-                    if label in case.boxes:
-                        view_boxes = [box_to_view(box, geometry) for box in case.boxes[label]]
-                        out.extend(score_boxes(heat, view_boxes, map_threshold))
-                    else:
-                        mask = mask_in_view(case.masks[label], size)
-                        if mask.any():
-                            out.append(score_mask(heat, mask, map_threshold))
+                maps = [together]
+                pick = [(together, b) for b in range(len(chunk))]
+            if m == methods[0]:
+                stage = maps[0].stage
+            for (explanation, b), truth in zip(pick, truths, strict=True):
+                for label, region in truth.items():
+                    heat = explanation.map(label, image=b)
+                    scores[m].setdefault(label, []).extend(score_truth(heat, region, map_threshold))
     return scores, stage
 
 

@@ -13,8 +13,9 @@ from core.data.phantom.acquisition import (
     sample_acquisition,
     sample_view,
 )
-from core.data.phantom.anatomy import Anatomy, render_anatomy, sample_anatomy, sample_build
+from core.data.phantom.anatomy import Anatomy, sample_anatomy, sample_build
 from core.data.phantom.casemix import PATIENT_STREAM, PlannedImage, sample_findings
+from core.data.phantom.layers import render_anatomy
 from core.data.phantom.lesions import PAINTERS, LesionCanvas
 from core.labels import ALL14
 

@@ -163,3 +163,9 @@ def smooth_noise(rng: np.random.Generator, size: int, cells: int, octaves: int =
         total += amplitude * cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
         amplitude *= 0.5
     return total
+
+
+def smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
+    """0 below lo, 1 above hi, a smooth cubic ramp between (Hermite smoothstep)."""
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)

@@ -208,6 +208,14 @@ def test_ablated_attention_changes_gradcam_and_needs_attention(model, batch):
     assert (on.maps - off.maps).abs().max() > 1e-3
     with pytest.raises(ConfigError, match="baseline"):
         explain(tiny_model(attention=False), batch, 0, "gradcam", ablate_attention=True)
+    # Ablated, the stage3 gate passes features through, so the final gate sees other features.
+    gate_on = explain(model, batch, 0, "attention").maps
+    gate_off = explain(model, batch, 0, "attention", ablate_attention=True).maps
+    assert (gate_on - gate_off).abs().max() > 1e-3
+    assert torch.equal(
+        explain(model, batch, 0, "random", ablate_attention=True).maps,
+        explain(model, batch, 0, "random").maps,
+    )
 
 
 def test_random_maps_are_seeded(model, batch):

@@ -37,9 +37,15 @@ class AttentionMap(Explainer):
     normalise = False  # a sigmoid gate: its values already lie in [0, 1] and mean something
 
     def raw_maps(
-        self, x: torch.Tensor, indices: tuple[int, ...], stage: str | None = None
+        self,
+        x: torch.Tensor,
+        indices: tuple[int, ...],
+        stage: str | None = None,
+        ablate_attention: bool = False,
     ) -> RawMaps:
+        """`ablate_attention`: the gates still compute their maps but pass features unchanged, so
+        a later gate sees what the earlier ones would have let through ungated."""
         gate = resolve_gate(self.model, stage)
         with torch.no_grad():
-            out = self.model.forward_with_maps(x)
+            out = self.model.forward_with_maps(x, ablate_attention=ablate_attention)
         return RawMaps(out.maps[gate], gate, out.logits)

@@ -31,9 +31,10 @@ def explain(
     labels: None (all of the model's labels), a name ("Infiltrate" is read as "Infiltration"), an
         index, or a list of them.
     method: "attention" (the model's own gate; `stage=` picks the gate, default the final one),
-        "gradcam" (raw-logit Grad-CAM; `stage=` an earlier stage, default the final feature map;
-        `ablate_attention=True` runs with every gate set to 1), "integrated_gradients" (`steps=`,
-        `internal_batch_size=`, `sign=`), or "random" (`seed=` or `generator=`, `sigma=`).
+        "gradcam" (raw-logit Grad-CAM; `stage=` an earlier stage, default the final feature map),
+        "integrated_gradients" (`steps=`, `internal_batch_size=`, `sign=`), or "random" (`seed=`
+        or `generator=`, `sigma=`). Every method takes `ablate_attention=True`: the model runs
+        with every gate set to 1 (an error for a baseline model, except for "random").
     Returns an `Explanation` (maps (B, K, H, W), labels, stage, scale, logits).
     """
     try:

@@ -51,7 +51,10 @@ class RandomMap(Explainer):
         seed: int = 0,
         generator: torch.Generator | None = None,
         sigma: float | None = None,
+        ablate_attention: bool = False,
     ) -> RawMaps:
+        """`ablate_attention` is accepted so callers can treat methods alike: the control does not
+        depend on the model, with or without its gates."""
         if sigma is None:
             sigma = self.model.stages[-1].reduction / 2.0
         if not sigma > 0:

@@ -22,12 +22,11 @@ RUNTIME_FIELDS = frozenset(
 class FitConfig:
     """One training run (one variant: a backbone with or without spatial attention)."""
 
-    # --- data -------------------------------------------------------------------------------------
+    # --- what to train, on what, into where (no defaults) -----------------------------------------
     data: str  # dataset folder in ChestX-ray14 layout (real data or a phantom)
     out: str  # run folder to write (checkpoint.pt, last.pt, config.json, history.csv)
-    backbone: (
-        str  # timm model name (paper: resnet101, efficientnet_b0, efficientnet_b3, mobilenetv2_100)
-    )
+    backbone: str  # timm name; the paper's: resnet101, efficientnet_b0/_b3, mobilenetv2_100
+    # --- data -------------------------------------------------------------------------------------
     labels: str = "all14"  # label set: "all14" or "paper13" (paper13 leaves out Hernia)
     views: tuple[str, ...] = ("PA", "AP")  # view positions kept (ChestX-ray14 is frontal only)
     val_fraction: float = 0.1  # share of train_val patients held out for validation
@@ -57,7 +56,8 @@ class FitConfig:
     seed: int = 0  # seeds model init, data order, augmentation and the validation split
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), or "cuda", "cuda:1", "mps", "cpu"
     amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaling)
-    workers: int = 2  # data-loading processes per training process (0 = in the main process)
+    workers: int | None = None  # loader processes per training process: None = the cores of
+    # this process less one (at most 8), 0 = load in the training process itself
     threads: int | None = None  # CPU threads for torch ops (None = torch's default, one per core);
     # 1 is much faster when other jobs share the cores
     max_train_batches: int | None = None  # cap batches per epoch, for quick runs and smoke tests
@@ -90,7 +90,7 @@ class FitConfig:
             raise ConfigError(f"image_size {self.image_size} is too small: use at least 32 px")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0 or self.workers < 0:
+        if self.weight_decay < 0 or self.warmup_epochs < 0 or (self.workers or 0) < 0:
             raise ConfigError("weight_decay, warmup_epochs and workers must not be negative")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")

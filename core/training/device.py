@@ -47,10 +47,11 @@ class DevicePlan:
 
 
 def select_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
-    """ "auto" -> cuda (this process's local rank under torchrun), else mps, else cpu."""
+    """Resolve a device name. "auto": CUDA (the GPU of this process's local rank under torchrun),
+    else MPS, else the CPU."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda", local_rank or 0)
+            return _cuda_of_rank(torch.device("cuda", local_rank or 0))
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -63,12 +64,19 @@ def select_device(name: str = "auto", local_rank: int | None = None) -> torch.de
             raise ConfigError("device cuda requested but no CUDA GPU is visible: use --device cpu")
         if device.index is None:
             device = torch.device("cuda", local_rank or 0)
-        if device.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"device {device} does not exist: this machine has {torch.cuda.device_count()} GPU(s)"
-            )
+        _cuda_of_rank(device)
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("device mps requested but MPS is not available: use --device cpu")
+    return device
+
+
+def _cuda_of_rank(device: torch.device) -> torch.device:
+    count = torch.cuda.device_count()
+    if device.index is not None and device.index >= count:
+        raise ConfigError(
+            f"GPU {device} does not exist: this machine has {count}; start torchrun with "
+            f"--nproc_per_node {count} (one process per GPU) or use --device cpu"
+        )
     return device
 
 

@@ -162,6 +162,19 @@ def gather_objects(obj: Any, context: DistContext) -> list[Any]:
     return out
 
 
+def share_buffers(model: torch.nn.Module, context: DistContext) -> None:
+    """Give every process rank 0's buffers (batch-norm running statistics).
+
+    DDP broadcasts buffers at the start of each training forward, but the last batch then updates
+    each rank's copy with its own images; validation must use the statistics the checkpoint
+    (written by rank 0) will hold.
+    """
+    if not (context.is_distributed and dist.is_initialized()):
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The model inside a DistributedDataParallel wrapper (itself otherwise)."""
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model

@@ -26,6 +26,7 @@ from core.training.distributed import (
     DistContext,
     gather_predictions,
     mean_across,
+    share_buffers,
     sum_across,
     unwrap,
 )
@@ -135,7 +136,8 @@ def validate(
     parts: StepParts, loader: Iterable, n_batches: int, context: DistContext, report: Reporter
 ) -> ValResult:
     """Score this process's shard, gather all shards, and compute loss and AUCs on the whole split."""
-    model, plan = unwrap(parts.model), parts.plan  # no DDP in eval: nothing to synchronise
+    model, plan = unwrap(parts.model), parts.plan  # no DDP wrapper in eval: no gradients to sync
+    share_buffers(model, context)
     model.eval()
     rows, logits_all, targets_all = [], [], []
     for x_uint8, targets, index in report.batches(loader, n_batches, "validate"):

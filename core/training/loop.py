@@ -16,11 +16,13 @@ Only rank 0 writes; every rank reaches the same decisions because metrics are ga
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import torch
 
+from core.errors import RunError
 from core.metrics.thresholds import choose_thresholds
 from core.models.checkpoint import save_checkpoint
 from core.runs import HISTORY, RunFolder
@@ -194,6 +196,12 @@ def _train_epochs(
             trained = train_one_epoch(
                 parts, data.train_loader, data.train_batches, context, report, f"epoch {epoch}"
             )
+            if not math.isfinite(trained.loss) and not parts.scaler.is_enabled():
+                # (with fp16 the scaler skips overflowing steps, so a non-finite mean may pass)
+                raise RunError(
+                    f"training diverged: the loss is {trained.loss} in epoch {epoch}; start again "
+                    "with a lower --lr (and --clip-grad on) in a new --out"
+                )
             val = validate(parts, data.val_loader, data.val_batches, context, report)
             improved = progress.record(epoch, val.macro_auc)
             record = EpochRecord(

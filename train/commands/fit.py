@@ -35,13 +35,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         argument_default=argparse.SUPPRESS,
     )
-    p.add_argument("--preset", help="YAML of FitConfig fields: a name in train/presets/ or a path")
+    p.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="YAML of FitConfig fields: a name in train/presets/ or a path",
+    )
     data = p.add_argument_group("data")
-    data.add_argument("--data", help="dataset folder in ChestX-ray14 layout (real or phantom)")
+    data.add_argument(
+        "--data", metavar="DIR", help="dataset folder in ChestX-ray14 layout (real or phantom)"
+    )
     data.add_argument("--labels", choices=sorted(LABEL_SETS), help="label set (default all14)")
     data.add_argument("--views", nargs="+", choices=("PA", "AP"), help="view positions to keep")
     data.add_argument(
-        "--val-fraction", type=float, help="share of train_val patients for validation"
+        "--val-fraction", metavar="F", type=float, help="share of train_val patients for validation"
     )
     data.add_argument(
         "--no-cache", dest="use_cache", action="store_false", help="decode files, ignore a cache"
@@ -49,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model = p.add_argument_group("model")
     model.add_argument(
         "--backbone",
+        metavar="NAME",
         help="timm name: resnet101, efficientnet_b0, efficientnet_b3, mobilenetv2_100, ...",
     )
     model.add_argument(
@@ -56,31 +63,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     model.add_argument(
         "--attention-stages",
+        metavar="I",
         nargs="+",
         type=int,
         help="feature stages to gate, -1 = last (paper preset: -2 -1)",
     )
-    model.add_argument("--image-size", type=int, help="square input size in pixels")
-    model.add_argument("--drop-rate", type=float, help="dropout before the head")
+    model.add_argument("--image-size", metavar="PX", type=int, help="square input size in pixels")
+    model.add_argument("--drop-rate", metavar="P", type=float, help="dropout before the head")
     model.add_argument(
-        "--pretrained", help="local timm weights (.pth or .safetensors); default: random init"
+        "--pretrained",
+        metavar="PATH",
+        help="local timm weights (.pth or .safetensors); default: random init",
     )
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, help="passes over the training split")
-    opt.add_argument("--batch-size", type=int, help="images per step per process")
+    opt.add_argument("--epochs", metavar="E", type=int, help="passes over the training split")
+    opt.add_argument("--batch-size", metavar="B", type=int, help="images per step per process")
     opt.add_argument(
-        "--accumulate", type=int, help="batches per optimiser step (gradient accumulation)"
+        "--accumulate",
+        metavar="N",
+        type=int,
+        help="batches per optimiser step (gradient accumulation)",
     )
-    opt.add_argument("--lr", type=float, help="AdamW peak learning rate")
-    opt.add_argument("--weight-decay", type=float, help="AdamW weight decay")
-    opt.add_argument("--warmup-epochs", type=float, help="linear warm-up length, then cosine decay")
-    opt.add_argument("--clip-grad", type=float, help="max global gradient norm (0 = no clipping)")
+    opt.add_argument("--lr", metavar="LR", type=float, help="AdamW peak learning rate")
+    opt.add_argument("--weight-decay", metavar="WD", type=float, help="AdamW weight decay")
+    opt.add_argument(
+        "--warmup-epochs", metavar="E", type=float, help="linear warm-up length, then cosine decay"
+    )
+    opt.add_argument(
+        "--clip-grad", metavar="NORM", type=float, help="max global gradient norm (0 = no clipping)"
+    )
     opt.add_argument(
         "--pos-weight",
         action=argparse.BooleanOptionalAction,
         help="weight positives by training prevalence",
     )
-    opt.add_argument("--patience", type=int, help="early-stopping patience in epochs (0 = off)")
+    opt.add_argument(
+        "--patience", metavar="E", type=int, help="early-stopping patience in epochs (0 = off)"
+    )
     opt.add_argument(
         "--augment",
         action=argparse.BooleanOptionalAction,
@@ -92,25 +111,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also flip horizontally (off: it moves the heart)",
     )
     run = p.add_argument_group("run")
-    run.add_argument("--out", help="run folder to write")
+    run.add_argument("--out", metavar="RUN", help="run folder to write")
     run.add_argument(
-        "--seed", type=int, help="seed of init, data order, augmentation and the split"
+        "--seed", metavar="S", type=int, help="seed of init, data order, augmentation and the split"
     )
     run.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last.pt"
     )
-    run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    run.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
     run.add_argument("--no-amp", dest="amp", action="store_false", help="float32 on CUDA too")
-    run.add_argument("--workers", type=int, help="data-loading processes per training process")
-    run.add_argument("--threads", type=int, help="CPU threads for torch (default: one per core)")
-    run.add_argument("--max-train-batches", type=int, help="cap batches per epoch (quick runs)")
     run.add_argument(
-        "--stop-after", type=int, help="end after this many epochs in all; --resume continues"
+        "--workers",
+        metavar="N",
+        type=int,
+        help="data-loading processes per training process (default: cores less one, at most 8)",
+    )
+    run.add_argument(
+        "--threads", metavar="N", type=int, help="CPU threads for torch (default: one per core)"
+    )
+    run.add_argument(
+        "--max-train-batches", metavar="N", type=int, help="cap batches per epoch (quick runs)"
+    )
+    run.add_argument(
+        "--stop-after",
+        metavar="E",
+        type=int,
+        help="end after this many epochs in all; --resume continues",
     )
     run.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bars"
     )
+    _show_defaults(p)
     p.set_defaults(func=run_fit)
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Append FitConfig's default to each option's help (the one source of defaults)."""
+    from dataclasses import MISSING, fields
+
+    from core.training.config import FitConfig
+
+    defaults = {f.name: f.default for f in fields(FitConfig) if f.default is not MISSING}
+    for action in parser._actions:
+        default = defaults.get(action.dest, MISSING)
+        if default in (MISSING, None) or not action.help or "default" in action.help:
+            continue
+        if action.nargs == 0 and not isinstance(action, argparse.BooleanOptionalAction):
+            continue  # --no-cache, --resume, ...: the flag's name says it
+        if isinstance(default, tuple):
+            default = " ".join(map(str, default))
+        action.help += f" (default: {default})"
 
 
 def load_preset(name: str) -> dict[str, Any]:

@@ -5,6 +5,31 @@ checkpoint's label set and view filter), the same cache when one matches, and th
 path (`config_input`). Operating thresholds come from the checkpoint, where `fit` chose them on the
 VALIDATION split; they are never chosen on the split being evaluated. A checkpoint without
 thresholds gets them from a pass over its validation split, never from the test split.
+
+RUN/predictions.csv, one row per image of the split:
+    image_id, patient_id, sex (M/F), age (years, empty when unknown), view (PA/AP), split,
+    y_true_<label> (0/1) for each label, then y_score_<label> (sigmoid probability in [0, 1]),
+    labels in the checkpoint's order.
+
+RUN/metrics.json (NaN written as null; `core.metrics.summarize_predictions` documents the metrics):
+    run            the run folder's name
+    split          the split scored ("test" unless asked otherwise)
+    n_images, n_patients
+    labels         the checkpoint's labels, in order
+    data           source ("phantom" | "chestxray14"), root, fingerprint (of the folder scored),
+                   trained_on_fingerprint (of the training data; differs for external data)
+    model          backbone, attention, attention_stages ([] without attention), image_size,
+                   pretrained (the weights file the run started from, or null)
+    threshold_source  where the operating thresholds came from (the checkpoint's validation
+                   choice, or a validation pass at evaluation for checkpoints without them)
+    micro_auc, micro_auc_ci, macro_auc, macro_auc_ci   AUCs and 95% patient-bootstrap intervals
+    per_class      {label: auc, auc_ci, n_positive, prevalence, pauc_fpr10 (McClish-standardised
+                   partial AUC, FPR <= 0.1), sens_at_spec90, sens_at_spec95, threshold {youden, f1},
+                   sensitivity, specificity, ppv, f1 (at the Youden threshold), brier, ece}
+    calibration    brier, ece (all pairs pooled), reliability {label: mean_score,
+                   fraction_positive, count per bin}
+    subgroups      {sex | age_band | view: {group: n, micro_auc, macro_auc}}
+    bootstrap      n_resamples, unit ("patient"), seed, level (0.95)
 """
 
 from __future__ import annotations
@@ -117,22 +142,29 @@ def predict_frame(
     frame: pd.DataFrame,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: torch.device | None = None,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     progress: bool = True,
     desc: str = "evaluate",
 ) -> np.ndarray:
-    """Sigmoid probabilities (len(frame), n_labels) for every image of `frame`, in frame order."""
+    """Sigmoid probabilities (len(frame), n_labels) for every image of `frame`, in frame order.
+
+    Images come from the dataset's cache at the model's size when one matches, else are decoded
+    from their files (`num_workers` processes; default one per core without a cache, none with).
+    """
     from tqdm.auto import tqdm
 
     from core.data.cache import find_cache
-    from core.data.loader import RadiographDataset, make_loader
+    from core.data.loader import RadiographDataset, default_workers, make_loader
     from core.data.preprocess import config_input
 
     device = device or pick_device()
     model = checkpoint.model.to(device).eval()
     size = checkpoint.config.image_size
     frame = frame.reset_index(drop=True)
-    dataset = RadiographDataset(frame, checkpoint.labels, size, cache=find_cache(index, size))
+    cache = find_cache(index, size)
+    if num_workers is None:
+        num_workers = 0 if cache is not None else default_workers()
+    dataset = RadiographDataset(frame, checkpoint.labels, size, cache=cache)
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     scores = np.full((len(frame), len(checkpoint.labels)), np.nan, dtype=np.float64)
     for images, _targets, rows in tqdm(loader, desc=desc, unit="batch", disable=not progress):
@@ -185,7 +217,7 @@ def evaluate_run(
     n_resamples: int = 1000,
     seed: int = 0,
     device: str | torch.device | None = None,
-    num_workers: int = 0,
+    num_workers: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score `split` with RUN/checkpoint.pt; write RUN/predictions.csv and RUN/metrics.json.
@@ -197,6 +229,7 @@ def evaluate_run(
         batch_size: images per forward pass.
         n_resamples: bootstrap resamples (by patient) for the 95% confidence intervals.
         seed: seed of the bootstrap.
+        num_workers: decoding processes; default none with an image cache, else one per core.
     Returns:
         The metrics.json content (NaN where a metric is undefined; written as null).
     """
@@ -236,6 +269,9 @@ def evaluate_run(
     if not all(label in thresholds for label in checkpoint.labels):
         thresholds = validation_thresholds(checkpoint, index, batch_size, device, progress)
         threshold_source = "validation split (chosen at evaluation)"
+    if split == "val":
+        # chosen on the split now scored: sensitivity/specificity there are optimistic
+        threshold_source += "; the evaluated split itself, so operating points are optimistic"
 
     metrics = _summarize(predictions, checkpoint.labels, thresholds, n_resamples, seed)
     metrics = {

@@ -191,7 +191,7 @@ def test_real_runs_end_to_end_and_cli(tmp_path, capsys):
     for attention in (False, True):
         name = "mobilenetv2_100+attention" if attention else "mobilenetv2_100"
         run = make_run(sweep / name, data, attention=attention, seed=int(attention))
-        evaluate_run(run, n_resamples=20, progress=False)
+        evaluate_run(run, n_resamples=20, progress=False, num_workers=0)
     # a parent folder stands for its runs
     assert (
         main(["compare", str(sweep), "--out", str(tmp_path / "report"), "--n-resamples", "20"]) == 0

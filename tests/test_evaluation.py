@@ -127,7 +127,7 @@ def evaluated(tmp_path_factory, dataset):
     from core.evaluation import evaluate_run
 
     run = make_run(tmp_path_factory.mktemp("runs") / "mobilenetv2_100", dataset)
-    metrics = evaluate_run(run, n_resamples=50, progress=False)
+    metrics = evaluate_run(run, n_resamples=50, progress=False, num_workers=0)
     return run, metrics
 
 
@@ -239,12 +239,12 @@ def test_missing_thresholds_are_chosen_on_validation(tmp_path, dataset):
     from core.evaluation import evaluate_run, predict_frame
 
     run = make_run(tmp_path / "run", dataset, thresholds={})
-    metrics = evaluate_run(run, n_resamples=0, progress=False)
+    metrics = evaluate_run(run, n_resamples=0, progress=False, num_workers=0)
     assert metrics["threshold_source"].startswith("validation")
     checkpoint = load_checkpoint(run / "checkpoint.pt")
     index = open_dataset(dataset, val_fraction=0.25)
     val = index.split("val")
-    scores = predict_frame(checkpoint, index, val, progress=False)
+    scores = predict_frame(checkpoint, index, val, progress=False, num_workers=0)
     expected = choose_thresholds(index.targets(val), scores, ALL14)
     for label in ALL14:
         got = metrics["per_class"][label]["threshold"]["youden"]
@@ -257,12 +257,12 @@ def test_other_split_and_label_mismatch(tmp_path, dataset):
     from core.evaluation import evaluate_run
 
     run = make_run(tmp_path / "run", dataset)
-    metrics = evaluate_run(run, split="val", n_resamples=0, progress=False)
+    metrics = evaluate_run(run, split="val", n_resamples=0, progress=False, num_workers=0)
     assert metrics["split"] == "val"
     assert set(pd.read_csv(run / "predictions.csv")["split"]) == {"val"}
 
     paper = make_run(tmp_path / "paper13", dataset, labels=PAPER13)
-    metrics = evaluate_run(paper, n_resamples=0, progress=False)
+    metrics = evaluate_run(paper, n_resamples=0, progress=False, num_workers=0)
     assert metrics["labels"] == list(PAPER13)
     assert "y_score_Hernia" not in pd.read_csv(paper / "predictions.csv").columns
 

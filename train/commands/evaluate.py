@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument("--device", help="cpu, cuda, cuda:N or mps (default: the best available)")
-    p.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    p.add_argument(
+        "--workers", type=int, help="decoding processes (default: none with a cache, else 1/core)"
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=run)
 

@@ -118,7 +118,7 @@ def build_app_data(root: Path) -> AppData:
             run = runs / (backbone + ("-att" if attention else ""))
             training = _training(data, index.fingerprint, 0.70 + 0.05 * attention)
             save_checkpoint(run / "checkpoint.pt", model, training)
-            evaluate_run(run, n_resamples=20, progress=False)
+            evaluate_run(run, n_resamples=20, progress=False, num_workers=0)  # no worker processes
             localize_run(run, method="attention" if attention else "gradcam", control=False)
     (runs / "broken").mkdir()
     (runs / "broken" / "checkpoint.pt").write_bytes(b"not a checkpoint")
@@ -237,6 +237,18 @@ def test_registry_groups_variants_and_lists_broken_runs(app_data):
     assert len(registry.evaluated()) == 4 and len(registry.localized()) == 4
     [broken] = registry.broken
     assert broken.path.name == "broken" and "not a readable checkpoint" in broken.reason
+
+
+def test_runs_folder_from_script_arguments_then_environment():
+    from app.settings import DEFAULT_RUNS, runs_root
+
+    env = {RUNS_ENV: "/from/env"}
+    assert runs_root(["--runs", "/from/args"], env) == Path(
+        "/from/args"
+    )  # streamlit run ... -- --runs
+    assert runs_root(["--runs=/eq"], env) == Path("/eq")
+    assert runs_root([], env) == Path("/from/env")  # what `cxr-attention app --runs` sets
+    assert runs_root([], {}) == DEFAULT_RUNS
 
 
 def test_no_runs_says_how_to_get_some(tmp_path, monkeypatch):
@@ -486,7 +498,7 @@ def test_failures_page_shows_the_most_confident_errors(app, app_data):
     assert buttons[0].key == f"open-fp-{worst.image_id}"
     buttons[0].click().run()
     assert not app.exception and not app.error
-    assert {"case-att", "case-cam"} <= set(plotly(app))
+    assert {"case-attention", "case-gradcam"} <= set(plotly(app))
     assert any(worst.image_id in s.value for s in app.subheader)
 
 

@@ -90,11 +90,14 @@ if index is not None and opened:
     st.subheader(f"{opened}")
     try:
         study = cases.study_for(index, opened)
-        left, right = st.columns(2)
-        with left:
-            st.plotly_chart(cases.case_figure(entry, study, label, "attention"), key="case-att")
-        with right:
-            st.plotly_chart(cases.case_figure(entry, study, label, "gradcam"), key="case-cam")
+        # A baseline has no attention map: show its Grad-CAM beside Integrated Gradients instead.
+        methods = (
+            ("attention", "gradcam") if entry.attention else ("gradcam", "integrated_gradients")
+        )
+        for method, slot in zip(methods, st.columns(2), strict=True):
+            with slot:
+                figure = cases.case_figure(entry, study, label, method)
+                st.plotly_chart(figure, key=f"case-{method}")
         truth = ", ".join(study.sample.labels) if study.sample else ""
         st.markdown(f"**Label file says:** {truth or 'no finding'}")
     except CxrError as exc:

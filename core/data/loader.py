@@ -9,6 +9,7 @@ decoded from its file through the same preprocessing the cache used.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Sequence
 
@@ -121,7 +122,14 @@ def make_loader(
         prefetch_factor=4 if workers > 0 else None,
         worker_init_fn=_worker_init if workers > 0 else None,
         generator=generator,
+        # Not fork: a worker forked while torch or OpenCV thread pools are busy can hang forever
+        # (seen in the test suite). forkserver children start from a clean, single-threaded parent.
+        multiprocessing_context=_start_method() if workers > 0 else None,
     )
+
+
+def _start_method() -> str:
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def _worker_init(_worker_id: int) -> None:

@@ -243,7 +243,7 @@ def test_presets_hold_fitconfig_fields_and_flags_override_them(capsys):
     paper = load_preset("paper")
     assert paper["attention_stages"] == [-2, -1] and paper["labels"] == "paper13"
     assert paper["image_size"] == 224
-    args = build_parser().parse_args(
+    args = build_parser("fit").parse_args(
         ["fit", "--preset", "paper", "--data", "d", "--backbone", TINY, "--out", "o",
          "--image-size", "96", "--attention-stages", "-1", "--patience", "0"]
     )  # fmt: skip

@@ -12,25 +12,27 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 
 import core
 from core.errors import CxrError
 
-# Order as shown by --help.
-COMMANDS = (
-    "phantom",
-    "cache",
-    "fit",
-    "evaluate",
-    "localize",
-    "compare",
-    "sweep",
-    "predict",
-    "inspect",
-    "models",
-    "demo",
-    "app",
-)
+# Order and summaries as shown by --help. Only the command being run is imported, so that
+# `cxr-attention phantom` or `--help` never pay for torch and timm.
+COMMANDS: dict[str, str] = {
+    "phantom": "write a synthetic chest-radiograph set in ChestX-ray14 layout (with lesion masks)",
+    "cache": "preprocess every image of a dataset into a fast uint8 cache",
+    "fit": "train one variant (a backbone with or without spatial attention)",
+    "evaluate": "score a split with a run's checkpoint (writes predictions.csv and metrics.json)",
+    "localize": "score attention / Grad-CAM maps against boxes or masks (writes localization.json)",
+    "compare": "paper-style comparison of evaluated runs (report.md, report.html)",
+    "sweep": "the paper's grid: each backbone with and without attention, evaluated and compared",
+    "predict": "score radiographs (PNG, JPEG, DICOM; files or folders) with a checkpoint",
+    "inspect": "print a checkpoint's metadata",
+    "models": "table of backbones with and without spatial attention",
+    "demo": "build the phantom and the demo zoo (if absent), evaluate it, open the app",
+    "app": "start the Streamlit app (upload radiographs, switch attention, compare)",
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,7 +42,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; `command` is the one subcommand whose module is imported and registered."""
     parser = Parser(
         prog="cxr-attention",
         description="Attention-infused CNNs for chest radiographs: train, evaluate, explain, explore.",
@@ -48,21 +51,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cxr-attention {core.__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"train.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"train.commands.{name}":
-                continue  # command not built yet
-            raise
-        module.register(subparsers)
+    for name, summary in COMMANDS.items():
+        if name == command:
+            importlib.import_module(f"train.commands.{name}").register(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary, add_help=False)
     return parser
+
+
+def _command_in(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"cxr-attention: warning: {message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     # Nothing is ever fetched from a model hub at run time: fail fast instead of retrying for a minute.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    warnings.formatwarning = _one_line_warning  # dataset warnings read as one line, like errors
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

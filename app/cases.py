@@ -77,5 +77,7 @@ def case_figure(
         opacity=opacity,
         boxes=images.boxes_in_view(sample.boxes, h, w, size) if sample else [],
         contours=images.mask_outlines(sample.masks, h, w, size) if sample else [],
-        title=f"{Path(study.name).stem} · {label}<br><sup>{METHODS[used]} ({explained.stage})</sup>",
+        title=f"{Path(study.name).stem} · {label}<br><sup>{METHODS[used]} ({explained.stage})"
+        + (": zero everywhere, no positive evidence" if explained.scale == 0.0 else "")
+        + "</sup>",
     )

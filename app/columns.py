@@ -116,6 +116,8 @@ def build_column(
     used, note = effective_method(entry, method, ablate)
     notes += [note] if note else []
     view, result = analyse(entry, study, label, used, ablate)
+    if result.explanation.scale == 0.0:
+        notes.append(f"the map is zero everywhere: no positive evidence for {label}")
     thresholds = models.load_model(str(entry.checkpoint), entry.mtime).thresholds
     column = Column(
         backbone,

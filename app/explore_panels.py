@@ -6,7 +6,9 @@ Each function draws with Streamlit and takes what it shows as arguments; the pag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
@@ -16,6 +18,8 @@ from app import state as S
 from app.inference import view_for
 from app.registry import Registry
 from core.errors import CxrError
+
+UNIFORM_GATE = 0.05  # an attention map spanning less than this is called "nearly uniform"
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ def pick_image(samples: list[images.Sample]) -> images.StudyImage:
                 "Sample (synthetic, with ground truth)",
                 list(truth),
                 key=S.SAMPLE,
-                format_func=lambda name: f"{name} · {truth[name]}",
+                format_func=lambda name: f"{Path(name).stem} · {truth[name]}",
             )
         st.toggle("Show ground truth", key=S.SHOW_TRUTH)
         st.toggle("Show patient identifiers (DICOM)", key=S.SHOW_IDENTIFIERS)
@@ -172,6 +176,12 @@ def column_panel(
     )
     if result.note:
         st.caption(f"ℹ️ {result.note}")
+    low, high = float(exp.heat.min()), float(exp.heat.max())
+    if exp.method == "attention" and high - low < UNIFORM_GATE:
+        st.caption(
+            f"ℹ️ the gate is nearly uniform ({low:.3f} to {high:.3f}): this model's attention "
+            "barely varies over the image; the colours stretch a tiny range"
+        )
     if options.show_difference:
         difference = result.difference()
         if difference is None:
@@ -184,13 +194,17 @@ def column_panel(
                 ),
                 key=f"dprob-{key}",
             )
-            if diff_map is not None:
+            limit = 0.0 if diff_map is None else float(np.abs(diff_map).max())
+            if diff_map is not None and limit == 0.0:
+                st.caption("The two maps are identical (both zero?): no map difference to show.")
+            elif diff_map is not None:
+                # symmetric around 0 and stretched to the largest change, so small shifts show
                 st.plotly_chart(
                     figures.overlay_figure(
                         result.view,
                         diff_map,
                         opacity=options.opacity,
-                        zrange=(-1.0, 1.0),
+                        zrange=(-limit, limit),
                         colorscale=figures.DIFF_SCALE,
                         colorbar_title="on − off",
                         title=f"{col.METHODS[result.pair_method]}: attention on − off",

@@ -74,36 +74,39 @@ def read_sample(sample: Sample) -> StudyImage:
 
 
 def list_samples(folder: Path) -> list[Sample]:
-    """The samples listed in `folder/samples.json` whose image exists (none if no index)."""
+    """The samples listed in `folder/samples.json` whose image exists (none without an index).
+
+    The index is what `assets/make_samples.py` writes: {"note": ..., "samples": [{"image": file,
+    "findings": [label, ...], "boxes": {label: [x, y, w, h] or a list of them}, "masks": {label:
+    file}}, ...]}, paths relative to `folder`, boxes in the image's own pixels.
+    """
     index = folder / SAMPLES_INDEX
     if not index.is_file():
         return []
     try:
-        entries = json.loads(index.read_text())
+        data = json.loads(index.read_text())
     except json.JSONDecodeError as exc:
         raise RadiographError(
-            f"{index} is not valid JSON ({exc.msg}); regenerate the samples"
+            f"{index} is not valid JSON ({exc.msg}); regenerate it with assets/make_samples.py"
         ) from None
-    if isinstance(entries, dict):
-        entries = entries.get("samples", [])
     samples = []
-    for entry in entries:
-        file = folder / entry["file"]
+    for entry in data.get("samples", []):
+        file = folder / entry["image"]
         if not file.is_file():
             continue
+        boxes = []
+        for label, given in (entry.get("boxes") or {}).items():
+            for x, y, w, h in [given] if given and not isinstance(given[0], list) else given:
+                boxes.append(Box(canonical_label(label), x, y, w, h))
         masks = {canonical_label(k): folder / v for k, v in (entry.get("masks") or {}).items()}
-        boxes = tuple(
-            Box(canonical_label(b["label"]), b["x"], b["y"], b["w"], b["h"])
-            for b in entry.get("boxes") or []
-        )
         samples.append(
             Sample(
                 file=file,
-                labels=tuple(canonical_label(x) for x in entry.get("labels") or []),
-                boxes=boxes,
+                labels=tuple(canonical_label(x) for x in entry.get("findings") or []),
+                boxes=tuple(boxes),
                 masks={k: v for k, v in masks.items() if v.is_file()},
-                source=str(entry.get("source", "phantom")),
-                note=str(entry.get("note", "")),
+                source="phantom" if "phantom" in str(data.get("note", "phantom")) else "sample",
+                note=str(data.get("note", "")),
             )
         )
     return samples

@@ -76,7 +76,7 @@ class ModelEntry:
             self.source, "unknown data"
         )
         auc = f"val macro AUC {self.val_auc:.3f}" if self.val_auc is not None else "no val AUC"
-        split = f", split {self.split}" if self.split else ""
+        split = f", {self.split} split" if self.split else ""
         return f"trained on {data}{split}, {self.image_size} px, {auc}"
 
     def has(self, filename: str) -> bool:
@@ -180,6 +180,22 @@ def scan_runs(root: str | Path) -> Registry:
     return Registry(entries, broken)
 
 
+def describe_split(split: Any) -> str:
+    """How the data were split, in a few words: "official (train 348 / val 40 / test 92)".
+
+    `fit` records a dict (method, seed, val_fraction, sizes); older runs may hold a plain string.
+    """
+    if not split:
+        return ""
+    if not isinstance(split, dict):
+        return str(split)
+    words = str(split.get("method") or "recorded")
+    sizes = split.get("sizes") or {}
+    if sizes:
+        words += " (" + " / ".join(f"{k} {v}" for k, v in sizes.items()) + ")"
+    return words
+
+
 def _entry(run: RunFolder, config: ModelConfig, data: dict[str, Any]) -> ModelEntry:
     training = data.get("training") or {}
     info = training.get("data") or {}
@@ -191,7 +207,7 @@ def _entry(run: RunFolder, config: ModelConfig, data: dict[str, Any]) -> ModelEn
         config=config,
         source=str(info.get("source") or "unknown"),
         data_root=str(info.get("root") or ""),
-        split=str(info.get("split") or ""),
+        split=describe_split(info.get("split")),
         val_auc=auc,
         epochs=int(epochs) if isinstance(epochs, int) else None,
         pretrained=training.get("pretrained"),

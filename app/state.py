@@ -70,7 +70,7 @@ def defaults(
         LABEL: labels[0] if labels else None,
         METHOD: "attention",
         OPACITY: 0.8,
-        SHARED_SCALE: True,
+        SHARED_SCALE: False,
         SHOW_DIFFERENCE: False,
         SHOW_IDENTIFIERS: False,
         SHOW_TRUTH: True,

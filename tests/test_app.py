@@ -65,9 +65,9 @@ def _training(data_root: Path, fingerprint: str, val_auc: float) -> dict:
 
 
 def _write_samples(index, folder: Path, count: int = 2) -> None:
-    """Copy `count` phantom test images that carry masks, with samples.json giving their truth."""
+    """Copy `count` phantom images that carry masks, with samples.json in the format of
+    assets/make_samples.py (image, findings, boxes {label: [x, y, w, h]}, masks {label: file})."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "masks").mkdir(exist_ok=True)
     entries = []
     for row in index.items.itertuples(index=False):
         masks = index.mask_paths(row.image_id)
@@ -75,23 +75,20 @@ def _write_samples(index, folder: Path, count: int = 2) -> None:
             continue
         shutil.copy(row.path, folder / row.image_id)
         for path in masks.values():
-            shutil.copy(path, folder / "masks" / path.name)
+            shutil.copy(path, folder / path.name)
         boxes = index.boxes[index.boxes["image_id"] == row.image_id]
         entries.append(
             {
-                "file": row.image_id,
-                "labels": [label for label in index.labels if getattr(row, label) == 1],
-                "masks": {label: f"masks/{path.name}" for label, path in masks.items()},
-                "boxes": [
-                    {"label": b.label, "x": b.x, "y": b.y, "w": b.w, "h": b.h}
-                    for b in boxes.itertuples(index=False)
-                ],
-                "source": "phantom",
+                "image": row.image_id,
+                "findings": [label for label in index.labels if getattr(row, label) == 1],
+                "masks": {label: path.name for label, path in masks.items()},
+                "boxes": {b.label: [b.x, b.y, b.w, b.h] for b in boxes.itertuples(index=False)},
             }
         )
         if len(entries) == count:
             break
-    (folder / "samples.json").write_text(json.dumps({"samples": entries}, indent=1))
+    note = "synthetic phantom films made by cxr-attention, not patient data"
+    (folder / "samples.json").write_text(json.dumps({"note": note, "samples": entries}))
 
 
 def build_app_data(root: Path) -> AppData:
@@ -310,7 +307,7 @@ def test_explore_sample_shows_what_the_models_compute(app, app_data):
         charts
     )
     sample = json.loads((app_data.samples / "samples.json").read_text())["samples"][0]
-    pixels = load_radiograph(app_data.samples / sample["file"]).pixels
+    pixels = load_radiograph(app_data.samples / sample["image"]).pixels
     for backbone in BACKBONES:
         bars, ticks = charts[f"prob-{backbone}"]["data"]
         expected = probabilities_by_hand(
@@ -326,7 +323,7 @@ def test_explore_sample_shows_what_the_models_compute(app, app_data):
         assert heat["type"] == "heatmap" and values(heat["z"]).shape == (SIZE, SIZE)
     # phantom provenance is said plainly, and the sample's truth is drawn and listed
     assert any("synthetic phantom" in w.value for w in app.warning)
-    truth = ", ".join(sample["labels"]) or "no finding"
+    truth = ", ".join(sample["findings"]) or "no finding"
     assert f"**Ground truth:** {truth}" in text_on_page(app)
     outlines = [t for t in charts["map-resnet18"]["data"] if t["type"] == "scatter"]
     assert len(outlines) >= len(sample["masks"])
@@ -376,7 +373,7 @@ def test_explore_methods_scale_and_difference(app, app_data):
     assert "Integrated Gradients" in charts["map-mobilenetv2_100"]["layout"]["title"]["text"]
     # difference attention on - off, per label, equals the two columns' own numbers
     sample = json.loads((app_data.samples / "samples.json").read_text())["samples"][0]
-    pixels = load_radiograph(app_data.samples / sample["file"]).pixels
+    pixels = load_radiograph(app_data.samples / sample["image"]).pixels
     on = probabilities_by_hand(app_data.runs / "resnet18-att/checkpoint.pt", pixels)
     off = probabilities_by_hand(app_data.runs / "resnet18/checkpoint.pt", pixels)
     np.testing.assert_allclose(
@@ -384,11 +381,15 @@ def test_explore_methods_scale_and_difference(app, app_data):
     )
     diff = values(charts["dmap-resnet18"]["data"][1]["z"])
     assert diff.shape == (SIZE, SIZE) and diff.min() >= -1 and diff.max() <= 1
-    # shared scale: both columns' map colour ranges are the same; off: each is [0, 1]
-    ranges = {b: charts[f"map-{b}"]["data"][1]["zmax"] for b in BACKBONES}
-    assert len(set(ranges.values())) == 1
-    app.toggle(key="explore.shared_scale").set_value(False).run()
-    assert {plotly(app)[f"map-{b}"]["data"][1]["zmax"] for b in BACKBONES} == {1.0}
+    # each map on its own scale by default: Integrated Gradients maps divided by their maximum
+    assert {charts[f"map-{b}"]["data"][1]["zmax"] for b in BACKBONES} == {1.0}
+    # shared: one range for both columns, the larger raw maximum
+    app.toggle(key="explore.shared_scale").set_value(True).run()
+    shared = plotly(app)
+    ranges = {shared[f"map-{b}"]["data"][1]["zmax"] for b in BACKBONES}
+    assert len(ranges) == 1 and ranges != {1.0}
+    raw_max = max(values(shared[f"map-{b}"]["data"][1]["z"]).max() for b in BACKBONES)
+    assert ranges.pop() == pytest.approx(raw_max, rel=1e-5)
 
 
 def test_bad_uploads_are_one_line_and_the_app_keeps_working(app):
@@ -534,5 +535,5 @@ def test_models_load_once_and_are_shared(app, app_data):
     path = str(app_data.runs / "resnet18-att" / "checkpoint.pt")
     mtime = Path(path).stat().st_mtime
     first = models.load_model(path, mtime)
-    app.toggle(key="explore.shared_scale").set_value(False).run()
+    app.toggle(key="explore.shared_scale").set_value(True).run()
     assert models.load_model(path, mtime) is first  # st.cache_resource: no reload per click

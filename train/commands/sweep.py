@@ -129,10 +129,11 @@ def variant_options(
 
 
 def is_done(config) -> bool:
-    """The run in `config.out` is trained with these options and evaluated after its last save.
+    """The run in `config.out` finished training with these options and was evaluated after.
 
     Raises ConfigError when the folder holds a run trained with other options.
     """
+    from core.models.checkpoint import read_checkpoint_data
     from core.runs import CHECKPOINT, CONFIG, METRICS, RunFolder
     from core.training import FitConfig
 
@@ -149,7 +150,11 @@ def is_done(config) -> bool:
             )
     if not (folder.has(CHECKPOINT) and folder.has(METRICS)):
         return False
-    return (folder.path / METRICS).stat().st_mtime >= folder.checkpoint.stat().st_mtime
+    if (folder.path / METRICS).stat().st_mtime < folder.checkpoint.stat().st_mtime:
+        return False  # retrained since it was evaluated
+    # fit records why training ended; None means it was interrupted (evaluated part-way by hand)
+    training = read_checkpoint_data(folder.checkpoint).get("training") or {}
+    return "stopped" not in training or training["stopped"] is not None
 
 
 def train_and_evaluate(

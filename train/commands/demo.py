@@ -44,7 +44,7 @@ class DemoSettings:
     backbones: tuple[str, ...] = DEMO_BACKBONES
     preset: str = "demo"  # train/presets/demo.yaml
     fit_overrides: dict[str, Any] = field(default_factory=dict)  # on top of the preset
-    localize_limit: int = 48  # images whose maps are scored per run
+    localize_limit: int = 160  # test images with lesion masks whose maps are scored, per run
     n_resamples: int = 200  # bootstrap resamples for the CIs
     version: int = DEMO_VERSION
 

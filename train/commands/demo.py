@@ -194,7 +194,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Build a synthetic dataset and four small models (MobileNetV2 and EfficientNet-B0, "
             "each with and without spatial attention), evaluate them, score their maps against "
             "the lesion masks, write the comparison report and open the app. A second call opens "
-            "the app at once. About 5 minutes on 2 CPU cores."
+            "the app at once. About 3 minutes on 2 CPU cores."
         ),
     )
     p.add_argument(

@@ -231,10 +231,7 @@ def thresholds_for(checkpoint: Checkpoint, rule: str = "youden") -> dict[str, fl
     """Per-label operating points: "youden" or "f1" (chosen on validation, stored in the
     checkpoint; 0.5 where absent) or a fixed probability given as text, e.g. "0.3"."""
     if rule in ("youden", "f1"):
-        chosen = checkpoint.training.get("thresholds") or {}
-        return {
-            label: float((chosen.get(label) or {}).get(rule, 0.5)) for label in checkpoint.labels
-        }
+        return checkpoint.validation_thresholds(rule)
     try:
         value = float(rule)
     except ValueError:

@@ -54,8 +54,12 @@ class Checkpoint:
     @property
     def thresholds(self) -> dict[str, float]:
         """Per-label operating thresholds chosen on validation (Youden's J), 0.5 when absent."""
+        return self.validation_thresholds("youden")
+
+    def validation_thresholds(self, rule: str) -> dict[str, float]:
+        """Per-label thresholds chosen on validation by `rule` ("youden" or "f1"); 0.5 when absent."""
         chosen = self.training.get("thresholds") or {}
-        return {label: float(chosen.get(label, {}).get("youden", 0.5)) for label in self.labels}
+        return {label: float((chosen.get(label) or {}).get(rule, 0.5)) for label in self.labels}
 
 
 def checkpoint_payload(

@@ -14,17 +14,19 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_models_table_reports_small_attention_overhead(capsys):
     assert main(["models", "--backbones", "mobilenetv2_100", "resnet18"]) == 0
-    out = capsys.readouterr().out
-    rows = {
-        line.split()[0]: line.split()
-        for line in out.splitlines()
-        if line.startswith(("Mobile", "resnet18"))
-    }
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["backbone", "--backbone", "params"]
+    rows = {line.split()[0]: line.split() for line in lines[2:4]}
     mobilenet = rows["MobileNetV2"]
-    assert mobilenet[1] == "2.24M"  # timm's mobilenetv2_100 trunk (2.22M) + a 14-way head
-    assert int(mobilenet[2]) == 2 * 7 * 7 + 2  # 7x7 conv over (max, mean) + batch-norm scale, shift
-    assert float(mobilenet[3].rstrip("%")) < 0.1  # under 0.1 % of the parameters
-    assert mobilenet[6] == "7x7" and mobilenet[7] == "16x16"
+    assert mobilenet[1] == "mobilenetv2_100"  # the display name beside the name --backbone takes
+    assert mobilenet[2] == "2.24M"  # timm's mobilenetv2_100 trunk (2.22M) + a 14-way head
+    assert int(mobilenet[3]) == 2 * 7 * 7 + 2  # 7x7 conv over (max, mean) + batch-norm scale, shift
+    assert float(mobilenet[4].rstrip("%")) < 0.1  # under 0.1 % of the parameters
+    assert mobilenet[7] == "7x7" and mobilenet[8] == "16x16"
+    assert rows["resnet18"][:2] == ["resnet18", "resnet18"]  # a name outside the registry
+    # Every row lines up under the header: the --backbone column starts at the same character.
+    column = lines[0].index("--backbone")
+    assert {line[column:].split()[0] for line in lines[2:4]} == {"mobilenetv2_100", "resnet18"}
 
 
 def test_bad_flag_gives_one_line_and_status_2():

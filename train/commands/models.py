@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from core.models.registry import PAPER_BACKBONES, describe_backbone
-from core.models.summary import backbone_cost
+from core.models.summary import BackboneCost, backbone_cost
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,25 +30,59 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+COLUMNS = (
+    ("backbone", "<"),
+    ("--backbone", "<"),
+    ("params", ">"),
+    ("attn params", ">"),
+    ("overhead", ">"),
+    ("GFLOPs@224", ">"),
+    ("attn MFLOPs", ">"),
+    ("maps@224", "<"),
+    ("maps@512", "<"),
+)
+
+
+def table_row(name: str, cost: BackboneCost) -> list[str]:
+    """One backbone's cells, in `COLUMNS` order: its display name beside the name to type."""
+    sizes = {s: ", ".join(f"{h}x{w}" for h, w in m.values()) for s, m in cost.feature_maps.items()}
+    return [
+        describe_backbone(name).title,
+        name,
+        f"{cost.parameters / 1e6:.2f}M",
+        f"{cost.attention_parameters:,d}",
+        f"{cost.parameter_overhead:.4f}%",
+        f"{cost.gflops:.2f}",
+        f"{cost.attention_gflops * 1e3:.3f}",
+        sizes[224],
+        sizes[512],
+    ]
+
+
+def format_table(rows: list[list[str]]) -> list[str]:
+    """Header, rule and rows, each column as wide as its widest cell."""
+    titles = [title for title, _ in COLUMNS]
+    widths = [max(len(cell) for cell in column) for column in zip(titles, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            f"{cell:{align}{width}}"
+            for cell, (_, align), width in zip(cells, COLUMNS, widths, strict=True)
+        ).rstrip()
+
+    header = line(titles)
+    return [header, "-" * len(header), *(line(row) for row in rows)]
+
+
 def run(args: argparse.Namespace) -> int:
-    header = (
-        f"{'backbone':<18} {'params':>9} {'attn params':>11} {'overhead':>9} "
-        f"{'GFLOPs@224':>10} {'attn MFLOPs':>11}  {'maps@224':<14} {'maps@512':<14}"
-    )
-    print(header)
-    print("-" * len(header))
-    for name in args.backbones:
-        cost = backbone_cost(name, tuple(args.attention_stages))
-        sizes = {
-            s: ", ".join(f"{h}x{w}" for h, w in m.values()) for s, m in cost.feature_maps.items()
-        }
-        print(
-            f"{describe_backbone(name).title:<18} {cost.parameters / 1e6:>8.2f}M "
-            f"{cost.attention_parameters:>11,d} {cost.parameter_overhead:>8.4f}% "
-            f"{cost.gflops:>10.2f} {cost.attention_gflops * 1e3:>11.3f}  {sizes[224]:<14} {sizes[512]:<14}"
-        )
+    rows = [
+        table_row(name, backbone_cost(name, tuple(args.attention_stages)))
+        for name in args.backbones
+    ]
+    print("\n".join(format_table(rows)))
     print(
-        "\nparams: baseline classifier with 14 outputs; FLOPs: 1 multiply-add = 2 FLOPs, one "
-        "224 px image (gate convolution only);\nmaps: spatial attention map size at each gated stage."
+        "\n--backbone: the name to pass to `fit --backbone`; params: baseline classifier with 14 "
+        "outputs;\nFLOPs: 1 multiply-add = 2 FLOPs, one 224 px image (gate convolution only); "
+        "maps: spatial attention\nmap size at each gated stage."
     )
     return 0

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from core.data.radiograph import RadiographMeta, check_size
+from core.data.radiograph_meta import LUMA_RGB, RadiographMeta, check_size
 from core.errors import RadiographError
 
 # Projection radiography modalities (PS3.3 C.7.3.1.1.1): CR computed, DX digital, RG radiographic
@@ -311,8 +311,6 @@ def _apply_voi_lut(values: np.ndarray, ds: Any) -> np.ndarray:
 
 def _colour_to_display(stored: np.ndarray, ds: Any) -> tuple[np.ndarray, str]:
     """RGB DICOM (pydicom converts YBR to RGB) -> BT.601 luminance / (2**bits - 1)."""
-    from core.data.radiograph import LUMA_RGB
-
     rgb = stored.astype(np.float64)
     bits = int(ds.get("BitsStored", 8) or 8)
     if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):

@@ -26,16 +26,39 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.data.radiograph_meta import (
+    LUMA_RGB,
+    MAX_PIXELS,
+    MIN_SIDE,
+    RadiographMeta,
+    check_size,
+)
 from core.errors import RadiographError
 
+# The metadata record and size limits live a level down (shared with core.data.dicom without an
+# import circle); callers keep importing them from here.
+__all__ = [
+    "JPEG_SIGNATURE",
+    "LUMA_RGB",
+    "MAX_PIXELS",
+    "MIN_SIDE",
+    "PNG_SIGNATURE",
+    "SUPPORTED_SUFFIXES",
+    "Radiograph",
+    "RadiographMeta",
+    "check_size",
+    "iter_radiograph_files",
+    "jpeg_header",
+    "load_radiograph",
+    "looks_like_dicom",
+    "png_header",
+    "sniff_format",
+]
+
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
-MIN_SIDE = 32  # pixels; smaller images carry no usable anatomy
-MAX_PIXELS = 50_000_000  # a 7,000 x 7,000 film; larger header claims are refused before decoding
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
-# BT.601 luma weights, the ones OpenCV and PIL use for RGB -> gray.
-LUMA_RGB = (0.299, 0.587, 0.114)
 
 # Formats people upload by mistake, recognised so the message can say what the file is.
 _OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
@@ -49,54 +72,6 @@ _OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
     (b"RIFF", "RIFF (WebP?)"),
     (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
 )
-
-
-@dataclass
-class RadiographMeta:
-    """What is known about a radiograph besides its pixels; shown by the app, logged by `predict`.
-
-    `patient` holds every identifying field found (DICOM PatientName, PatientID, PatientBirthDate,
-    AccessionNumber, InstitutionName, StudyDate, ...) apart from the rest, so a display can hide
-    them with one switch. PNG and JPEG files carry none.
-    """
-
-    format: str  # "png", "jpeg" or "dicom"
-    width: int  # pixels (columns)
-    height: int  # pixels (rows)
-    source_name: str  # the path or upload name the image came from
-    bits_stored: int = 8  # significant bits per sample in the file
-    photometric: str = "MONOCHROME2"  # DICOM term; PNG/JPEG: MONOCHROME2, RGB or RGBA
-    modality: str | None = None  # DICOM Modality (CR, DX, ...); None for PNG/JPEG
-    view_position: str | None = None  # DICOM ViewPosition (PA, AP, LL, ...)
-    body_part: str | None = None  # DICOM BodyPartExamined
-    pixel_spacing: tuple[float, float] | None = None  # (row, column) mm per pixel
-    transfer_syntax: str | None = None  # DICOM transfer syntax name
-    intensity: str = ""  # how stored values became [0, 1], e.g. "window C=40 W=400"
-    patient: dict[str, str] = field(default_factory=dict)  # identifying fields, kept apart
-
-    @property
-    def bits(self) -> int:
-        """Alias of `bits_stored`."""
-        return self.bits_stored
-
-    def display_dict(self, include_patient: bool = False) -> dict[str, object]:
-        """The non-identifying fields (and the identifying ones only when asked) as plain data."""
-        out: dict[str, object] = {
-            "format": self.format,
-            "width": self.width,
-            "height": self.height,
-            "bits_stored": self.bits_stored,
-            "photometric": self.photometric,
-            "modality": self.modality,
-            "view_position": self.view_position,
-            "body_part": self.body_part,
-            "pixel_spacing": list(self.pixel_spacing) if self.pixel_spacing else None,
-            "transfer_syntax": self.transfer_syntax,
-            "intensity": self.intensity,
-        }
-        if include_patient:
-            out["patient"] = dict(self.patient)
-        return out
 
 
 @dataclass
@@ -197,21 +172,6 @@ def looks_like_dicom(data: bytes, name: str = "") -> bool:
         return True
     suffix = Path(name).suffix.lower()
     return suffix in (".dcm", ".dicom") and data[:2] in (b"\x02\x00", b"\x08\x00")
-
-
-def check_size(width: int, height: int, name: str) -> None:
-    """Refuse sizes a radiograph cannot have; called with the header's claim, before decoding."""
-    if width <= 0 or height <= 0:
-        raise RadiographError(f"{name}: corrupt header (image size {width} x {height})")
-    if width * height > MAX_PIXELS:
-        raise RadiographError(
-            f"{name}: header claims {width} x {height} pixels ({width * height / 1e6:.0f} MP), over "
-            f"the {MAX_PIXELS / 1e6:.0f} MP limit; refused before decoding (downscale it first)"
-        )
-    if min(width, height) < MIN_SIDE:
-        raise RadiographError(
-            f"{name}: image is {width} x {height} pixels; at least {MIN_SIDE} px per side is needed"
-        )
 
 
 def png_header(data: bytes, name: str = "upload") -> tuple[int, int, int, int]:

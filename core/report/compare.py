@@ -12,19 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import core
 from core.errors import CxrError, RunError
+from core.report.document import ComparisonReport, Section
 from core.report.localization import localization_tables
 from core.report.pairs import PairComparison, compare_pair, difference_table, pair_runs
-from core.report.results import RunResult, describe_data, load_results, union_labels
-from core.report.roc import Curve, roc_curves
+from core.report.render_html import render_html
+from core.report.render_md import render_markdown
+from core.report.results import describe_data, load_results, union_labels
+from core.report.roc import roc_curves
 from core.report.tables import (
     Estimate,
-    Table,
     auc_table,
     early_lift_tables,
     paper_table,
@@ -37,59 +37,6 @@ from core.runs import write_json
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 REPORT_JSON = "comparison.json"
-
-
-@dataclass
-class Section:
-    """A heading, a paragraph and tables."""
-
-    key: str
-    title: str
-    text: str = ""
-    tables: list[Table] = field(default_factory=list)
-
-
-@dataclass
-class ComparisonReport:
-    """Everything a renderer needs; computed once."""
-
-    title: str
-    data: str
-    phantom: bool
-    created: str
-    runs: list[RunResult]
-    sections: list[Section]
-    pairs: list[PairComparison]
-    curves: dict[str, list[Curve]]
-    notes: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "data": self.data,
-            "phantom": self.phantom,
-            "created": self.created,
-            "package_version": core.__version__,
-            "runs": {r.name: str(r.folder.path) for r in self.runs},
-            "notes": self.notes,
-            "pairs": [
-                {
-                    "backbone": p.backbone,
-                    "baseline": p.baseline.name,
-                    "attention": p.attention.name,
-                    "n_images": p.n_images,
-                    "n_patients": p.n_patients,
-                    "per_class": p.per_class,
-                    "overall": p.overall,
-                    "n_resamples": p.n_resamples,
-                }
-                for p in self.pairs
-            ],
-            "sections": {
-                s.key: {"title": s.title, "tables": {t.key: t.as_json() for t in s.tables}}
-                for s in self.sections
-            },
-        }
 
 
 class ReportPaths(NamedTuple):
@@ -163,9 +110,6 @@ def compare_runs(
     seed: int = 0,
 ) -> ReportPaths:
     """Write OUT/report.md, OUT/report.html (self-contained) and OUT/comparison.json."""
-    from core.report.render_html import render_html
-    from core.report.render_md import render_markdown
-
     report = build_report(run_dirs, n_resamples=n_resamples, seed=seed)
     out = Path(out_dir).expanduser()
     try:

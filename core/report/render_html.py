@@ -11,7 +11,7 @@ import html
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from core.report.compare import ComparisonReport
+from core.report.document import ComparisonReport
 from core.report.render_md import PHANTOM_WARNING
 from core.report.roc import Curve
 from core.report.tables import Table, cell_text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.report.compare import ComparisonReport
+from core.report.document import ComparisonReport
 from core.report.tables import Table, cell_text
 
 PHANTOM_WARNING = (

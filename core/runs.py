@@ -13,6 +13,7 @@ Nothing else couples training to its readers.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,13 +89,33 @@ class RunFolder:
 
 
 def find_runs(root: str | Path) -> list[RunFolder]:
-    """Every run folder (a folder holding checkpoint.pt) under `root`, sorted by path."""
+    """Every run folder (a folder holding checkpoint.pt) under `root`, sorted by path.
+
+    Symbolic links to folders are followed (people keep runs on a data disk and link them into a
+    runs folder; `Path.rglob` skips links on Python 3.11). A folder reached twice, through a link
+    or a link cycle, is listed and descended into once, under the path reached first.
+    """
     root = Path(root)
     if not root.exists():
         return []
     if (root / CHECKPOINT).is_file():
         return [RunFolder(root)]
-    return [RunFolder(p.parent) for p in sorted(root.rglob(CHECKPOINT))]
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        subfolders.sort()  # walk order decides which of two paths to one folder is kept
+        try:
+            info = os.stat(folder)
+        except OSError:
+            subfolders.clear()
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            subfolders.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        if CHECKPOINT in files:
+            found.append(Path(folder))
+    return [RunFolder(p) for p in sorted(found)]
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

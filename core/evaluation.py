@@ -151,11 +151,10 @@ def predict_frame(
     Images come from the dataset's cache at the model's size when one matches, else are decoded
     from their files (`num_workers` processes; default one per core without a cache, none with).
     """
-    from tqdm.auto import tqdm
-
     from core.data.cache import find_cache
     from core.data.loader import RadiographDataset, default_workers, make_loader
     from core.data.preprocess import config_input
+    from core.progress import progress_bar
 
     device = device or pick_device()
     model = checkpoint.model.to(device).eval()
@@ -167,7 +166,7 @@ def predict_frame(
     dataset = RadiographDataset(frame, checkpoint.labels, size, cache=cache)
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     scores = np.full((len(frame), len(checkpoint.labels)), np.nan, dtype=np.float64)
-    for images, _targets, rows in tqdm(loader, desc=desc, unit="batch", disable=not progress):
+    for images, _targets, rows in progress_bar(loader, desc=desc, unit="batch", enabled=progress):
         logits = model(config_input(images, checkpoint.config, device))
         scores[np.asarray(rows)] = torch.sigmoid(logits.float()).cpu().numpy()
     if np.isnan(scores).any():

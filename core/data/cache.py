@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from core.data.chestxray14 import DatasetIndex, DatasetWarning
 from core.data.preprocess import model_view
 from core.data.radiograph import load_radiograph
 from core.errors import ConfigError, DatasetError, RadiographError
+from core.progress import progress_bar
 
 CACHE_DIR = ".cxr-cache"
 DATA_FILE = "images.u8"
@@ -205,7 +205,7 @@ def build_cache(
         )
     ]
     failures: dict[str, str] = {}
-    bar = tqdm(total=len(image_ids), unit="img", desc=f"cache {size}px", disable=not progress)
+    bar = progress_bar(total=len(image_ids), unit="img", desc=f"cache {size}px", enabled=progress)
     try:
         for chunk_failures, done in _run(jobs, workers):
             failures.update({image_ids[row]: reason for row, reason in chunk_failures})

@@ -1,7 +1,8 @@
-"""What a run shows while it trains: concise log lines and tqdm bars, on stderr, from rank 0 only.
+"""What a run shows while it trains: log lines and progress bars on stderr, from rank 0 only.
 
 Library code logs through `logging` (logger ``core.training``); `console_logging` is what the
-command line calls so those lines print above the progress bars instead of tearing them.
+command line calls so those lines print above the progress bars instead of tearing them. Off a
+terminal the bars give way to the log's one line per epoch (see `core.progress`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
+
+from core.progress import ProgressBar, progress_bar
 
 T = TypeVar("T")
 log = logging.getLogger("core.training")
@@ -52,28 +55,28 @@ class Reporter:
         if self.is_main:
             log.warning(message, *args)
 
-    def epochs(self, first: int, last: int) -> tqdm:
-        """A bar over epochs `first`..`last` (1-based, inclusive); resumed runs start part-full."""
-        return tqdm(
+    def epochs(self, first: int, last: int) -> ProgressBar:
+        """A bar over epochs `first`..`last` (1-based, inclusive); resumed runs start part-full.
+        Off a terminal it shows nothing: the loop logs one line per epoch."""
+        return progress_bar(
             total=last,
             initial=first - 1,
             desc="epochs",
             unit="epoch",
-            disable=not self.bars,
-            file=sys.stderr,
-            dynamic_ncols=True,
+            enabled=self.bars,
+            off_terminal="silent",
         )
 
     def batches(self, items: Iterable[T], total: int, desc: str) -> Iterator[T]:
+        """A bar over one epoch's batches; off a terminal, a line a minute (long epochs only)."""
         return iter(
-            tqdm(
+            progress_bar(
                 items,
                 total=total,
                 desc=desc,
                 unit="batch",
-                leave=False,
-                disable=not self.bars,
-                file=sys.stderr,
-                dynamic_ncols=True,
+                enabled=self.bars,
+                nested=True,
+                off_terminal="heartbeat",
             )
         )

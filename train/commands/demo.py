@@ -87,9 +87,8 @@ def build_phantom(folder: Path, settings: DemoSettings, progress: bool) -> bool:
 
     A new phantom makes every model trained on the old one stale, so folder/runs is removed.
     """
-    from tqdm.auto import tqdm
-
     from core.data.phantom import GENERATOR_VERSION, generate_phantom
+    from core.progress import progress_bar
 
     root = folder / "phantom"
     manifest = root / "PHANTOM.json"
@@ -107,7 +106,7 @@ def build_phantom(folder: Path, settings: DemoSettings, progress: bool) -> bool:
         if all(made.get(k) == v for k, v in wanted.items()):
             return False
     shutil.rmtree(folder / "runs", ignore_errors=True)
-    with tqdm(total=settings.images, desc="phantom", unit="img", disable=not progress) as bar:
+    with progress_bar(total=settings.images, desc="phantom", unit="img", enabled=progress) as bar:
         generate_phantom(
             root, settings.images, settings.size, settings.seed, overwrite=True, progress=bar.update
         )

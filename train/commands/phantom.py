@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
-
-from tqdm import tqdm
 
 from core.data.phantom import generate_phantom
+from core.progress import ProgressBar, progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,14 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    bar: tqdm | None = None
+    bar: ProgressBar | None = None
 
     def advance(done: int) -> None:
         nonlocal bar
         if bar is None:  # opened on the first finished chunk, so a bad argument prints no bar
-            bar = tqdm(
-                total=args.n, unit="img", desc="phantom", disable=args.quiet, file=sys.stderr
-            )
+            bar = progress_bar(total=args.n, unit="img", desc="phantom", enabled=not args.quiet)
         bar.update(done)
 
     try:

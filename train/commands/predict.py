@@ -45,6 +45,7 @@ from core.labels import canonical_label
 
 if TYPE_CHECKING:
     from core.inference import ScoredBatch, ScoringModel
+    from core.progress import ProgressBar
 
 METHODS = ("attention", "gradcam")
 
@@ -380,8 +381,8 @@ def _open_csv(path: str) -> TextIO:
         raise ConfigError(f"cannot write --csv {path}: {exc.strerror or exc}") from None
 
 
-def _progress(total: int, show: bool):
-    from tqdm import tqdm
+def _progress(total: int, show: bool) -> ProgressBar:
+    from core.progress import progress_bar
 
-    # disable=None: shown only on a terminal, so logs and pipes stay clean.
-    return tqdm(total=total, unit="image", file=sys.stderr, disable=None if show else True)
+    # Off a terminal nothing: each image's result is already a line, and stderr keeps to failures.
+    return progress_bar(total=total, unit="image", enabled=show, off_terminal="silent")

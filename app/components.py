@@ -1,4 +1,5 @@
-"""Small Streamlit pieces shared by the pages: the registry guard and the provenance notices."""
+"""Small Streamlit pieces shared by the pages: the registry guard and the provenance, device and
+network notices."""
 
 from __future__ import annotations
 
@@ -9,13 +10,18 @@ import streamlit as st
 
 from app import models
 from app.registry import ModelEntry, Registry
-from app.settings import current_runs_root
+from app.settings import current_runs_root, reachable_from_network
 
 PHANTOM_NOTICE = (
     "**Trained on synthetic phantom radiographs, not on patients.** These models show how the "
     "method behaves; their numbers say nothing about real chest X-rays."
 )
 NOT_A_DEVICE = "Research software, not a medical device: never use it for diagnosis."
+NETWORK_NOTICE = (
+    "**Reachable from the network** ({where}): anyone who can connect to this machine can see "
+    "these runs' radiographs and upload files, with no password. See the README, "
+    '"Serving the app to others".'
+)
 
 
 def runs_root() -> Path:
@@ -24,6 +30,14 @@ def runs_root() -> Path:
 
 def registry() -> Registry:
     return models.registry(runs_root())
+
+
+def network_notice() -> None:
+    """Say so when the server listens beyond this machine (Streamlit's `server.address`)."""
+    address = st.get_option("server.address")
+    if reachable_from_network(address):
+        where = f"listening on {address}" if address else "listening on every interface"
+        st.warning(NETWORK_NOTICE.format(where=where), icon="🌐")
 
 
 def require_runs(reg: Registry, root: Path) -> None:

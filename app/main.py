@@ -34,6 +34,7 @@ def main() -> None:
     root = components.runs_root()
     registry = components.registry()
     with st.sidebar:
+        components.network_notice()
         st.caption(f"Runs folder: `{root}`")
         st.caption(f"{len(registry.entries)} model(s), {len(registry.broken)} unreadable")
         if registry.any_phantom():

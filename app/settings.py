@@ -7,7 +7,10 @@ The runs folder comes from, in order: a ``--runs DIR`` argument after ``--`` on 
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +21,10 @@ DEFAULT_RUNS = Path("runs")
 # set as `server.maxUploadSize` in .streamlit/config.toml and by `cxr-attention app`.
 MAX_UPLOAD_MB = 64
 UPLOAD_TYPES = ("png", "jpg", "jpeg", "dcm", "dicom")
+
+# Where the app listens unless told otherwise (`cxr-attention app --host`, `server.address`):
+# this machine only. `cxr-attention app` also listens on ::1 where there is IPv6.
+LOOPBACK_HOST = "127.0.0.1"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_ENV = "CXR_ATTENTION_SAMPLES"  # another samples folder (tests, teaching sets)
@@ -48,3 +55,29 @@ def samples_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Folder of bundled samples (`assets/samples/`, or `CXR_ATTENTION_SAMPLES`)."""
     environ = os.environ if environ is None else environ
     return Path(environ[SAMPLES_ENV]) if environ.get(SAMPLES_ENV) else SAMPLES_DIR
+
+
+@functools.cache
+def is_loopback(host: str) -> bool:
+    """True when `host` (an IP address or a name) reaches this machine only: 127.0.0.0/8, ::1.
+
+    A name counts as loopback when every address it resolves to is; one that does not resolve does
+    not count (the server could not listen on it anyway).
+    """
+    if host.lower() == "localhost":  # always loopback (RFC 6761), whatever the resolver says
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    addresses = {info[4][0].split("%")[0] for info in found}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
+def reachable_from_network(address: str | None) -> bool:
+    """Whether a Streamlit `server.address` lets other machines connect (unset: every interface)."""
+    return not address or not is_loopback(address)

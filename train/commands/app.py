@@ -1,15 +1,20 @@
-"""`cxr-attention app [--runs DIR] [--port P] [--headless]`: start the Streamlit app.
+"""`cxr-attention app [--runs DIR] [--port P] [--host ADDRESS] [--headless]`: start the Streamlit app.
 
 The app's entry script is found through the installed `app` package, so the command works from any
-folder; the settings that `.streamlit/config.toml` holds for `streamlit run` are passed as flags.
+folder; the settings that `.streamlit/config.toml` holds for `streamlit run` are passed as flags,
+which win over any config file or STREAMLIT_* variable.
+
+By default the app listens on this machine only (127.0.0.1, and ::1 through `train.serve`):
+clinicians run it on laptops in hospital networks, and its pages show patients' radiographs.
+`--host` opts in to another address, with a warning when that address is not a loopback one.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,10 +31,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--runs", default="runs", metavar="DIR", help="folder of run folders (default: ./runs)"
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default: 8501)")
+    add_host_flag(parser)
     parser.add_argument(
         "--headless", action="store_true", help="do not open a browser (servers, CI)"
     )
     parser.set_defaults(func=run)
+
+
+def add_host_flag(parser: argparse.ArgumentParser) -> None:
+    """`--host ADDRESS`, shared with `cxr-attention demo`."""
+    parser.add_argument(
+        "--host",
+        metavar="ADDRESS",
+        help=(
+            "listen on ADDRESS instead of this machine only (default: 127.0.0.1 and ::1); "
+            "0.0.0.0 or :: lets anyone on the network open the app, with no password: "
+            "see the README on serving to others"
+        ),
+    )
 
 
 def main_script() -> Path:
@@ -39,54 +58,81 @@ def main_script() -> Path:
     return Path(app.__file__).resolve().parent / "main.py"
 
 
-def streamlit_command(runs: Path, port: int, headless: bool) -> list[str]:
-    """The `streamlit run` command line that serves `runs` on `port`."""
-    from app.settings import MAX_UPLOAD_MB
+def streamlit_command(
+    runs: Path,
+    port: int,
+    headless: bool,
+    *,
+    host: str | None = None,
+    debug: bool = False,
+) -> list[str]:
+    """The `streamlit run` command line that serves `runs` on `host` (default 127.0.0.1):`port`.
 
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(main_script()),
-        "--server.port",
-        str(port),
-        "--server.headless",
-        "true" if headless else "false",
-        "--server.maxUploadSize",
-        str(MAX_UPLOAD_MB),
-        "--server.fileWatcherType",
-        "none",
-        "--client.showErrorDetails",
-        "none",
-        "--client.toolbarMode",
-        "minimal",
-        "--browser.gatherUsageStats",
-        "false",
-        "--runner.magicEnabled",
-        "false",
-        "--",
-        "--runs",
-        str(runs),
-    ]
+    No e-mail prompt on a first run (it would wait forever with no terminal); without `headless`,
+    Streamlit opens a browser where there is a display.
+    """
+    from app.settings import LOOPBACK_HOST, MAX_UPLOAD_MB
+
+    flags = {
+        "server.address": host or LOOPBACK_HOST,
+        "server.port": str(port),
+        "server.showEmailPrompt": "false",
+        "server.maxUploadSize": str(MAX_UPLOAD_MB),
+        "server.enableXsrfProtection": "true",
+        "server.enableCORS": "true",
+        "server.fileWatcherType": "none",
+        "client.showErrorDetails": "none",
+        "client.toolbarMode": "minimal",
+        "browser.gatherUsageStats": "false",
+        "runner.magicEnabled": "false",
+    }
+    if headless:
+        flags["server.headless"] = "true"
+    if debug:
+        flags["logger.level"] = "debug"
+    command = [sys.executable, "-m", "streamlit", "run", str(main_script())]
+    for name, value in flags.items():
+        command += [f"--{name}", value]
+    return command + ["--", "--runs", str(runs)]
 
 
-def check_port(port: int) -> None:
-    """Refuse a port outside 1-65535 or one another program already listens on."""
+def check_port(port: int, host: str = "127.0.0.1") -> None:
+    """Refuse a port outside 1-65535, one already in use, or a host this machine cannot listen on."""
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port} is not a TCP port: choose one from 1024 to 65535")
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError):
+        raise ConfigError(f"--host {host} is not an address or a name this machine knows") from None
+    with socket.socket(family, kind, proto) as probe:
         try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} is already in use (another app running?): pass --port {port + 1}"
+                ) from None
             raise ConfigError(
-                f"port {port} is already in use (another app running?): pass --port {port + 1}"
+                f"cannot listen on {host} ({exc.strerror}): pass an address of this machine, "
+                "or leave --host out to listen on this machine only"
             ) from None
 
 
-def launch_app(runs: str | Path, port: int = DEFAULT_PORT, headless: bool = False) -> int:
-    """Serve the app for the run folders under `runs` until interrupted; the exit status."""
-    from app.settings import RUNS_ENV
+def launch_app(
+    runs: str | Path,
+    port: int = DEFAULT_PORT,
+    headless: bool = False,
+    *,
+    host: str | None = None,
+    debug: bool = False,
+) -> int:
+    """Serve the app for the run folders under `runs` until interrupted; the exit status.
+
+    `host` None (or "localhost") listens on this machine only: 127.0.0.1, and ::1 where there is
+    IPv6. Any other address is passed to Streamlit as it is.
+    """
+    from app.settings import RUNS_ENV, is_loopback
+    from train.serve import LoopbackRelay, run_server
 
     root = Path(runs).expanduser().resolve()
     if not root.is_dir():
@@ -94,11 +140,30 @@ def launch_app(runs: str | Path, port: int = DEFAULT_PORT, headless: bool = Fals
             f"runs folder {root} does not exist: run `cxr-attention demo`, or pass --runs DIR "
             "pointing at the folder your `fit --out` runs are in"
         )
-    check_port(port)
+    if host is not None and not host.strip():
+        raise ConfigError("--host is empty: pass an address, or leave it out")
+    default = host is None or host.lower() == "localhost"
+    listen = None if default else host
+    check_port(port, listen or "127.0.0.1")
+    relay = LoopbackRelay.bind(port) if default else None
     env = {**os.environ, RUNS_ENV: str(root), "HF_HUB_OFFLINE": "1"}
-    print(f"cxr-attention app: serving {root} on http://localhost:{port}", file=sys.stderr)
-    return subprocess.run(streamlit_command(root, port, headless), env=env).returncode
+    if default:
+        where = "this machine only: 127.0.0.1" + (" and [::1]" if relay else "")
+        print(f"cxr-attention app: serving {root} at http://localhost:{port} ({where})",
+              file=sys.stderr)  # fmt: skip
+    else:
+        print(f"cxr-attention app: serving {root} on {host} port {port}", file=sys.stderr)
+        if not is_loopback(host):
+            print(
+                f"cxr-attention app: warning: listening on {host}: anyone who can reach this "
+                "machine can see the runs' radiographs and upload files, with no password "
+                "(README: Serving the app to others)",
+                file=sys.stderr,
+            )
+    return run_server(streamlit_command(root, port, headless, host=listen, debug=debug), env, relay)
 
 
 def run(args: argparse.Namespace) -> int:
-    return launch_app(args.runs, args.port, args.headless)
+    return launch_app(
+        args.runs, args.port, args.headless, host=args.host, debug=getattr(args, "debug", False)
+    )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, CxrError
+from train.commands.app import add_host_flag
 from train.commands.sweep import Steps, Variant, grid, set_threads, train_and_evaluate
 
 DEMO_BACKBONES = ("mobilenetv2_100", "efficientnet_b0")
@@ -202,6 +203,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dir", help="demo folder (default: ~/.cache/cxr-attention/demo or ./demo)")
     p.add_argument("--port", type=int, default=8501, help="app port (default 8501)")
     p.add_argument("--headless", action="store_true", help="do not open a browser")
+    add_host_flag(p)
     p.add_argument(
         "--rebuild",
         action="store_true",
@@ -258,4 +260,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from train.commands.app import launch_app
 
-    return launch_app(folder / "runs", port=args.port, headless=args.headless)
+    return launch_app(
+        folder / "runs", port=args.port, headless=args.headless, host=args.host, debug=args.debug
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 import traceback
 import warnings
@@ -68,8 +67,6 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Nothing is ever fetched from a model hub at run time: fail fast instead of retrying for a minute.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     argv = sys.argv[1:] if argv is None else list(argv)
     warnings.formatwarning = _one_line_warning  # dataset warnings read as one line, like errors
     parser = build_parser(_command_in(argv))

@@ -71,14 +71,20 @@ class StageInfo:
     name: str = field(default="")
 
 
-def create_backbone(name: str, in_chans: int = 3, pretrained_file: str | None = None) -> nn.Module:
-    """A timm model without its head; offline, with optional weights from a local file."""
+def check_backbone_name(name: str) -> None:
+    """Refuse a name timm does not know, before anything is built or fetched for it."""
     if name not in timm.list_models():
         # Paper names first; a typo should not hide behind a 1,000-line list.
         raise ConfigError(
             f"unknown backbone {name!r}: use one of resnet101, efficientnet_b0, efficientnet_b3, "
             "mobilenetv2_100, or any name from `timm.list_models()`"
         )
+
+
+def create_backbone(name: str, in_chans: int = 3, pretrained_file: str | None = None) -> nn.Module:
+    """A timm model without its head; offline, with optional weights from a local file (hub
+    weights arrive here as a file too: see core.models.imagenet)."""
+    check_backbone_name(name)
     kwargs: dict = {"num_classes": 0, "global_pool": "", "in_chans": in_chans}
     if pretrained_file is None:
         return timm.create_model(name, **kwargs)
@@ -88,7 +94,7 @@ def create_backbone(name: str, in_chans: int = 3, pretrained_file: str | None = 
         raise PretrainedWeightsError(
             f"pretrained weights not found: {weights}; download the ImageNet weights of {name} "
             "(timm's model.safetensors or a .pth state_dict) on a connected machine, copy the "
-            "file here and pass its path with --pretrained"
+            "file here and pass its path with --pretrained (or use --pretrained imagenet there)"
         )
     kwargs |= {"pretrained": True, "pretrained_cfg_overlay": {"file": str(weights)}}
     try:

@@ -37,7 +37,7 @@ class FitConfig:
     attention_kernel: int = 7  # k of the gate's k x k convolution (CBAM uses 7)
     image_size: int = 224  # square model input in pixels (the paper's backbones use 224)
     drop_rate: float = 0.0  # dropout before the linear head
-    pretrained: str | None = None  # local timm weights (.pth/.safetensors); None = random init
+    pretrained: str | None = None  # local timm weights (.pth/.safetensors), "imagenet" (hub)
     # --- optimisation -----------------------------------------------------------------------------
     epochs: int = 10  # passes over the training split (upper bound with early stopping)
     batch_size: int = 32  # images per step per process (global batch = this x world size)

@@ -1,10 +1,11 @@
-"""The classifier a run trains, from its `FitConfig`, with or without local pretrained weights.
+"""The classifier a run trains, from its `FitConfig`, with or without pretrained weights.
 
-Pretrained weights come only from a local file (`--pretrained PATH`, timm's `.safetensors` or a
-`.pth` state_dict); nothing is ever fetched from a hub. Without a file the backbone starts from
-random initialisation, and the run says so. timm loads backbone weights non-strictly (the ImageNet
-head is dropped), so a file for another architecture whose tensor names simply do not match would
-load nothing without complaint; `check_weight_coverage` refuses that.
+Pretrained weights come from a local file (`--pretrained PATH`, timm's `.safetensors` or a `.pth`
+state_dict) or, with `--pretrained imagenet`, from timm's default ImageNet weights on the Hugging
+Face hub (cached; offline it fails at once: see core.models.imagenet). Without either the backbone
+starts from random initialisation, and the run says so. timm loads backbone weights non-strictly
+(the ImageNet head is dropped), so a file for another architecture whose tensor names simply do not
+match would load nothing without complaint; `check_weight_coverage` refuses that.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from timm.models import load_state_dict
 
 from core.errors import PretrainedWeightsError
 from core.labels import label_set
-from core.models.classifier import AttentionClassifier, ModelConfig
+from core.models.classifier import AttentionClassifier, ModelConfig, check_backbone_name
+from core.models.imagenet import hub_weights, imagenet_weights_file, is_imagenet
 from core.training.config import FitConfig
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,12 @@ def build_model(config: FitConfig) -> AttentionClassifier:
     if config.pretrained is None:
         log.info("no --pretrained file: %s starts from random initialisation", mc.backbone)
         return AttentionClassifier(mc)
+    if is_imagenet(config.pretrained):
+        check_backbone_name(mc.backbone)
+        path, weights = imagenet_weights_file(mc.backbone)  # timm's own weights: they fit
+        model = AttentionClassifier(mc, pretrained_file=str(path))
+        log.info("backbone weights: ImageNet, %s (%s)", weights.source, path)
+        return model
     path = Path(config.pretrained).expanduser()
     # The missing-file error comes from create_backbone before anything heavy happens.
     if path.is_file():
@@ -64,6 +72,14 @@ def build_model(config: FitConfig) -> AttentionClassifier:
     model = AttentionClassifier(mc, pretrained_file=str(path))
     log.info("backbone weights loaded from %s", path)
     return model
+
+
+def pretrained_source(config: FitConfig) -> str | None:
+    """What a run records as its starting weights: the --pretrained path as given, or for
+    `imagenet` the hub weights it stands for (e.g. "hf-hub:timm/resnet101.a1h_in1k")."""
+    if is_imagenet(config.pretrained):
+        return hub_weights(config.backbone).source
+    return config.pretrained
 
 
 def check_weight_coverage(path: Path, backbone: str, in_chans: int = 3) -> None:

@@ -19,7 +19,7 @@ from core.runs import CONFIG, RunFolder, write_json
 from core.training.config import FitConfig
 from core.training.data import TrainingData
 from core.training.device import DevicePlan
-from core.training.model import model_config
+from core.training.model import model_config, pretrained_source
 from core.training.state import Progress
 
 
@@ -115,7 +115,7 @@ def training_summary(config: FitConfig, data: TrainingData, progress: Progress) 
         "best_epoch": progress.best_epoch,
         "best_val_macro_auc": progress.best_val_macro_auc,
         "data": data_summary(config, data),
-        "pretrained": config.pretrained,
+        "pretrained": pretrained_source(config),
         "thresholds": progress.best_thresholds,
         "seed": config.seed,
     }
@@ -166,7 +166,7 @@ def write_config(
             "amp": plan.amp,
             "channels_last": plan.channels_last,
             "deterministic": plan.device.type == "cpu",
-            "pretrained": config.pretrained,
+            "pretrained": pretrained_source(config),
             **environment(),
             "created": now,
         },

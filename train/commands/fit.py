@@ -72,8 +72,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--drop-rate", metavar="P", type=float, help="dropout before the head")
     model.add_argument(
         "--pretrained",
-        metavar="PATH",
-        help="local timm weights (.pth or .safetensors); default: random init",
+        metavar="PATH|imagenet",
+        type=_pretrained,
+        help="backbone weights: a local timm file (.pth or .safetensors), or 'imagenet' for timm's "
+        "default ImageNet weights from the Hugging Face hub (cached; a connection the first "
+        "time; ./imagenet for a file of that name); default: random init",
     )
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--epochs", metavar="E", type=int, help="passes over the training split")
@@ -143,6 +146,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _show_defaults(p)
     p.set_defaults(func=run_fit)
+
+
+def _pretrained(value: str) -> str:
+    """--pretrained: 'imagenet' in any case is the keyword; anything else is a path."""
+    return "imagenet" if value.strip().lower() == "imagenet" else value
 
 
 def _show_defaults(parser: argparse.ArgumentParser) -> None:

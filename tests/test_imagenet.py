@@ -1,0 +1,168 @@
+"""`--pretrained imagenet`: timm's default weights through the Hugging Face cache, never a wait.
+
+Nothing here downloads. The successful download cannot be tested on a machine without internet;
+what is tested: the cache is used with no connection at all, and without a cached copy the run
+fails within 2 seconds when offline is asked for (HF_HUB_OFFLINE) or the hub cannot be reached
+(a closed port, a name lookup that hangs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from huggingface_hub import try_to_load_from_cache
+from safetensors.torch import save_file
+
+from core.data.phantom import generate_phantom
+from core.errors import PretrainedWeightsError
+from core.models.checkpoint import load_checkpoint
+from core.models.imagenet import hub_weights, imagenet_weights_file, is_imagenet, reachable
+from core.training import FitConfig, fit
+from core.training.model import build_model, pretrained_source
+
+TINY = "test_efficientnet"  # timm's 0.1 M-parameter test model; its hub repo is a real one
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def config(tmp_path: Path, **changes) -> FitConfig:
+    options = dict(
+        data=str(tmp_path / "data"),
+        out=str(tmp_path / "run"),
+        backbone=TINY,
+        attention=True,
+        labels="paper13",
+        image_size=64,
+        epochs=1,
+        batch_size=16,
+        val_fraction=0.3,
+        workers=0,
+        threads=1,
+        progress=False,
+        pretrained="imagenet",
+    )
+    return FitConfig(**(options | changes))
+
+
+@pytest.fixture
+def hub_home(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face home, no offline setting inherited from the caller's environment."""
+    home = tmp_path / "hf"
+    monkeypatch.setenv("HF_HOME", str(home))
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def cache_weights(home: Path, repo_id: str, state: dict[str, torch.Tensor]) -> Path:
+    """Put `state` where huggingface_hub keeps a downloaded model.safetensors of `repo_id`
+    (hub/models--{org}--{name}/snapshots/{commit}/, refs/main naming the commit)."""
+    repo = home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / COMMIT
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    save_file({k: v.contiguous() for k, v in state.items()}, snapshot / "model.safetensors")
+    return snapshot / "model.safetensors"
+
+
+def test_imagenet_means_timms_default_tag_on_the_hub():
+    weights = hub_weights("resnet101")
+    assert weights.repo_id.startswith("timm/resnet101.") and weights.repo_id.endswith("in1k")
+    assert weights.source == f"hf-hub:{weights.repo_id}"
+    assert weights.filenames[0] == "model.safetensors"
+    assert is_imagenet("ImageNet") and not is_imagenet("imagenet.pth") and not is_imagenet(None)
+
+
+def test_cached_weights_load_without_any_connection(hub_home, tmp_path, no_network):
+    reference = timm.create_model(TINY).state_dict()  # with its 1000-class head, as on the hub
+    repo_id = hub_weights(TINY).repo_id
+    file = cache_weights(hub_home, repo_id, reference)
+    # The layout is the one huggingface_hub itself reads.
+    found = try_to_load_from_cache(repo_id, "model.safetensors", cache_dir=hub_home / "hub")
+    assert found == str(file)
+    model = build_model(config(tmp_path))
+    assert torch.equal(model.backbone.conv_stem.weight, reference["conv_stem.weight"])
+    assert pretrained_source(config(tmp_path)) == f"hf-hub:{repo_id}"
+
+
+def test_a_run_records_which_hub_weights_it_started_from(hub_home, tmp_path, no_network):
+    repo_id = hub_weights(TINY).repo_id
+    cache_weights(hub_home, repo_id, timm.create_model(TINY).state_dict())
+    generate_phantom(tmp_path / "data", n=60, size=64, seed=0, workers=1)
+    run = fit(config(tmp_path))
+    assert load_checkpoint(run.checkpoint).training["pretrained"] == f"hf-hub:{repo_id}"
+    recorded = json.loads((run.path / "config.json").read_text())
+    assert (
+        recorded["pretrained"] == f"hf-hub:{repo_id}"
+        and recorded["fit"]["pretrained"] == "imagenet"
+    )
+
+
+def test_offline_without_a_cached_copy_fails_at_once(hub_home, tmp_path, monkeypatch, no_network):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    with pytest.raises(PretrainedWeightsError) as caught:
+        build_model(config(tmp_path))
+    assert time.perf_counter() - started < 2.0
+    message = str(caught.value)
+    assert "\n" not in message and "not in the Hugging Face cache" in message
+    assert "HF_HUB_OFFLINE is set" in message and "--pretrained PATH" in message
+
+
+def test_an_unreachable_hub_fails_at_once(hub_home, tmp_path, monkeypatch):
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    started = time.perf_counter()
+    with pytest.raises(PretrainedWeightsError, match=rf"127\.0\.0\.1:{port} cannot be reached"):
+        build_model(config(tmp_path))
+    assert time.perf_counter() - started < 1.0  # a refused connection is not waited out
+
+
+def test_a_hanging_name_lookup_is_cut_short(monkeypatch):
+    def hang(*_args, **_kwargs):
+        time.sleep(5)
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    started = time.perf_counter()
+    assert not reachable("huggingface.co", 443, timeout=0.3)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_the_error_names_the_weights_to_fetch_by_hand(hub_home, monkeypatch, no_network):
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    with pytest.raises(PretrainedWeightsError, match=r"huggingface\.co/timm/mobilenetv2_100\."):
+        imagenet_weights_file("mobilenetv2_100")
+
+
+def test_fit_command_offline_exits_2_with_one_line(tmp_path):
+    env = os.environ | {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "train.cli", "fit", "--data", str(tmp_path / "data"),
+         "--backbone", TINY, "--pretrained", "ImageNet", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"cxr-attention fit: error: the ImageNet weights of {TINY} (timm/")
+    assert not (tmp_path / "run").exists()

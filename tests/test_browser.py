@@ -1,34 +1,36 @@
 """The app in a real browser: Debian's Chromium driven by Playwright.
 
-Starts `cxr-attention app` on a free localhost port, uploads a PNG and a DICOM, switches attention
-off and on, and checks that probabilities and a map appear and that no exception reaches the page.
+Starts `cxr-attention app` on a free localhost port as a user does (fresh HOME, stdin not a
+terminal), uploads a PNG and a DICOM, switches attention off and on, and checks that probabilities
+and a map appear and that no exception reaches the page. Then checks that the upload left no trace:
+the DICOM's patient identifiers, its bytes and the uploaded file names appear neither in the server's
+log (at the default level and with --debug) nor in any file under its HOME, TMPDIR, working folder
+or runs folder.
 Screenshots go to tmp_path and are copied to tests/artifacts/ for a person to look at.
+
+Every step waits for what a user would see (the new image's caption, the switched model's name):
+the script's run state is transient, and a second rerun may begin at any moment on a busy machine.
 
 Skipped when /usr/bin/chromium is absent, unless CXR_REQUIRE_BROWSER=1 (CI), where it fails.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pydicom
 import pytest
 import torch
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from tests.test_app import dicom_bytes
+from tests.test_serve import Server, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -42,8 +44,11 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SIZE = 128
-START_TIMEOUT_S = 180
 RUN_TIMEOUT_MS = 180_000
+# Uploaded file names, distinctive so that any trace of them can be found.
+PNG_NAME = "film-5b1e93.png"
+DICOM_NAME = "jane-doe-chest-7f3a9c.dcm"
+BAD_NAME = "notes-c0d2e8.png"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -55,12 +60,6 @@ def _require_browser() -> None:
     if os.environ.get("CXR_REQUIRE_BROWSER") == "1":
         pytest.fail(reason + " — CXR_REQUIRE_BROWSER=1 requires the browser test to run")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _build_runs(root: Path) -> tuple[Path, Path]:
@@ -93,59 +92,40 @@ def _build_runs(root: Path) -> tuple[Path, Path]:
     return runs, root / "samples"
 
 
+@dataclass
+class Zoo:
+    runs: Path
+    samples: Path
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> Iterator[str]:
-    """The app served by `cxr-attention app --headless` on a free port; yields its URL."""
+def zoo(tmp_path_factory) -> Zoo:
     _require_browser()
-    root = tmp_path_factory.mktemp("browser")
-    runs, samples = _build_runs(root)
-    port = _free_port()
-    env = {**os.environ, "CXR_ATTENTION_SAMPLES": str(samples)}
-    log = open(root / "server.log", "w")  # noqa: SIM115 (closed below)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "train.cli", "app", "--runs", str(runs)]
-        + ["--port", str(port), "--headless"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group, so its children stop with it
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail(f"the app did not start: {(root / 'server.log').read_text()[-800:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+    runs, samples = _build_runs(tmp_path_factory.mktemp("browser"))
+    return Zoo(runs, samples)
 
 
-def _settle(page) -> None:
-    """Wait until the script has run: data-test-script-state leaves "running" for "notRunning"."""
-    app = page.locator('[data-testid="stApp"]')
-    # A rerun may take a moment to start after a click or an upload; if it is already over, fine.
-    with contextlib.suppress(PlaywrightTimeout):
-        page.wait_for_selector(
-            '[data-testid="stApp"][data-test-script-state="running"]', timeout=3000
-        )
+@pytest.fixture(scope="module")
+def served(zoo, tmp_path_factory) -> Iterator[Server]:
+    """`cxr-attention app --headless` on a free port, as a user starts it (see tests/test_serve)."""
+    env = {"CXR_ATTENTION_SAMPLES": str(zoo.samples)}
+    with serving(tmp_path_factory.mktemp("server"), zoo.runs, "--headless", env=env) as server:
+        yield server
+
+
+def _idle(page) -> None:
+    """Wait until no script run is in progress.
+
+    Not a check of anything: a rerun may begin right after, so callers wait for what the user
+    should see (Playwright's `expect` retries until it is there).
+    """
     page.wait_for_selector(
         '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=RUN_TIMEOUT_MS
     )
-    assert app.get_attribute("data-test-script-state") == "notRunning"
+
+
+def _shows(page, text: str) -> None:
+    expect(page.get_by_text(text).first).to_be_visible(timeout=RUN_TIMEOUT_MS)
 
 
 def _assert_no_exception(page) -> None:
@@ -163,67 +143,135 @@ def _shot(page, tmp_path: Path, name: str) -> Path:
 
 def _upload(page, path: Path) -> None:
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
-    _settle(page)
 
 
-def test_upload_png_and_dicom_switch_attention(served, tmp_path):
-    png = tmp_path / "film.png"
+def _open(playwright, url: str):
+    browser = playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+    )
+    page = browser.new_page(viewport={"width": 1500, "height": 2600})
+    page.goto(url, timeout=RUN_TIMEOUT_MS)
+    # the default page: a phantom sample with its ground truth, two columns of numbers
+    _shows(page, "Above the validation threshold")
+    return browser, page
+
+
+def _switch_to_upload(page) -> None:
+    page.locator('[data-testid="stSidebar"]').get_by_text("Upload", exact=True).click()
+    expect(page.locator('[data-testid="stFileUploaderDropzoneInput"]')).to_be_attached(
+        timeout=RUN_TIMEOUT_MS
+    )
+
+
+def _dicom(folder: Path) -> tuple[Path, list[bytes]]:
+    """A DICOM named DICOM_NAME with PatientName Doe^Jane; the byte strings no trace may hold."""
+    path = folder / DICOM_NAME
+    path.write_bytes(dicom_bytes("DX", side=160))
+    uid = pydicom.dcmread(path).SOPInstanceUID  # unique to these bytes: stands for a stored copy
+    names = [Path(n).stem.encode() for n in (PNG_NAME, DICOM_NAME, BAD_NAME)]
+    return path, [b"Doe^Jane", b"Jane", b"MRN-0042", str(uid).encode(), *names]
+
+
+def _assert_no_trace(server: Server, runs: Path, secrets: list[bytes]) -> None:
+    """No secret in the server's output, nor in any file under the folders it could write to."""
+    log = server.log.read_bytes()
+    assert log, "the server log is empty: nothing was checked"
+    for secret in secrets:
+        assert secret not in log, f"{secret!r} is in the server log"
+    for folder in (server.home, server.tmp, server.cwd, runs):
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                for secret in secrets:
+                    assert secret not in data, f"{secret!r} is in {path}"
+
+
+def test_upload_png_and_dicom_switch_attention(served, zoo, tmp_path):
+    png = tmp_path / PNG_NAME
     image = np.full((300, 260), 25, np.uint8)
     cv2.ellipse(image, (130, 150), (100, 130), 0, 0, 360, 170, -1)
     cv2.circle(image, (90, 120), 18, 230, -1)
     cv2.imwrite(str(png), image)
-    dicom = tmp_path / "chest.dcm"
-    dicom.write_bytes(dicom_bytes("DX", side=160))
+    dicom, secrets = _dicom(tmp_path)
+    charts = '[data-testid="stPlotlyChart"]'
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        page = browser.new_page(viewport={"width": 1500, "height": 2600})
+        browser, page = _open(playwright, served.url)
         try:
-            page.goto(served, timeout=RUN_TIMEOUT_MS)
-            page.wait_for_selector('[data-testid="stApp"]', timeout=RUN_TIMEOUT_MS)
-            _settle(page)
-            # the default page: a phantom sample with its ground truth, two columns of numbers
-            page.get_by_text("Above the validation threshold").first.wait_for()
+            _idle(page)
             assert page.get_by_text("Trained on synthetic phantom radiographs").count() >= 1
             _assert_no_exception(page)
             _shot(page, tmp_path, "explore_sample")
 
-            page.locator('[data-testid="stSidebar"]').get_by_text("Upload", exact=True).click()
-            _settle(page)
+            _switch_to_upload(page)
             _upload(page, png)
-            charts = page.locator('[data-testid="stPlotlyChart"]')
-            assert charts.count() >= 3  # probabilities, map, model view
-            assert page.locator('[data-testid="stPlotlyChart"] .heatmaplayer').count() >= 1
-            assert page.get_by_text("Above the validation threshold").count() == 1
-            assert page.get_by_text("MobileNetV2 + attention").count() >= 1
+            _shows(page, f"{PNG_NAME}: 260 x 300 px as given")
+            expect(page.locator(charts).nth(2)).to_be_attached(timeout=RUN_TIMEOUT_MS)
+            expect(page.locator(f"{charts} .heatmaplayer").first).to_be_attached(
+                timeout=RUN_TIMEOUT_MS
+            )  # probabilities, map, model view
+            _shows(page, "MobileNetV2 + attention")
+            _idle(page)
+            expect(page.get_by_text("Above the validation threshold")).to_have_count(
+                1, timeout=RUN_TIMEOUT_MS
+            )
             _assert_no_exception(page)
             _shot(page, tmp_path, "explore_png_attention_on")
 
             page.get_by_text("Attention", exact=True).first.click()
-            _settle(page)
-            page.get_by_text("MobileNetV2 (baseline)").first.wait_for()
-            assert page.get_by_text("showing Grad-CAM").count() >= 1
-            assert page.locator('[data-testid="stPlotlyChart"] .heatmaplayer').count() >= 1
+            _shows(page, "MobileNetV2 (baseline)")
+            _shows(page, "showing Grad-CAM")
+            expect(page.locator(f"{charts} .heatmaplayer").first).to_be_attached(
+                timeout=RUN_TIMEOUT_MS
+            )
+            _idle(page)
             _assert_no_exception(page)
             _shot(page, tmp_path, "explore_png_attention_off")
 
             _upload(page, dicom)
-            page.get_by_text("DICOM metadata").wait_for()
+            _shows(page, f"{DICOM_NAME}: 160 x 160 px as given")
+            _shows(page, "DICOM metadata")
+            _idle(page)
+            expect(page.get_by_text("Above the validation threshold")).to_have_count(
+                1, timeout=RUN_TIMEOUT_MS
+            )
             assert "Doe^Jane" not in page.content()  # identifiers hidden by default
-            assert page.get_by_text("Above the validation threshold").count() == 1
             _assert_no_exception(page)
             _shot(page, tmp_path, "explore_dicom")
 
-            bad = tmp_path / "notes.png"
+            bad = tmp_path / BAD_NAME
             bad.write_bytes(b"this is not an image")
             _upload(page, bad)
-            _shot(page, tmp_path, "explore_bad_upload")
             alert = page.locator('[data-testid="stAlertContentError"]')
-            alert.wait_for(timeout=RUN_TIMEOUT_MS)
-            assert alert.count() == 1 and "notes.png" in alert.inner_text()
+            expect(alert).to_have_count(1, timeout=RUN_TIMEOUT_MS)
+            expect(alert).to_contain_text(BAD_NAME, timeout=RUN_TIMEOUT_MS)
+            _idle(page)
             assert "\n" not in alert.inner_text().strip()
+            _assert_no_exception(page)
+            _shot(page, tmp_path, "explore_bad_upload")
+        finally:
+            browser.close()
+    _assert_no_trace(served, zoo.runs, secrets)
+
+
+def test_debug_log_keeps_no_trace_of_an_upload(zoo, tmp_path):
+    """`cxr-attention --debug app` logs Streamlit at debug level: still no identifier, name or byte."""
+    dicom, secrets = _dicom(tmp_path)
+    env = {"CXR_ATTENTION_SAMPLES": str(zoo.samples)}
+    flags = ("--headless", "--debug")
+    with (
+        serving(tmp_path / "server", zoo.runs, *flags, env=env) as server,
+        sync_playwright() as playwright,
+    ):
+        browser, page = _open(playwright, server.url)
+        try:
+            _switch_to_upload(page)
+            _upload(page, dicom)
+            _shows(page, f"{DICOM_NAME}: 160 x 160 px as given")
+            _shows(page, "DICOM metadata")
+            _idle(page)
             _assert_no_exception(page)
         finally:
             browser.close()
+    assert "Beginning script thread" in server.output()  # a debug-level line: the level was on
+    _assert_no_trace(server, zoo.runs, secrets)

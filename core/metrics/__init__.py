@@ -26,6 +26,7 @@ from core.metrics.bootstrap import AucBootstrap, ClusterBootstrap, bootstrap_auc
 from core.metrics.calibration import (
     Reliability,
     brier_score,
+    calibration_summary,
     expected_calibration_error,
     reliability_curve,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "apply_thresholds",
     "bootstrap_auc",
     "brier_score",
+    "calibration_summary",
     "choose_thresholds",
     "compare_runs_bootstrap",
     "compare_runs_delong",

@@ -9,7 +9,9 @@ every (image, label) pair counts as one prediction (micro pooling).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -76,3 +78,21 @@ def expected_calibration_error(y_true: ArrayLike, y_score: ArrayLike, n_bins: in
         return float("nan")
     gaps = np.abs(curve.mean_score - curve.fraction_positive)
     return float(np.sum(curve.count / total * gaps))
+
+
+def calibration_summary(
+    y_true: ArrayLike, y_score: ArrayLike, labels: Sequence[str], n_bins: int = 10
+) -> dict[str, Any]:
+    """metrics.json's calibration figures of (n, L) scores: pooled Brier and ECE, and one
+    reliability curve per label ({label: {mean_score, fraction_positive, count}})."""
+    truth, score = label_matrices(y_true, y_score)
+    if truth.shape[1] != len(labels):
+        raise ConfigError(f"{truth.shape[1]} score columns but {len(labels)} labels")
+    return {
+        "brier": brier_score(truth, score),
+        "ece": expected_calibration_error(truth, score, n_bins),
+        "reliability": {
+            label: reliability_curve(truth[:, k], score[:, k], n_bins).as_dict()
+            for k, label in enumerate(labels)
+        },
+    }

@@ -18,7 +18,7 @@ from core.errors import ConfigError, RunError
 from core.labels import check_same_labels
 from core.metrics.auc import auc_from_ranks, nanmean_or_nan
 from core.metrics.bootstrap import bootstrap_auc
-from core.metrics.calibration import brier_score, expected_calibration_error, reliability_curve
+from core.metrics.calibration import brier_score, calibration_summary, expected_calibration_error
 from core.metrics.early_lift import sensitivity_at_specificity, standardized_partial_auc
 from core.metrics.subgroups import subgroup_table
 from core.metrics.thresholds import RULES, apply_thresholds
@@ -158,14 +158,7 @@ def summarize_predictions(
         "macro_auc": float(nanmean_or_nan(per_class_auc)),
         "macro_auc_ci": _pair(boot.macro_ci),
         "per_class": per_class,
-        "calibration": {
-            "brier": brier_score(y_true, y_score),
-            "ece": expected_calibration_error(y_true, y_score, n_bins),
-            "reliability": {
-                label: reliability_curve(y_true[:, k], y_score[:, k], n_bins).as_dict()
-                for k, label in enumerate(labels)
-            },
-        },
+        "calibration": calibration_summary(y_true, y_score, labels, n_bins),
         "subgroups": subgroup_table(y_true, y_score, predictions),
         "bootstrap": {
             "n_resamples": int(n_resamples),

@@ -12,8 +12,14 @@ Schema (format_version 1)::
                    "data": {"source": "phantom" | "chestxray14", "fingerprint": str, ...},
                    "pretrained": None | str, "thresholds": {label: {"youden": p, "f1": p}}, ...},
       "created": ISO 8601 time, "package_version": str,
+      "ood": optional, the out-of-distribution description (`core.trust.ood.OodDetector.to_dict`:
+             per-layer Gaussians of the training films' pooled features, threshold from validation),
+      "calibration": optional, {"method": "temperature", "temperature": {label: T},
+             "fitted_on": "val", validation NLL/Brier/ECE before and after},
     }
 
+The two optional sections are written at the end of `fit`; a checkpoint without them (any written
+before they existed) loads as before, with raw sigmoid probabilities and no OOD score.
 Every problem is a `CheckpointError` naming what differs; nothing loads partially.
 """
 
@@ -31,6 +37,9 @@ import torch
 import core
 from core.errors import CheckpointError, ConfigError
 from core.models.classifier import AttentionClassifier, ModelConfig
+from core.trust.features import FINAL
+from core.trust.ood import OodDetector
+from core.trust.temperature import TemperatureScaling
 
 FORMAT = "cxr-attention-checkpoint"
 FORMAT_VERSION = 1
@@ -46,10 +55,24 @@ class Checkpoint:
     created: str
     package_version: str
     path: Path | None = None
+    ood: OodDetector | None = None  # None: a checkpoint without an OOD description
+    calibration: TemperatureScaling | None = None  # None: probabilities are the raw sigmoid
 
     @property
     def labels(self) -> tuple[str, ...]:
         return self.config.labels
+
+    @property
+    def calibrated(self) -> bool:
+        return self.calibration is not None
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Probabilities (B, L) float32 from raw logits (B, L): sigmoid(logit / T) with the
+        validation temperatures when the checkpoint has them, the raw sigmoid otherwise."""
+        logits = logits.float()
+        if self.calibration is not None:
+            logits = self.calibration.scale(logits)
+        return torch.sigmoid(logits)
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -63,9 +86,14 @@ class Checkpoint:
 
 
 def checkpoint_payload(
-    model: AttentionClassifier, training: dict[str, Any] | None = None
+    model: AttentionClassifier,
+    training: dict[str, Any] | None = None,
+    *,
+    ood: dict[str, Any] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The plain-data dict that `save_checkpoint` writes."""
+    """The plain-data dict that `save_checkpoint` writes (`ood` and `calibration` when given)."""
+    optional = {"ood": ood, "calibration": calibration}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -74,17 +102,23 @@ def checkpoint_payload(
         "training": dict(training or {}),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "package_version": core.__version__,
+        **{key: value for key, value in optional.items() if value is not None},
     }
 
 
 def save_checkpoint(
-    path: str | Path, model: AttentionClassifier, training: dict[str, Any] | None = None
+    path: str | Path,
+    model: AttentionClassifier,
+    training: dict[str, Any] | None = None,
+    *,
+    ood: dict[str, Any] | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (a killed job never leaves a half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(checkpoint_payload(model, training), tmp)
+    torch.save(checkpoint_payload(model, training, ood=ood, calibration=calibration), tmp)
     tmp.replace(path)
     return path
 
@@ -155,6 +189,17 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         raise CheckpointError(f"{path}: cannot build its model: {exc}") from None
     load_state_strict(model, data["state_dict"], str(path))
     model.to(device).eval()
+    try:
+        ood = OodDetector.from_dict(data["ood"]) if data.get("ood") is not None else None
+        calibration = (
+            TemperatureScaling.from_dict(data["calibration"], config.labels)
+            if data.get("calibration") is not None
+            else None
+        )
+        if ood is not None:
+            _check_ood_fits(ood, model)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     return Checkpoint(
         model=model,
         config=config,
@@ -162,7 +207,19 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         created=str(data.get("created", "")),
         package_version=str(data.get("package_version", "")),
         path=path,
+        ood=ood,
+        calibration=calibration,
     )
+
+
+def _check_ood_fits(ood: OodDetector, model: AttentionClassifier) -> None:
+    channels = {stage.name: stage.channels for stage in model.stages} | {FINAL: model.num_features}
+    for layer in ood.layers:
+        if channels.get(layer.name) != layer.mean.numel():
+            raise CheckpointError(
+                f"its OOD description of layer {layer.name!r} ({layer.mean.numel()} channels) "
+                "does not fit the model"
+            )
 
 
 def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:

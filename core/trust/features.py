@@ -1,0 +1,103 @@
+"""Logits and pooled features of every stage in one forward pass: what the OOD score reads.
+
+`AttentionClassifier.forward` is `head(dropout(mean over h, w of features(x)))`. `pooled_forward`
+runs exactly that, keeps the pooled final vector ("final", after any final gate) and, through
+forward hooks held only for the pass, the spatial mean of each feature stage's output ("stage0",
+...; after a gate where one sits). Early stages describe texture and contrast, the final one what
+the head reads: films unlike the training set show up in one or the other.
+
+The hooks belong to the calling thread, as in `core.explain.hooks`: another thread's forward pass
+through the same shared model (another app session) goes through untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.data.preprocess import config_input
+from core.errors import DatasetError
+from core.models.classifier import AttentionClassifier
+
+FINAL = "final"
+
+
+@dataclass(frozen=True)
+class PooledOutputs:
+    """One batch's raw logits (B, L) and pooled features {layer name: (B, C_layer)}."""
+
+    logits: torch.Tensor
+    features: dict[str, torch.Tensor]
+
+
+@contextlib.contextmanager
+def _stage_means(model: AttentionClassifier) -> Iterator[dict[str, torch.Tensor]]:
+    """Within this block, each stage's output mean over (h, w) lands in the yielded dict."""
+    owner, found = threading.get_ident(), {}
+
+    def tap(name: str):
+        def hook(_module, _inputs, output: torch.Tensor) -> None:
+            if threading.get_ident() == owner:
+                found[name] = output.float().mean(dim=(2, 3))
+
+        return hook
+
+    handles = [
+        model.backbone.get_submodule(stage.module).register_forward_hook(tap(stage.name))
+        for stage in model.stages
+    ]
+    try:
+        yield found
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def pooled_forward(model: AttentionClassifier, x: torch.Tensor) -> PooledOutputs:
+    """Raw logits and pooled features of every stage and of the final (gated) map, one pass."""
+    with _stage_means(model) as stages:
+        pooled = model.features(x).mean(dim=(2, 3))
+        logits = model.head(model.dropout(pooled))
+    return PooledOutputs(logits, {**stages, FINAL: pooled.float()})
+
+
+@dataclass(frozen=True)
+class SplitOutputs:
+    """A model's outputs over a split, rows in dataset order (each image once)."""
+
+    logits: np.ndarray  # float32 (n, L), raw
+    features: dict[str, np.ndarray]  # layer name -> float32 (n, C_layer)
+    targets: np.ndarray  # float32 (n, L), 0/1
+
+
+@torch.inference_mode()
+def collect_outputs(
+    model: AttentionClassifier,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    device: torch.device | str = "cpu",
+) -> SplitOutputs:
+    """Run `model` (in eval mode) over loader batches of (uint8 images (B, 1, S, S), targets (B, L),
+    dataset rows (B,)); rows seen twice (a padded distributed sampler) count once."""
+    model.eval()
+    rows, logits, targets = [], [], []
+    features: dict[str, list[np.ndarray]] = {}
+    for images, target, index in batches:
+        out = pooled_forward(model, config_input(images, model.config, device))
+        rows.append(np.asarray(index))
+        logits.append(out.logits.float().cpu().numpy())
+        for name, value in out.features.items():
+            features.setdefault(name, []).append(value.cpu().numpy())
+        targets.append(np.asarray(target, dtype=np.float32))
+    if not rows:
+        raise DatasetError("no images to collect model outputs from: the split is empty")
+    _, first = np.unique(np.concatenate(rows), return_index=True)
+    return SplitOutputs(
+        logits=np.concatenate(logits)[first],
+        features={name: np.concatenate(parts)[first] for name, parts in features.items()},
+        targets=np.concatenate(targets)[first],
+    )

@@ -73,7 +73,7 @@ def trained(phantom, tmp_path_factory):
 
 
 def validation_scores(run: RunFolder, data) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """The best checkpoint's sigmoid scores on the validation split, computed independently."""
+    """The best checkpoint's (calibrated) scores on the validation split, computed independently."""
     checkpoint = load_checkpoint(run.checkpoint)
     split = checkpoint.training["data"]["split"]
     index = open_dataset(
@@ -84,7 +84,7 @@ def validation_scores(run: RunFolder, data) -> tuple[np.ndarray, np.ndarray, tup
     pixels = torch.from_numpy(images.read_images(np.arange(len(images)))).unsqueeze(1)
     with torch.no_grad():
         logits = checkpoint.model(config_input(pixels, checkpoint.config))
-    return index.targets(frame), torch.sigmoid(logits).numpy(), index.labels
+    return index.targets(frame), checkpoint.probabilities(logits).numpy(), index.labels
 
 
 @pytest.mark.slow

@@ -14,13 +14,17 @@ import timm
 import torch
 
 import core
+from core.data.loader import make_loader
+from core.metrics.thresholds import choose_thresholds
 from core.models.checkpoint import load_checkpoint, save_checkpoint
 from core.runs import CONFIG, RunFolder, write_json
 from core.training.config import FitConfig
 from core.training.data import TrainingData
-from core.training.device import DevicePlan
+from core.training.device import DevicePlan, select_device
+from core.training.distributed import detect_context
 from core.training.model import model_config, pretrained_source
 from core.training.state import Progress
+from core.trust.fit import TrustFit, fit_trust
 
 
 @dataclass(frozen=True)
@@ -127,13 +131,44 @@ def finalise_checkpoint(
     data: TrainingData,
     progress: Progress,
     stopped: str | None,
-) -> None:
-    """Record in checkpoint.pt how many epochs the run trained in all and why it ended
-    ("epochs", "early_stopping", or None while --resume can still continue it)."""
-    best = load_checkpoint(run.checkpoint)
+) -> TrustFit:
+    """Complete checkpoint.pt once training ends or pauses (rank 0 only).
+
+    Records how many epochs the run trained in all and why it ended ("epochs", "early_stopping",
+    or None while --resume can still continue it); fits the best model's OOD description
+    (training split, threshold on validation) and per-label temperatures (validation), and
+    re-chooses the operating thresholds on the calibrated validation scores (`core.trust.fit`).
+    """
+    device = select_device(config.device, detect_context().local_rank)
+    best = load_checkpoint(run.checkpoint, device=device)
+    train_batches, val_batches = _trust_batches(config, data)
+    trust = fit_trust(best.model, train_batches, val_batches, config.batch_size, device)
+    thresholds = choose_thresholds(trust.val_targets, trust.val_probabilities, best.labels)
+    summary = training_summary(config, data, progress) | {
+        "thresholds": thresholds,
+        "thresholds_on": "calibrated validation scores",
+        "stopped": stopped,
+    }
     save_checkpoint(
-        run.checkpoint, best.model, training_summary(config, data, progress) | {"stopped": stopped}
+        run.checkpoint,
+        best.model.cpu(),
+        summary,
+        ood=trust.ood.to_dict(),
+        calibration=trust.calibration_section(),
     )
+    return trust
+
+
+def _trust_batches(config: FitConfig, data: TrainingData):
+    """Loaders over the whole training and validation splits: the run's own in a world of one
+    (their workers are warm), otherwise unsharded ones (rank 0 alone fits)."""
+    if data.train_sampler.num_replicas == 1:
+        return data.train_loader, data.val_loader
+    train = make_loader(
+        data.train, config.batch_size, True, num_workers=config.workers, seed=config.seed
+    )
+    val = make_loader(data.val, config.batch_size, False, num_workers=config.workers)
+    return train, val
 
 
 def write_config(

@@ -2,7 +2,9 @@
 
 The path of one image: `load_radiograph` (PNG/JPEG/DICOM -> float [0, 1]) -> `model_view` (uint8
 square at each model's input size) -> batched `config_input` -> forward in `torch.inference_mode`
--> sigmoid. Files are decoded by a few threads ahead of the model (OpenCV, pydicom's decoders and
+-> probabilities, calibrated by the checkpoint's validation temperatures when it has them
+(`Checkpoint.probabilities`), and, when the checkpoint describes its training films, each image's
+out-of-distribution verdict from the same forward pass (`core.trust`). Files are decoded by a few threads ahead of the model (OpenCV, pydicom's decoders and
 PyTorch release the GIL), so a folder runs about as fast as the slower of decoding and the model,
 not the sum of both; only the small uint8 views wait in memory, never the full films.
 
@@ -25,6 +27,8 @@ from core.data.preprocess import config_input, model_view
 from core.data.radiograph import RadiographMeta, load_radiograph
 from core.errors import CheckpointError, ConfigError, RadiographError
 from core.models.checkpoint import Checkpoint, load_checkpoint
+from core.trust.features import pooled_forward
+from core.trust.ood import OodVerdict
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,16 @@ class ScoredBatch:
 
     images: list[PreparedImage]
     probabilities: dict[str, np.ndarray] = field(default_factory=dict)  # tag -> (B, L) float32
+    # tag -> one verdict per image, or None for a checkpoint without an OOD description
+    ood: dict[str, list[OodVerdict] | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ViewScores:
+    """One model's output for a batch of views."""
+
+    probabilities: np.ndarray  # (B, L) float32, calibrated when the checkpoint is
+    ood: list[OodVerdict] | None  # one per view; None without an OOD description
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -163,14 +177,34 @@ def iter_prepared(
             yield pending.popleft().result()
 
 
+def score_views(
+    checkpoint: Checkpoint, views: np.ndarray, device: torch.device | str = "cpu"
+) -> ViewScores:
+    """Probabilities and OOD verdicts for a uint8 batch of model views (B, S, S), in one pass.
+
+    Without an OOD description the plain forward runs; with one, the pooled features of every
+    stage are kept on the way (`core.trust.features.pooled_forward`)."""
+    model = checkpoint.model
+    x = config_input(torch.from_numpy(np.ascontiguousarray(views)), checkpoint.config, device)
+    with torch.inference_mode():
+        if checkpoint.ood is None:
+            logits, verdicts = model(x), None
+        else:
+            out = pooled_forward(model, x)
+            logits, verdicts = out.logits, checkpoint.ood.verdicts(out.features)
+        probabilities = checkpoint.probabilities(logits).cpu().numpy()
+    return ViewScores(probabilities, verdicts)
+
+
 def predict_views(
     model: torch.nn.Module, checkpoint: Checkpoint, views: np.ndarray, device: torch.device | str
 ) -> np.ndarray:
-    """Sigmoid probabilities (B, L) float32 for a uint8 batch of model views (B, S, S)."""
+    """Probabilities (B, L) float32 for a uint8 batch of model views (B, S, S): sigmoid of the
+    logits, divided first by the checkpoint's validation temperatures when it has them."""
     x = config_input(torch.from_numpy(np.ascontiguousarray(views)), checkpoint.config, device)
     with torch.inference_mode():
         logits = model(x)
-    return torch.sigmoid(logits.float()).cpu().numpy()
+    return checkpoint.probabilities(logits).cpu().numpy()
 
 
 def score_batches(
@@ -204,7 +238,8 @@ def _score(
     scored = ScoredBatch(batch)
     for m in models:
         views = np.stack([image.views[m.image_size] for image in batch])
-        scored.probabilities[m.tag] = predict_views(m.checkpoint.model, m.checkpoint, views, device)
+        result = score_views(m.checkpoint, views, device)
+        scored.probabilities[m.tag], scored.ood[m.tag] = result.probabilities, result.ood
     return scored
 
 

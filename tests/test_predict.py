@@ -22,6 +22,7 @@ from tests.test_dicom import make_dataset, save
 from train.cli import main
 
 LABELS = ("Atelectasis", "Effusion", "Mass", "Nodule")
+NOTE = "cxr-attention predict: note: "
 # Effusion is always positive (threshold 0), Mass never (threshold above 1).
 THRESHOLDS = {
     "Atelectasis": {"youden": 0.5, "f1": 0.4},
@@ -76,14 +77,30 @@ def direct_probabilities(checkpoint: Checkpoint, image_path: Path) -> np.ndarray
     return torch.sigmoid(logits)[0].numpy()
 
 
+def without_notes(err: str) -> list[str]:
+    """stderr lines other than notes (such as a checkpoint saved before calibration existed)."""
+    return [line for line in err.strip().splitlines() if not line.startswith(NOTE)]
+
+
 def test_json_schema_and_values(capsys, ckpt: Path, tmp_path: Path) -> None:
     a, b = write_png(tmp_path / "a.png", film(1)), write_png(tmp_path / "b.png", film(2))
     status, records, err = predict_json(capsys, str(ckpt), str(a), str(b))
-    assert status == 0 and err == ""
+    # These checkpoints carry neither temperatures nor an OOD description: one note says so.
+    assert status == 0 and err == (
+        f"{NOTE}{ckpt.parent.name} has no calibration (probabilities are raw sigmoid outputs) and "
+        "no description of its training films (unusual images are not flagged)\n"
+    )
     assert [r["image"] for r in records] == [str(a), str(b)]
     checkpoint = load_checkpoint(ckpt)
     for record, path in zip(records, (a, b), strict=True):
-        assert set(record) == {"image", "probabilities", "positive"}
+        assert set(record) == {
+            "image",
+            "probabilities",
+            "calibrated",
+            "positive",
+            "out_of_distribution",
+        }
+        assert record["calibrated"] is False and record["out_of_distribution"] is None
         assert list(record["probabilities"]) == list(LABELS)  # the checkpoint's order
         expected = direct_probabilities(checkpoint, path)
         np.testing.assert_allclose(list(record["probabilities"].values()), expected, atol=2e-6)
@@ -104,7 +121,7 @@ def test_csv_has_one_row_per_image(capsys, ckpt: Path, tmp_path: Path) -> None:
     records = json.loads(capsys.readouterr().out)
     with out.open(newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == ["image", *LABELS, "positive"]
+    assert rows[0] == ["image", *LABELS, "positive", "ood_score", "out_of_distribution"]
     assert len(rows) == 4
     for row, record in zip(rows[1:], records, strict=True):
         assert row[0] == record["image"]
@@ -112,6 +129,7 @@ def test_csv_has_one_row_per_image(capsys, ckpt: Path, tmp_path: Path) -> None:
             list(record["probabilities"].values()), abs=1e-6
         )
         assert row[5].split(";") == record["positive"]
+        assert row[6:] == ["", ""]  # no OOD description in this checkpoint
 
 
 def test_table_marks_positives(capsys, ckpt: Path, tmp_path: Path) -> None:
@@ -140,7 +158,7 @@ def test_folder_with_one_corrupt_file(ckpt: Path, tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    err = result.stderr.strip().splitlines()
+    err = without_notes(result.stderr)
     assert len(err) == 2
     assert (
         err[0] == f"cxr-attention predict: skipped {folder / 'sub' / 'bad.png'}: truncated PNG "
@@ -155,7 +173,7 @@ def test_single_bad_file_exits_non_zero_with_one_line(capsys, ckpt: Path, tmp_pa
     bad = tmp_path / "scan.png"
     bad.write_bytes(b"")
     assert main(["predict", str(ckpt), str(bad)]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
+    err = without_notes(capsys.readouterr().err)
     assert err == [f"cxr-attention predict: skipped {bad}: the file is empty (0 bytes)"]
 
 

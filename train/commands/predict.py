@@ -6,12 +6,23 @@ checkpoint's per-label validation threshold (Youden's J by default; `--threshold
 
     {"image": "scans/a.png",
      "probabilities": {"Atelectasis": 0.1234, ...},   # the first model (CKPT), all its labels
+     "calibrated": true,                               # probabilities temperature-scaled on validation
      "positive": ["Effusion", ...],                    # labels at/over threshold, most probable first
-     "models": {"runA": {"checkpoint": "...", "probabilities": {...}, "positive": [...]},
+     "out_of_distribution": {"score": 12.3, "threshold": 2.9, "flagged": true},
+                                                       # null for checkpoints without an OOD description
+     "models": {"runA": {"checkpoint": "...", "probabilities": {...}, "calibrated": ...,
+                         "positive": [...], "out_of_distribution": {...}},
                 "runB": {...}}}                        # only when --ckpt adds models
 
+Probabilities are calibrated (per-label temperature scaling fitted on the validation split at the
+end of `fit`) when the checkpoint carries temperatures; older checkpoints give the raw sigmoid and a
+note on stderr says so. An image flagged out of distribution is unlike the films the model was
+trained on (its pooled features lie beyond what 97.5% of validation films reach): its output is
+unreliable; the table marks it `[UNLIKE TRAINING FILMS]`.
+
 `--csv OUT` writes one row per image: `image`, one column per label, `positive` (labels joined by
-";"); with several models the columns are `<model>:<label>` and `<model>:positive`. A model is named
+";"), `ood_score` and `out_of_distribution` (1 flagged, 0 not, empty without an OOD description);
+with several models the columns are `<model>:<label>`, `<model>:positive`, ... A model is named
 after its run folder (`RUN/checkpoint.pt`) or its file stem.
 
 `--save-maps DIR` writes `<stem>_input.png` (the model view, exactly what the model sees before
@@ -48,6 +59,7 @@ if TYPE_CHECKING:
     from core.progress import ProgressBar
 
 METHODS = ("attention", "gradcam")
+OOD_MARK = "[UNLIKE TRAINING FILMS: output unreliable]"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -136,6 +148,9 @@ def run(args: argparse.Namespace) -> int:
                 "0.5 marks positives",
                 file=sys.stderr,
             )
+        missing = _missing_trust(m)
+        if missing:
+            print(f"cxr-attention predict: note: {m.tag} has {missing}", file=sys.stderr)
     asked = _asked_labels(args.labels, models)
     methods = _methods(args.method, models) if args.save_maps else {}
     maps_dir = Path(args.save_maps) if args.save_maps else None
@@ -196,7 +211,9 @@ class Output:
         if not args.json:
             model_col = f"{'model':<16} " if len(models) > 1 else ""
             what = "labels asked for" if asked else "top findings"
-            print(f"{'image':<{self.width}} {model_col}{what} (* = at or over threshold)")
+            calibrated = all(m.checkpoint.calibrated for m in models)
+            kind = "calibrated probabilities" if calibrated else "probabilities"
+            print(f"{'image':<{self.width}} {model_col}{what} ({kind}; * = at or over threshold)")
 
     def add(self, batch: ScoredBatch) -> None:
         from core.inference import positive_labels
@@ -205,7 +222,13 @@ class Output:
             per_model = {}
             for m in self.models:
                 p = batch.probabilities[m.tag][i]
-                per_model[m.tag] = (p, positive_labels(p, m.labels, self.thresholds[m.tag]))
+                verdicts = batch.ood.get(m.tag)
+                verdict = verdicts[i] if verdicts is not None else None
+                per_model[m.tag] = (
+                    p,
+                    positive_labels(p, m.labels, self.thresholds[m.tag]),
+                    verdict,
+                )
             if self.args.json:
                 self.records.append(self._record(image.source, per_model))
             else:
@@ -213,18 +236,28 @@ class Output:
             if self.csv_writer is not None:
                 row: list[Any] = [image.source]
                 for m in self.models:
-                    p, positive = per_model[m.tag]
+                    p, positive, verdict = per_model[m.tag]
                     row += [f"{float(v):.6f}" for v in p] + [";".join(positive)]
+                    row += (
+                        ["", ""]
+                        if verdict is None
+                        else [
+                            f"{verdict.score:.4f}",
+                            int(verdict.flagged),
+                        ]
+                    )
                 self.csv_writer.writerow(row)
 
     def _record(self, source: str, per_model: dict) -> dict[str, Any]:
         def block(m: ScoringModel) -> dict[str, Any]:
-            p, positive = per_model[m.tag]
+            p, positive, verdict = per_model[m.tag]
             return {
                 "probabilities": {
                     label: round(float(v), 6) for label, v in zip(m.labels, p, strict=True)
                 },
+                "calibrated": m.checkpoint.calibrated,
                 "positive": positive,
+                "out_of_distribution": None if verdict is None else verdict.as_dict(),
             }
 
         record = {"image": source, **block(self.models[0])}
@@ -237,7 +270,7 @@ class Output:
     def _print_rows(self, source: str, per_model: dict) -> None:
         name = source if len(source) <= self.width else "..." + source[-(self.width - 3) :]
         for j, m in enumerate(self.models):
-            p, positive = per_model[m.tag]
+            p, positive, verdict = per_model[m.tag]
             if self.asked:
                 shown = [m.labels.index(label) for label in self.asked]
             else:
@@ -247,13 +280,17 @@ class Output:
             ]
             model_col = f"{m.tag[:16]:<16} " if len(self.models) > 1 else ""
             first = name if j == 0 else ""
-            print(f"{first:<{self.width}} {model_col}{', '.join(cells)}", flush=False)
+            flag = f"  {OOD_MARK}" if verdict is not None and verdict.flagged else ""
+            print(f"{first:<{self.width}} {model_col}{', '.join(cells)}{flag}", flush=False)
 
     def _csv_header(self) -> list[str]:
         header = ["image"]
         for m in self.models:
             prefix = f"{m.tag}:" if len(self.models) > 1 else ""
-            header += [f"{prefix}{label}" for label in m.labels] + [f"{prefix}positive"]
+            header += [f"{prefix}{label}" for label in m.labels]
+            header += [
+                f"{prefix}{name}" for name in ("positive", "ood_score", "out_of_distribution")
+            ]
         return header
 
     def close(self) -> None:
@@ -261,6 +298,17 @@ class Output:
             json.dump(self.records, sys.stdout, indent=2)
             sys.stdout.write("\n")
         sys.stdout.flush()
+
+
+def _missing_trust(m: ScoringModel) -> str:
+    """What a checkpoint saved before calibration and OOD descriptions existed lacks, in words
+    ("" when it has both)."""
+    missing = []
+    if not m.checkpoint.calibrated:
+        missing.append("no calibration (probabilities are raw sigmoid outputs)")
+    if m.checkpoint.ood is None:
+        missing.append("no description of its training films (unusual images are not flagged)")
+    return " and ".join(missing)
 
 
 def _comma_list(values: list[str] | None) -> list[str] | None:

@@ -6,10 +6,17 @@ path (`config_input`). Operating thresholds come from the checkpoint, where `fit
 VALIDATION split; they are never chosen on the split being evaluated. A checkpoint without
 thresholds gets them from a pass over its validation split, never from the test split.
 
+Scores are the checkpoint's calibrated probabilities (per-label temperatures fitted on validation
+at the end of `fit`; the raw sigmoid for checkpoints without them), and the validation thresholds
+were chosen on those same calibrated scores. metrics.json reports calibration before and after
+the temperatures, and, for checkpoints that describe their training films, the share of the split
+flagged out of distribution.
+
 RUN/predictions.csv, one row per image of the split:
     image_id, patient_id, sex (M/F), age (years, empty when unknown), view (PA/AP), split,
-    y_true_<label> (0/1) for each label, then y_score_<label> (sigmoid probability in [0, 1]),
-    labels in the checkpoint's order.
+    y_true_<label> (0/1) for each label, then y_score_<label> (calibrated probability in [0, 1]),
+    labels in the checkpoint's order; then, for a checkpoint with an OOD description, ood_score
+    (the image's out-of-distribution score) and out_of_distribution (1 when above the threshold).
 
 RUN/metrics.json (NaN written as null; `core.metrics.summarize_predictions` documents the metrics):
     run            the run folder's name
@@ -27,7 +34,12 @@ RUN/metrics.json (NaN written as null; `core.metrics.summarize_predictions` docu
                    partial AUC, FPR <= 0.1), sens_at_spec90, sens_at_spec95, threshold {youden, f1},
                    sensitivity, specificity, ppv, f1 (at the Youden threshold), brier, ece}
     calibration    brier, ece (all pairs pooled), reliability {label: mean_score,
-                   fraction_positive, count per bin}
+                   fraction_positive, count per bin}, of the calibrated scores; temperature
+                   {label: T} (null when the checkpoint has none) and before_scaling {brier, ece,
+                   reliability} of the raw sigmoid (equal to the above without temperatures)
+    out_of_distribution  null for checkpoints without an OOD description, else {method,
+                   threshold, quantile (share of validation films under it), n_flagged,
+                   flagged_share (of the evaluated split)}
     subgroups      {sex | age_band | view: {group: n, micro_auc, macro_auc}}
     bootstrap      n_resamples, unit ("patient"), seed, level (0.95)
 """
@@ -36,6 +48,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +148,18 @@ def _label_set_of(checkpoint: Checkpoint) -> str:
     )
 
 
+@dataclass(frozen=True)
+class FrameScores:
+    """A checkpoint's outputs for every image of a frame, in frame order."""
+
+    logits: np.ndarray  # float64 (n, L), raw
+    probabilities: np.ndarray  # float64 (n, L), calibrated when the checkpoint has temperatures
+    uncalibrated: np.ndarray  # float64 (n, L), the raw sigmoid (before temperature scaling)
+    ood: np.ndarray | None  # float64 (n,) OOD scores; None without an OOD description
+
+
 @torch.inference_mode()
-def predict_frame(
+def score_frame(
     checkpoint: Checkpoint,
     index,
     frame: pd.DataFrame,
@@ -145,8 +168,8 @@ def predict_frame(
     num_workers: int | None = None,
     progress: bool = True,
     desc: str = "evaluate",
-) -> np.ndarray:
-    """Sigmoid probabilities (len(frame), n_labels) for every image of `frame`, in frame order.
+) -> FrameScores:
+    """Logits, calibrated probabilities and OOD scores for every image of `frame`, one pass.
 
     Images come from the dataset's cache at the model's size when one matches, else are decoded
     from their files (`num_workers` processes; default one per core without a cache, none with).
@@ -155,6 +178,7 @@ def predict_frame(
     from core.data.loader import RadiographDataset, default_workers, make_loader
     from core.data.preprocess import config_input
     from core.progress import progress_bar
+    from core.trust.features import pooled_forward
 
     device = device or pick_device()
     model = checkpoint.model.to(device).eval()
@@ -165,13 +189,38 @@ def predict_frame(
         num_workers = 0 if cache is not None else default_workers()
     dataset = RadiographDataset(frame, checkpoint.labels, size, cache=cache)
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    scores = np.full((len(frame), len(checkpoint.labels)), np.nan, dtype=np.float64)
+    logits = np.full((len(frame), len(checkpoint.labels)), np.nan, dtype=np.float64)
+    ood = None if checkpoint.ood is None else np.full(len(frame), np.nan, dtype=np.float64)
     for images, _targets, rows in progress_bar(loader, desc=desc, unit="batch", enabled=progress):
-        logits = model(config_input(images, checkpoint.config, device))
-        scores[np.asarray(rows)] = torch.sigmoid(logits.float()).cpu().numpy()
-    if np.isnan(scores).any():
+        x = config_input(images, checkpoint.config, device)
+        rows = np.asarray(rows)
+        if ood is None:
+            logits[rows] = model(x).float().cpu().numpy()
+        else:
+            out = pooled_forward(model, x)
+            logits[rows] = out.logits.float().cpu().numpy()
+            ood[rows] = checkpoint.ood.score(out.features).cpu().numpy()
+    if np.isnan(logits).any():
         raise RunError("some images were not scored (loader dropped rows): this is a bug")
-    return scores
+    raw = torch.from_numpy(logits)
+    probabilities = checkpoint.probabilities(raw).double().numpy()
+    return FrameScores(logits, probabilities, torch.sigmoid(raw.float()).double().numpy(), ood)
+
+
+def predict_frame(
+    checkpoint: Checkpoint,
+    index,
+    frame: pd.DataFrame,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: torch.device | None = None,
+    num_workers: int | None = None,
+    progress: bool = True,
+    desc: str = "evaluate",
+) -> np.ndarray:
+    """Probabilities (len(frame), n_labels) for every image of `frame`, in frame order: the
+    checkpoint's calibrated probabilities (the raw sigmoid without temperatures)."""
+    scored = score_frame(checkpoint, index, frame, batch_size, device, num_workers, progress, desc)
+    return scored.probabilities
 
 
 def predictions_frame(frame: pd.DataFrame, labels, scores: np.ndarray) -> pd.DataFrame:
@@ -257,8 +306,11 @@ def evaluate_run(
             trained_on["fingerprint"],
         )
 
-    scores = predict_frame(checkpoint, index, frame, batch_size, device, num_workers, progress)
-    predictions = predictions_frame(frame, checkpoint.labels, scores)
+    scored = score_frame(checkpoint, index, frame, batch_size, device, num_workers, progress)
+    predictions = predictions_frame(frame, checkpoint.labels, scored.probabilities)
+    if scored.ood is not None:
+        predictions["ood_score"] = scored.ood
+        predictions["out_of_distribution"] = (scored.ood > checkpoint.ood.threshold).astype(int)
     tmp = run.path / (PREDICTIONS + ".tmp")
     predictions.to_csv(tmp, index=False)
     tmp.replace(run.path / PREDICTIONS)
@@ -273,6 +325,7 @@ def evaluate_run(
         threshold_source += "; the evaluated split itself, so operating points are optimistic"
 
     metrics = _summarize(predictions, checkpoint.labels, thresholds, n_resamples, seed)
+    metrics["calibration"] |= _before_scaling(checkpoint, predictions, scored)
     metrics = {
         "run": run.name,
         "split": split,
@@ -296,6 +349,7 @@ def evaluate_run(
         },
         "threshold_source": threshold_source,
         **{k: v for k, v in metrics.items() if k not in _OURS},
+        "out_of_distribution": _ood_summary(checkpoint, scored.ood),
     }
     write_json(run.path / METRICS, metrics)
     return metrics
@@ -303,6 +357,38 @@ def evaluate_run(
 
 # Keys evaluate_run sets itself; summarize_predictions' values for them are not used.
 _OURS = {"run", "split", "n_images", "n_patients", "labels", "data", "model", "threshold_source"}
+
+
+def _before_scaling(
+    checkpoint: Checkpoint, predictions: pd.DataFrame, scored: FrameScores
+) -> dict[str, Any]:
+    """metrics.json's calibration additions: the temperatures and the raw sigmoid's figures."""
+    from core.metrics import calibration_summary, predictions_arrays
+
+    y_true, _ = predictions_arrays(predictions, checkpoint.labels)
+    temperature = None
+    if checkpoint.calibration is not None:
+        temperature = checkpoint.calibration.to_dict()["temperature"]
+    return {
+        "temperature": temperature,
+        "before_scaling": calibration_summary(y_true, scored.uncalibrated, checkpoint.labels),
+    }
+
+
+def _ood_summary(checkpoint: Checkpoint, scores: np.ndarray | None) -> dict[str, Any] | None:
+    """metrics.json's out_of_distribution section (None for checkpoints without one)."""
+    from core.trust.ood import METHOD
+
+    if checkpoint.ood is None or scores is None:
+        return None
+    flagged = scores > checkpoint.ood.threshold
+    return {
+        "method": METHOD,
+        "threshold": checkpoint.ood.threshold,
+        "quantile": checkpoint.ood.quantile,
+        "n_flagged": int(flagged.sum()),
+        "flagged_share": float(flagged.mean()),
+    }
 
 
 def _summarize(

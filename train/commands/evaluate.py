@@ -55,6 +55,41 @@ def summary_line(metrics: dict) -> str:
     )
 
 
+def trust_lines(metrics: dict) -> list[str]:
+    """Calibration before and after temperature scaling, and the share flagged out of
+    distribution (each only when the checkpoint has it)."""
+    lines = []
+    calibration = metrics.get("calibration") or {}
+    before = calibration.get("before_scaling")
+    if calibration.get("temperature") and before:
+        lines.append(
+            f"  calibration (temperatures fitted on validation): ECE {_num(before.get('ece'))} -> "
+            f"{_num(calibration.get('ece'))}, Brier {_num(before.get('brier'))} -> "
+            f"{_num(calibration.get('brier'))}"
+        )
+    elif calibration:
+        lines.append(
+            f"  calibration: ECE {_num(calibration.get('ece'))}, Brier "
+            f"{_num(calibration.get('brier'))} (raw sigmoid: the checkpoint has no temperatures)"
+        )
+    ood = metrics.get("out_of_distribution")
+    if ood:
+        lines.append(
+            f"  out of distribution: {ood['n_flagged']} of {metrics['n_images']} images flagged "
+            f"({100 * ood['flagged_share']:.1f}%; threshold passes "
+            f"{100 * ood['quantile']:.1f}% of validation films)"
+        )
+    return lines
+
+
+def _num(value) -> str:
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.4f}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from core.evaluation import evaluate_run
 
@@ -71,5 +106,7 @@ def run(args: argparse.Namespace) -> int:
             progress=args.progress,
         )
         print(summary_line(metrics))
+        for line in trust_lines(metrics):
+            print(line)
         print(f"  wrote {run_dir}/predictions.csv and metrics.json", file=sys.stderr)
     return 0

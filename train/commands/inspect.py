@@ -17,9 +17,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def checkpoint_metadata(data: dict) -> dict:
-    """Everything in a checkpoint except the weights, plus their count."""
+    """Everything in a checkpoint except the weights, plus their count; the OOD description's
+    per-layer tensors are summarised as their shapes."""
     meta = {k: v for k, v in data.items() if k != "state_dict"}
     meta["n_parameters"] = int(sum(t.numel() for t in data["state_dict"].values()))
+    if isinstance(meta.get("ood"), dict):
+        ood = dict(meta["ood"])
+        ood["layers"] = [
+            {k: list(v.shape) if hasattr(v, "shape") else v for k, v in layer.items()}
+            for layer in ood.get("layers") or []
+        ]
+        meta["ood"] = ood
     return meta
 
 
@@ -71,8 +79,36 @@ def run(args: argparse.Namespace) -> int:
                     f"{k} {v.get('youden', float('nan')):.3f}" for k, v in thresholds.items()
                 )
             )
+    lines += trust_lines(meta)
     print("\n".join(lines))
     return 0
+
+
+def trust_lines(meta: dict) -> list[str]:
+    """Calibration and OOD description, or that the checkpoint predates them."""
+    calibration, ood = meta.get("calibration"), meta.get("ood")
+    if isinstance(calibration, dict):
+        temps = calibration.get("temperature") or {}
+        low, high = (min(temps.values()), max(temps.values())) if temps else (1.0, 1.0)
+        line = f"calibration      temperature scaling per label (T {low:.2f} to {high:.2f})"
+        if "ece_before" in calibration:
+            line += (
+                f", validation ECE {calibration['ece_before']:.4f} -> "
+                f"{calibration['ece_after']:.4f}"
+            )
+        lines = [line]
+    else:
+        lines = ["calibration      none (raw sigmoid probabilities)"]
+    if isinstance(ood, dict):
+        names = [layer.get("name", "?") for layer in ood.get("layers") or []]
+        lines.append(
+            f"OOD warning      {ood.get('method', '?')} over {', '.join(names)}; threshold "
+            f"{ood.get('threshold', float('nan')):.3f} passes {100 * ood.get('quantile', 0):.1f}% "
+            f"of validation films (fitted on {ood.get('n_train', '?')} training films)"
+        )
+    else:
+        lines.append("OOD warning      none (this checkpoint does not describe its training films)")
+    return lines
 
 
 def _fmt(values) -> str:

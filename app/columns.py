@@ -19,6 +19,7 @@ from app.inference import Analysis, ExplainedMap, view_for
 from app.registry import ModelEntry, Registry
 from core.errors import RadiographError
 from core.explain.overlay import colorize, difference_map, scale_map, shared_scale
+from core.trust.ood import OodVerdict
 
 METHODS = {
     "attention": "Attention map",
@@ -44,6 +45,13 @@ class Column:
     # (attention on, attention off) analyses with one method, for the difference panel
     pair: tuple[Analysis, Analysis] | None = None
     pair_method: str = ""
+    calibrated: bool = False  # probabilities temperature-scaled on validation
+    ood: OodVerdict | None = None  # None: the checkpoint does not describe its training films
+
+    @property
+    def unlike_training(self) -> bool:
+        """Whether the image is flagged as unlike the films this model was trained on."""
+        return self.ood is not None and self.ood.flagged
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -118,17 +126,19 @@ def build_column(
     view, result = analyse(entry, study, label, used, ablate)
     if result.explanation.scale == 0.0:
         notes.append(f"the map is zero everywhere: no positive evidence for {label}")
-    thresholds = models.load_model(str(entry.checkpoint), entry.mtime).thresholds
+    loaded = models.load_model(str(entry.checkpoint), entry.mtime)
     column = Column(
         backbone,
         entry,
         ablate,
         view,
         result.probabilities,
-        thresholds,
+        loaded.thresholds,
         label,
         result.explanation,
         "; ".join(notes),
+        calibrated=loaded.calibrated,
+        ood=result.ood,
     )
     other = pick_entry(registry, backbone, not entry.attention)
     if with_counterpart and other is not None and other.labels == entry.labels:
@@ -182,8 +192,10 @@ def predictions_frame(study: StudyImage, columns: list[Column]) -> pd.DataFrame:
                     "trained_on": c.entry.source,
                     "label": label,
                     "probability": round(float(p), 6),
+                    "calibrated": c.calibrated,
                     "threshold": round(t, 6),
                     "positive": bool(p >= t),
+                    "out_of_distribution": None if c.ood is None else c.ood.flagged,
                 }
             )
     return pd.DataFrame(rows)

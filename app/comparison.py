@@ -121,14 +121,31 @@ def testable_labels(runs: Sequence[Evaluated]) -> list[str]:
 
 def reliability_curves(
     runs: Sequence[Evaluated], label: str
-) -> list[tuple[str, list[float], list[float]]]:
-    """Reliability diagram points from metrics.json (`calibration.reliability`) per run."""
+) -> list[tuple[str, list[float], list[float], bool]]:
+    """Reliability diagram points from metrics.json per run: (name, mean score per bin, fraction
+    positive, before_scaling). Each run's calibrated curve (`calibration.reliability`) comes first;
+    a run whose checkpoint has temperatures is followed by its curve before scaling
+    (`calibration.before_scaling.reliability`), which `figures.calibration_figure` draws dashed in
+    the same colour."""
     curves = []
     for run in runs:
-        curve = ((run.metrics.get("calibration") or {}).get("reliability") or {}).get(label)
-        if curve and curve.get("mean_score"):
+        calibration = run.metrics.get("calibration") or {}
+        name = f"{run.entry.title} · {run.name}"
+        curve = (calibration.get("reliability") or {}).get(label)
+        if not (curve and curve.get("mean_score")):
+            continue
+        scaled = bool(calibration.get("temperature"))
+        suffix = " · calibrated" if scaled else ""
+        curves.append((name + suffix, curve["mean_score"], curve["fraction_positive"], False))
+        before = ((calibration.get("before_scaling") or {}).get("reliability") or {}).get(label)
+        if scaled and before and before.get("mean_score"):
             curves.append(
-                (f"{run.entry.title} · {run.name}", curve["mean_score"], curve["fraction_positive"])
+                (
+                    name + " · before scaling",
+                    before["mean_score"],
+                    before["fraction_positive"],
+                    True,
+                )
             )
     return curves
 

@@ -20,6 +20,7 @@ from app.registry import Registry
 from core.errors import CxrError
 
 UNIFORM_GATE = 0.05  # an attention map spanning less than this is called "nearly uniform"
+OOD_WARNING = "This film is unlike the films this model was trained on: its output is unreliable."
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,43 @@ def column_switches(registry: Registry, backbone: str) -> tuple[bool, bool]:
     return attention, bool(st.session_state[S.ablate_key(backbone)])
 
 
+def unlike_training_notice(results: list[col.Column]) -> None:
+    """One warning above the columns naming every model that flags the image."""
+    titles = [r.entry.title for r in results if r.unlike_training]
+    if len(titles) == 1:
+        st.warning(
+            f"This film is unlike the films {titles[0]} was trained on: its output is unreliable.",
+            icon="⚠️",
+        )
+    elif titles:
+        st.warning(
+            f"This film is unlike the films {', '.join(titles)} were trained on: their output "
+            "is unreliable.",
+            icon="⚠️",
+        )
+
+
+def trust_notice(result: col.Column, where: DeltaGenerator) -> None:
+    """The out-of-distribution warning (or that the model cannot give one) and what the
+    probabilities are, under a column's title."""
+    ood = result.ood
+    if ood is not None and ood.flagged:
+        where.warning(OOD_WARNING, icon="⚠️")
+        where.caption(
+            f"Its features lie further from this model's training films than those of almost all "
+            f"of its validation films (score {ood.score:.1f}, limit {ood.threshold:.1f})."
+        )
+    elif ood is None:
+        where.caption(
+            "ℹ️ This model was saved without a description of its training films: it cannot "
+            "warn when an image is unlike them."
+        )
+    if result.calibrated:
+        where.caption("Probabilities are calibrated on the validation split (temperature scaling).")
+    else:
+        where.caption("Probabilities are the raw model outputs: this model was not calibrated.")
+
+
 def column_panel(
     result: col.Column,
     study: images.StudyImage,
@@ -148,10 +186,14 @@ def column_panel(
     entry, key = result.entry, result.backbone
     head.subheader(entry.title + (" · gates ablated" if result.ablated else ""))
     head.caption(entry.provenance)
+    trust_notice(result, head)
+    title = (
+        "Calibrated probability per label"
+        if result.calibrated
+        else "Probability per label (not calibrated)"
+    )
     st.plotly_chart(
-        figures.probability_chart(
-            entry.labels, result.probabilities, result.thresholds, "Probability per label"
-        ),
+        figures.probability_chart(entry.labels, result.probabilities, result.thresholds, title),
         key=f"prob-{key}",
     )
     found = result.positives()

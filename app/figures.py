@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -210,17 +211,28 @@ def auc_difference_figure(
 
 
 def calibration_figure(
-    curves: Sequence[tuple[str, Sequence[float], Sequence[float]]], title: str = ""
+    curves: Sequence[tuple[str, Sequence[float], Sequence[float]] | tuple[Any, ...]],
+    title: str = "",
 ) -> go.Figure:
-    """Reliability diagrams: (name, mean predicted score per bin, observed fraction positive)."""
+    """Reliability diagrams: (name, mean predicted score per bin, observed fraction positive[,
+    before_scaling]). A curve marked before_scaling is the previous curve's run before temperature
+    scaling: drawn dashed, in that run's colour."""
     fig = go.Figure()
-    for i, (name, mean_score, fraction) in enumerate(curves):
+    colour = -1
+    for curve in curves:
+        name, mean_score, fraction = curve[:3]
+        before = len(curve) > 3 and bool(curve[3])
+        colour += 0 if before and colour >= 0 else 1
         fig.add_scatter(
             x=list(mean_score),
             y=list(fraction),
             mode="lines+markers",
             name=name,
-            line=dict(color=VARIANT_COLOURS[i % len(VARIANT_COLOURS)]),
+            line=dict(
+                color=VARIANT_COLOURS[colour % len(VARIANT_COLOURS)],
+                dash="dash" if before else "solid",
+            ),
+            opacity=0.6 if before else 1.0,
         )
     fig.add_scatter(
         x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#999"), name="perfect"

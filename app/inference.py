@@ -2,7 +2,9 @@
 
 The Explore page and `benchmarks/bench_app_latency.py` both call these functions, so the benchmark
 measures the app's own path. The science lives in core: preprocessing (`core.data.preprocess`), the
-model (`core.models`) and explanation maps (`core.explain`).
+model (`core.models`), explanation maps (`core.explain`), calibrated probabilities and the
+out-of-distribution verdict (`core.trust`, through `Checkpoint.probabilities` and
+`core.inference.score_views`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import numpy as np
 import torch
 
 from core.data.preprocess import config_input, model_view
+from core.inference import score_views
 from core.models.checkpoint import Checkpoint, load_checkpoint
+from core.trust.ood import OodVerdict
 
 
 @dataclass
@@ -45,12 +49,17 @@ class LoadedModel:
     def thresholds(self) -> dict[str, float]:
         return self.checkpoint.thresholds
 
+    @property
+    def calibrated(self) -> bool:
+        """Whether probabilities are temperature-scaled on validation (older checkpoints: no)."""
+        return self.checkpoint.calibrated
+
 
 @dataclass(frozen=True)
 class Scores:
     """One model's output for one image."""
 
-    probabilities: np.ndarray  # (L,) sigmoid probabilities, labels in checkpoint order
+    probabilities: np.ndarray  # (L,) probabilities (calibrated when the checkpoint is)
     maps: dict[str, np.ndarray]  # attention gate name -> (h, w) float32 in [0, 1]; {} for baselines
 
 
@@ -69,7 +78,7 @@ def score_view(loaded: LoadedModel, view: np.ndarray, ablate_attention: bool = F
     x = config_input(view[None], loaded.checkpoint.config)
     with loaded.lock, torch.inference_mode():
         out = model.forward_with_maps(x, ablate_attention=ablate_attention)
-    probabilities = torch.sigmoid(out.logits[0]).float().numpy()
+    probabilities = loaded.checkpoint.probabilities(out.logits)[0].numpy()
     maps = {} if ablate_attention else {k: v[0, 0].float().numpy() for k, v in out.maps.items()}
     return Scores(probabilities, maps)
 
@@ -99,8 +108,19 @@ def explain_view(
 class Analysis:
     """What one Explore column needs from one model: every label's probability and one map."""
 
-    probabilities: np.ndarray  # (L,) sigmoid probabilities, labels in checkpoint order
+    probabilities: np.ndarray  # (L,) probabilities (calibrated when the checkpoint is)
     explanation: ExplainedMap
+    ood: OodVerdict | None = None  # None when the checkpoint does not describe its training films
+
+
+def ood_verdict(loaded: LoadedModel, view: np.ndarray) -> OodVerdict | None:
+    """Whether a (S, S) uint8 model view is unlike the model's training films (the model as
+    trained: gates never ablated); None for a checkpoint without an OOD description."""
+    if loaded.checkpoint.ood is None:
+        return None
+    with loaded.lock:
+        verdicts = score_views(loaded.checkpoint, view[None]).ood
+    return verdicts[0] if verdicts else None
 
 
 def analyse_view(
@@ -109,8 +129,10 @@ def analyse_view(
     """Probabilities and `label`'s `method` map for a (S, S) uint8 model view, in one pass.
 
     `core.explain` returns the logits of the forward pass behind the map (attention, Grad-CAM and
-    Integrated Gradients all run one), so the probabilities cost nothing extra. With
-    `ablate_attention` the model runs with every gate set to 1 (the teaching switch).
+    Integrated Gradients all run one), so the probabilities cost nothing extra; the OOD verdict
+    takes one more plain forward pass when the checkpoint has an OOD description. With
+    `ablate_attention` the model runs with every gate set to 1 (the teaching switch); the OOD
+    verdict always comes from the model as trained.
     """
     from core.explain import explain
 
@@ -122,11 +144,11 @@ def analyse_view(
     if result.logits is None:  # a method without a forward pass (e.g. "random")
         probabilities = score_view(loaded, view, ablate_attention).probabilities
     else:
-        probabilities = torch.sigmoid(result.logits[0]).float().cpu().numpy()
+        probabilities = loaded.checkpoint.probabilities(result.logits.detach())[0].cpu().numpy()
     explained = ExplainedMap(
         heat=result.map(0),
         scale=float(result.scale[0, 0]),
         stage=result.stage,
         method=result.method,
     )
-    return Analysis(probabilities, explained)
+    return Analysis(probabilities, explained, ood_verdict(loaded, view))

@@ -70,6 +70,7 @@ for backbone, slot in zip(chosen, slots, strict=True):
 
 with notice:
     components.phantom_notice([r.entry for r in results])
+    panels.unlike_training_notice(results)
 ranges = col.colour_ranges(results, options.shared_scale)
 for result in results:
     with slots[chosen.index(result.backbone)]:

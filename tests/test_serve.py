@@ -269,3 +269,19 @@ def test_sidebar_says_when_the_app_is_reachable_from_the_network(tmp_path, monke
                 assert "0.0.0.0" in notices[0] and "no password" in notices[0]
     finally:
         config.set_option("server.address", original)
+
+
+def test_a_port_just_freed_by_a_stopped_app_is_usable():
+    """Connections the stopped server closed linger in TIME_WAIT; they do not block a restart."""
+    from train.commands.app import check_port
+
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Streamlit binds
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the server closes first: its side goes to TIME_WAIT
+            client.recv(1)
+    check_port(port)

@@ -105,6 +105,8 @@ def check_port(port: int, host: str = "127.0.0.1") -> None:
     except (OSError, UnicodeError):
         raise ConfigError(f"--host {host} is not an address or a name this machine knows") from None
     with socket.socket(family, kind, proto) as probe:
+        if os.name != "nt":  # as Streamlit binds: a stopped app's closing connections don't count
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError as exc:

@@ -63,11 +63,25 @@ def test_fitted_temperature_minimises_the_validation_nll():
     assert best == pytest.approx(by_grid, rel=0.03)
 
 
-def test_a_label_without_both_classes_keeps_temperature_one():
-    logits = np.array([[-3.0, 1.0], [-2.0, -1.0], [-4.0, 2.0]])
-    targets = np.array([[0, 0], [0, 1], [0, 1]], dtype=np.float32)
-    scaling = fit_temperatures(logits, targets, ("Hernia", "Mass"))
-    assert scaling.temperatures[0] == 1.0 and scaling.temperatures[1] != 1.0
+def test_rare_labels_lean_on_the_pooled_temperature():
+    logits, targets = calibrated_sample(3000, seed=4)
+    logits = logits * 3.0  # every label over-confident by 3
+    targets[:, 0] = 0
+    targets[:3, 0] = 1  # Effusion: three validation positives only
+    alone = fit_temperatures(logits, targets, LABELS, prior_cases=0)
+    pooled = fit_temperature(logits.ravel(), targets.ravel())
+    scaling = fit_temperatures(logits, targets, LABELS)
+    # Three positives: mostly the pooled temperature (weight 3 / 23 on its own fit).
+    expected = np.exp(3 / 23 * np.log(alone.temperatures[0]) + 20 / 23 * np.log(pooled))
+    assert scaling.temperatures[0] == pytest.approx(expected, rel=1e-6)
+    # Hundreds of cases: close to its own fit.
+    assert scaling.temperatures[2] == pytest.approx(alone.temperatures[2], rel=0.03)
+    # A label with one class only takes the pooled temperature; with no information at all, 1.
+    targets[:, 0] = 0
+    assert fit_temperatures(logits, targets, LABELS).temperatures[0] == pytest.approx(
+        fit_temperature(logits.ravel(), targets.ravel())
+    )
+    assert fit_temperature(np.array([1.0, 2.0]), np.array([0.0, 0.0])) == 1.0
 
 
 def test_round_trip_and_clear_errors():

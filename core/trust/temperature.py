@@ -5,7 +5,15 @@ multi-label model: the calibrated probability of label k is sigmoid(z_k / T_k). 
 positive T keeps every label's ranking, so AUCs are unchanged; T > 1 softens an over-confident
 label, T < 1 sharpens an under-confident one. T_k minimises the mean binary cross-entropy (negative
 log-likelihood) of the validation split; the NLL is convex in 1/T, so a bounded 1-D search finds
-the optimum. A label whose validation split holds one class only keeps T = 1 (no information).
+the optimum.
+
+A label with few validation positives (or negatives) gives a noisy temperature: on a phantom
+validation split of 162 films, labels with 1-4 positives got temperatures from 0.68 to 1.26 and
+made the test split's calibration worse, not better. Each label's temperature is therefore pooled
+towards the one temperature that fits all labels together, in log space, with weight
+n / (n + PRIOR_CASES), n = the label's rarer class count on validation (partial pooling): a label
+with hundreds of positives (ChestX-ray14's validation split) keeps its own, a label with none
+takes the pooled one.
 """
 
 from __future__ import annotations
@@ -23,6 +31,9 @@ from core.errors import CheckpointError, ConfigError
 
 # Search range of 1 / T: temperatures outside [0.05, 20] mean a broken model, not a calibration.
 _INVERSE_BOUNDS = (0.05, 20.0)
+PRIOR_CASES = (
+    20  # validation cases of the rarer class at which a label's own temperature weighs 1/2
+)
 
 
 @dataclass(frozen=True)
@@ -93,9 +104,11 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
 
 
 def fit_temperatures(
-    logits: np.ndarray, targets: np.ndarray, labels: Sequence[str]
+    logits: np.ndarray, targets: np.ndarray, labels: Sequence[str], prior_cases: float = PRIOR_CASES
 ) -> TemperatureScaling:
-    """One temperature per label from VALIDATION logits (n, L) and 0/1 targets (n, L).
+    """One temperature per label from VALIDATION logits (n, L) and 0/1 targets (n, L), each pooled
+    towards the all-label temperature by its evidence (module docstring; `prior_cases=0` fits
+    every label on its own).
 
     Never fit on the split being evaluated: the point is a calibration that carries to new images.
     """
@@ -103,5 +116,9 @@ def fit_temperatures(
     y = np.asarray(targets, dtype=np.float64)
     if z.ndim != 2 or z.shape != y.shape or z.shape[1] != len(labels):
         raise ConfigError(f"logits {z.shape} and targets {y.shape} must both be (n, {len(labels)})")
-    temperatures = tuple(fit_temperature(z[:, k], y[:, k]) for k in range(len(labels)))
-    return TemperatureScaling(tuple(labels), temperatures)
+    pooled = np.log(fit_temperature(z.ravel(), y.ravel()))
+    own = np.log([fit_temperature(z[:, k], y[:, k]) for k in range(len(labels))])
+    cases = np.minimum(y.sum(axis=0), len(y) - y.sum(axis=0))
+    weight = cases / np.maximum(cases + prior_cases, 1e-12)
+    temperatures = np.exp(weight * own + (1.0 - weight) * pooled)
+    return TemperatureScaling(tuple(labels), tuple(float(t) for t in temperatures))

@@ -133,3 +133,50 @@ def test_inspect_cli_prints_metadata_and_one_line_errors(saved, tmp_path):
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
     assert "not a PyTorch file" in result.stderr
+
+
+def _trust_sections(model: AttentionClassifier) -> tuple[dict, dict]:
+    """An OOD description fitted on pooled features of noise images, and temperatures."""
+    import numpy as np
+
+    from core.trust.features import pooled_forward
+    from core.trust.ood import fit_ood
+    from core.trust.temperature import TemperatureScaling
+
+    with torch.no_grad():
+        features = pooled_forward(model, torch.rand(24, 3, 64, 64)).features
+    arrays = {name: value.numpy().astype(np.float64) for name, value in features.items()}
+    ood = fit_ood({n: a[:16] for n, a in arrays.items()}, {n: a[16:] for n, a in arrays.items()})
+    temperatures = tuple(1.0 + 0.1 * k for k in range(len(PAPER13)))
+    return ood.to_dict(), TemperatureScaling(PAPER13, temperatures).to_dict()
+
+
+def test_ood_and_calibration_sections_round_trip(saved, tmp_path):
+    model, _ = saved
+    ood, calibration = _trust_sections(model)
+    path = save_checkpoint(tmp_path / "c.pt", model, TRAINING, ood=ood, calibration=calibration)
+    loaded = load_checkpoint(path)
+    assert loaded.calibrated and loaded.ood is not None
+    assert loaded.ood.threshold == ood["threshold"] and loaded.ood.layer_names[-1] == "final"
+    logits = torch.tensor([[0.0, 2.0] + [1.0] * (len(PAPER13) - 2)])
+    probabilities = loaded.probabilities(logits)[0]
+    assert float(probabilities[0]) == 0.5  # logit 0 stays 0.5 at any temperature
+    assert float(probabilities[1]) == pytest.approx(float(torch.sigmoid(torch.tensor(2.0 / 1.1))))
+    # Saved without the sections (as every checkpoint before them): raw sigmoid, no OOD.
+    plain = load_checkpoint(save_checkpoint(tmp_path / "p.pt", model, TRAINING))
+    assert plain.ood is None and not plain.calibrated
+    assert torch.equal(plain.probabilities(logits), torch.sigmoid(logits))
+
+
+def test_ood_section_that_does_not_fit_the_model_is_refused(saved, tmp_path):
+    model, _ = saved
+    ood, calibration = _trust_sections(model)
+    ood["layers"][-1]["mean"] = ood["layers"][-1]["mean"][:10]
+    ood["layers"][-1]["basis"] = ood["layers"][-1]["basis"][:10]
+    path = save_checkpoint(tmp_path / "c.pt", model, TRAINING, ood=ood, calibration=calibration)
+    with pytest.raises(CheckpointError, match="OOD description of layer 'final'.*does not fit"):
+        load_checkpoint(path)
+    calibration["temperature"].pop("Effusion")
+    path = save_checkpoint(tmp_path / "t.pt", model, TRAINING, calibration=calibration)
+    with pytest.raises(CheckpointError, match="temperatures do not name the model's labels"):
+        load_checkpoint(path)

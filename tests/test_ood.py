@@ -31,6 +31,8 @@ from core.trust.features import FINAL, pooled_forward
 from core.trust.temperature import fit_temperatures
 from train.cli import main
 
+pytestmark = pytest.mark.slow  # the module trains a model (about 20 s on one core)
+
 SIZE = 64
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "images"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/realdata is not here")

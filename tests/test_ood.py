@@ -264,6 +264,18 @@ def test_evaluate_reports_the_flagged_share_and_calibration_before_and_after(tra
     got = first[[f"y_score_{label}" for label in metrics["labels"]]].to_numpy(dtype=float)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
+    # The Compare page's reliability diagram shows both: calibrated solid, before scaling dashed
+    from app import figures
+    from app.comparison import Evaluated, reliability_curves
+    from app.registry import scan_runs
+
+    [entry] = scan_runs(run).entries
+    curves = reliability_curves([Evaluated(entry, metrics, predictions)], "Cardiomegaly")
+    assert [c[3] for c in curves] == [False, True]
+    assert curves[1][1] == before["reliability"]["Cardiomegaly"]["mean_score"]
+    solid, dashed, _diagonal = figures.calibration_figure(curves).data
+    assert solid.line.color == dashed.line.color and dashed.line.dash == "dash"
+
 
 def test_a_checkpoint_from_before_this_change_loads_and_scores(trained, tmp_path, capsys):
     data_root, run = trained

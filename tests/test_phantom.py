@@ -26,7 +26,13 @@ from core.data.phantom import (
     render_case,
 )
 from core.data.phantom.acquisition import make_frame
-from core.data.phantom.casemix import DESIGN_PREVALENCE, sample_findings
+from core.data.phantom.casemix import (
+    DESIGN_PREVALENCE,
+    TEACHING_PREVALENCE,
+    base_rates,
+    sample_findings,
+)
+from core.data.phantom.difficulty import TEACHING
 from core.errors import ConfigError, DatasetError
 from core.labels import ALL14, NO_FINDING, canonical_label
 from train.cli import main
@@ -221,20 +227,31 @@ def test_case_mix_resembles_chestxray14():
     assert sum("Effusion" in f for f in with_heart) / len(with_heart) > 2 * p_effusion
 
 
+def test_teaching_case_mix_gives_every_finding_enough_examples():
+    rates = base_rates(TEACHING.rare_floor)
+    draws = [sample_findings(np.random.default_rng([0, i]), rates) for i in range(20000)]
+    counts = Counter(label for found in draws for label in found)
+    for label in ALL14:
+        prevalence = counts[label] / len(draws)
+        assert prevalence == pytest.approx(TEACHING_PREVALENCE[label], abs=0.01)
+        assert prevalence > 0.03  # Hernia too: about 36 films in a thousand
+    assert 0.46 < sum(not f for f in draws) / len(draws) < 0.54
+
+
 def test_written_labels_are_the_images_own_draws(phantom):
+    rates = base_rates(TEACHING.rare_floor)  # generate_phantom's default difficulty
     for index, row in enumerate(read_entries(phantom)):
-        found = sample_findings(np.random.default_rng([SEED, index]))
+        found = sample_findings(np.random.default_rng([SEED, index]), rates)
         assert row[1] == ("|".join(found) or NO_FINDING)
 
 
-def test_masses_are_brighter_than_the_lung_around_them(tmp_path):
-    # At a realistic size: inside a mass the film is whiter than in a ring of lung around it.
-    plan = [p for p in plan_dataset(400, 1)]
+def mass_contrast(difficulty: str) -> float:
+    """Median grey-level step from a ring of lung into six masses, at 128 px."""
     differences = []
-    for item in plan:
-        if "Mass" not in sample_findings(np.random.default_rng([1, item.index])):
+    for item in plan_dataset(400, 1):
+        case = render_case(item, 128, 1, difficulty=difficulty)
+        if "Mass" not in case.masks:
             continue
-        case = render_case(item, 128, 1)
         mask = case.masks["Mass"]
         ring = cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
         ring &= ~mask & case.lung_field
@@ -243,8 +260,23 @@ def test_masses_are_brighter_than_the_lung_around_them(tmp_path):
         if len(differences) == 6:
             break
     assert len(differences) == 6
-    assert np.median(differences) > 5  # grey levels: visible, yet far from saturated
-    assert np.median(differences) < 80
+    return float(np.median(differences))
+
+
+def test_masses_are_brighter_than_the_lung_around_them():
+    research = mass_contrast("research")
+    assert 5 < research < 80  # grey levels: visible, yet far from saturated
+    assert mass_contrast("teaching") > 1.5 * research  # the teaching default: plainer
+
+
+def test_a_lesion_free_twin_differs_from_its_film_only_near_the_lesion():
+    item = next(p for p in plan_dataset(400, 1) if "Mass" in render_case(p, 128, 1).masks)
+    film, twin = render_case(item, 128, 1), render_case(item, 128, 1, lesions=False)
+    assert film.findings == twin.findings and film.view == twin.view
+    assert np.array_equal(film.masks["Mass"], twin.masks["Mass"])
+    near = cv2.dilate(film.masks["Mass"].astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    change = np.abs(film.image.astype(int) - twin.image.astype(int))
+    assert change[near].mean() > 5 * change[~near].mean()  # same noise, same anatomy elsewhere
 
 
 # --------------------------------------------------------------------------- errors and the CLI

@@ -24,6 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
+        "--difficulty",
+        choices=("teaching", "research"),
+        default="teaching",
+        help="teaching (default): findings plain enough to learn on a CPU in minutes; research: "
+        "as subtle as on real films, with ChestX-ray14's rare findings",
+    )
+    parser.add_argument(
         "--workers", type=int, default=None, help="processes to draw with (default: all cores)"
     )
     parser.add_argument(
@@ -51,13 +58,14 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             overwrite=args.overwrite,
             progress=advance,
+            difficulty=args.difficulty,
         )
     finally:
         if bar is not None:
             bar.close()
     print(
         f"wrote {summary.n_images} synthetic images ({summary.n_patients} patients, "
-        f"{summary.size} px, seed {summary.seed}) to {summary.root} in {summary.seconds:.1f} s "
+        f"{summary.size} px, seed {summary.seed}, {args.difficulty}) to {summary.root} in {summary.seconds:.1f} s "
         f"({summary.images_per_second:.0f} images/s)"
     )
     return 0

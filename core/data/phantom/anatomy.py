@@ -82,9 +82,16 @@ def sample_build(rng: np.random.Generator, sex: str) -> PatientBuild:
 
 
 def sample_anatomy(
-    rng: np.random.Generator, build: PatientBuild, view: str, findings: tuple[str, ...]
+    rng: np.random.Generator,
+    build: PatientBuild,
+    view: str,
+    findings: tuple[str, ...],
+    enlarged_ctr: tuple[float, float] = (0.49, 0.62),
 ) -> Anatomy:
-    """This film's chest: the patient's build, the breath held, the view, and mass effects."""
+    """This film's chest: the patient's build, the breath held, the view, and mass effects.
+
+    `enlarged_ctr`: the cardiothoracic ratio range of a heart with Cardiomegaly (PA view).
+    """
     dome = build.dome_v + rng.normal(0.0, 0.012)
     dome_height = float(rng.uniform(0.06, 0.085))
     lucency, reach = 1.0, 1.0
@@ -92,7 +99,7 @@ def sample_anatomy(
     # as with ChestX-ray14's report-mined labels, and the model must judge heart against chest.
     ctr = min(build.heart_ctr + rng.normal(0.0, 0.015), 0.5)
     if "Cardiomegaly" in findings:
-        ctr = float(rng.uniform(0.49, 0.62))
+        ctr = float(rng.uniform(*enlarged_ctr))
     if view == "AP":  # supine portable film: shallower breath, heart magnified
         dome += 0.03
         ctr *= 1.08

@@ -14,7 +14,9 @@ from core.data.phantom.acquisition import (
     sample_view,
 )
 from core.data.phantom.anatomy import Anatomy, sample_anatomy, sample_build
-from core.data.phantom.casemix import PATIENT_STREAM, PlannedImage, sample_findings
+from core.data.phantom.casemix import PATIENT_STREAM, PlannedImage, base_rates, sample_findings
+from core.data.phantom.difficulty import DEFAULT_DIFFICULTY, Difficulty
+from core.data.phantom.difficulty import difficulty as as_difficulty
 from core.data.phantom.layers import render_anatomy
 from core.data.phantom.lesions import PAINTERS, LesionCanvas
 from core.labels import ALL14
@@ -61,22 +63,40 @@ def patient_rng(seed: int, patient_id: int) -> np.random.Generator:
     )
 
 
-def render_case(plan: PlannedImage, size: int, seed: int) -> PhantomCase:
+def render_case(
+    plan: PlannedImage,
+    size: int,
+    seed: int,
+    lesions: bool = True,
+    difficulty: str | Difficulty = DEFAULT_DIFFICULTY,
+) -> PhantomCase:
     """Draw one film. Depends only on (plan, size, seed): the image's own generator is
-    `np.random.default_rng([seed, plan.index])`, the patient's build comes from the patient's."""
+    `np.random.default_rng([seed, plan.index])`, the patient's build comes from the patient's.
+
+    `difficulty` ("teaching" or "research", see difficulty.py) sets how visible the findings are.
+    `lesions=False` draws the film's lesion-free twin: the same patient, view, exposure and noise,
+    with nothing the findings paint (masks are still returned, to say where the lesions were).
+    What a finding does to the anatomy itself stays: the enlarged heart of Cardiomegaly, the
+    hyperinflation of Emphysema, the volume loss of Fibrosis. A model that still scores a
+    finding on the twins has learnt something other than its lesion.
+    """
+    setting = as_difficulty(difficulty)
     rng = np.random.default_rng([seed, plan.index])
     build = sample_build(patient_rng(seed, plan.patient_id), plan.sex)
-    findings = sample_findings(rng)
+    findings = sample_findings(rng, base_rates(setting.rare_floor))
     view = sample_view(rng, abnormal=bool(findings))
     acquisition = sample_acquisition(rng, view)
-    anatomy = sample_anatomy(rng, build, view, findings)
+    anatomy = sample_anatomy(rng, build, view, findings, setting.enlarged_ctr)
     frame = make_frame(acquisition, size)
     layers = render_anatomy(anatomy, frame, rng)
-    canvas = LesionCanvas(anatomy, frame, layers, rng)
+    canvas = LesionCanvas(anatomy, frame, layers, rng, scale=setting.lesion_scale)
     for label in findings:
         PAINTERS[label](canvas)
-    attenuation = layers.density + canvas.density
-    attenuation += VESSEL_CONTRAST * layers.vessels * canvas.vessel_gain
+    if lesions:
+        attenuation = layers.density + setting.lesion_contrast * canvas.density
+        attenuation += VESSEL_CONTRAST * layers.vessels * canvas.vessel_gain
+    else:  # the painters ran all the same, so the noise drawn next is the same
+        attenuation = layers.density + VESSEL_CONTRAST * layers.vessels
     image = expose(attenuation, acquisition, frame, rng)
     masks = {label: canvas.masks[label] for label in ALL14 if label in canvas.masks}
     return PhantomCase(

@@ -75,6 +75,30 @@ DESIGN_PREVALENCE: dict[str, float] = {
 }
 
 
+# The same for the teaching case mix (`base_rates(TEACHING.rare_floor)`), measured the same way.
+TEACHING_PREVALENCE: dict[str, float] = {
+    "Infiltration": 0.156,
+    "Effusion": 0.115,
+    "Atelectasis": 0.096,
+    "Nodule": 0.084,
+    "Mass": 0.060,
+    "Pneumothorax": 0.052,
+    "Consolidation": 0.052,
+    "Cardiomegaly": 0.044,
+    "Pleural_Thickening": 0.043,
+    "Edema": 0.040,
+    "Pneumonia": 0.036,
+    "Fibrosis": 0.036,
+    "Hernia": 0.036,
+    "Emphysema": 0.035,
+}
+
+
+def design_prevalence(difficulty: str) -> dict[str, float]:
+    """The marginal prevalences a phantom of this difficulty is drawn with."""
+    return TEACHING_PREVALENCE if difficulty == "teaching" else DESIGN_PREVALENCE
+
+
 @dataclass(frozen=True)
 class PlannedImage:
     """One image of the set before it is drawn: its identity, patient and split."""
@@ -125,14 +149,25 @@ def _both_splits(plan: list[PlannedImage]) -> list[PlannedImage]:
     return [replace(p, split=to) if p.patient_id == move else p for p in plan]
 
 
-def sample_findings(rng: np.random.Generator) -> tuple[str, ...]:
-    """The findings of one image, in ALL14 order; empty means "No Finding"."""
+def base_rates(rare_floor: float = 0.0) -> dict[str, float]:
+    """BASE_RATE_ABNORMAL with every rate below `rare_floor` raised to it (teaching phantoms)."""
+    return {label: max(rate, rare_floor) for label, rate in BASE_RATE_ABNORMAL.items()}
+
+
+def sample_findings(
+    rng: np.random.Generator, rates: dict[str, float] = BASE_RATE_ABNORMAL
+) -> tuple[str, ...]:
+    """The findings of one image, in ALL14 order; empty means "No Finding".
+
+    `rates`: each finding's probability in an abnormal image before co-occurrence (`base_rates`).
+    The number of random draws does not depend on the rates.
+    """
     if rng.random() < NORMAL_FRACTION:
         return ()
     draws = rng.random(len(ALL14))
-    found = {label for label, u in zip(ALL14, draws, strict=True) if u < BASE_RATE_ABNORMAL[label]}
+    found = {label for label, u in zip(ALL14, draws, strict=True) if u < rates[label]}
     if not found:
-        weights = np.array([BASE_RATE_ABNORMAL[label] for label in ALL14])
+        weights = np.array([rates[label] for label in ALL14])
         found.add(ALL14[int(rng.choice(len(ALL14), p=weights / weights.sum()))])
     pulls = rng.random(len(CO_OCCURRENCE))
     for (given, then, p), u in zip(CO_OCCURRENCE, pulls, strict=True):

@@ -43,6 +43,7 @@ class LesionCanvas:
     frame: Frame
     layers: AnatomyLayers
     rng: np.random.Generator
+    scale: float = 1.0  # multiplies focal lesions' sizes (see difficulty.py)
     density: np.ndarray = field(init=False)  # float32 (S, S), added to the chest's attenuation
     vessel_gain: np.ndarray = field(init=False)  # float32 (S, S), multiplies the lung markings
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # label -> bool (S, S)
@@ -149,7 +150,7 @@ def _blob_field(
 def draw_nodule(canvas: LesionCanvas) -> None:
     """Small round, faint opacity: 2-4.5 % of the image width across."""
     rng = canvas.rng
-    radius = rng.uniform(0.01, 0.022)
+    radius = rng.uniform(0.01, 0.022) * canvas.scale
     centre = canvas.place(radius * 1.2)
     u, v = canvas.frame.grid
     d = np.sqrt((u - centre[0]) ** 2 + (v - centre[1]) ** 2) / radius
@@ -163,7 +164,7 @@ def draw_nodule(canvas: LesionCanvas) -> None:
 def draw_mass(canvas: LesionCanvas) -> None:
     """Larger lobulated opacity, 6-12 % of the image width across."""
     rng = canvas.rng
-    radius = rng.uniform(0.03, 0.06)
+    radius = rng.uniform(0.03, 0.06) * canvas.scale
     centre = canvas.place(radius * 1.1)
     u, v = canvas.frame.grid
     du, dv = u - centre[0], v - centre[1]
@@ -223,7 +224,7 @@ def draw_pneumothorax(canvas: LesionCanvas) -> None:
 def draw_consolidation(canvas: LesionCanvas) -> None:
     """Dense, fairly homogeneous airspace opacity with irregular but sharp-ish margins."""
     rng = canvas.rng
-    axes = (rng.uniform(0.04, 0.08), rng.uniform(0.035, 0.07))
+    axes = (rng.uniform(0.04, 0.08) * canvas.scale, rng.uniform(0.035, 0.07) * canvas.scale)
     centre = canvas.place(min(axes) * 0.6, _lower_zones)
     blob = _blob_field(canvas, centre, axes, rough=1.0, cells=10) > 0.5
     side = _side_of(centre)
@@ -236,7 +237,7 @@ def draw_consolidation(canvas: LesionCanvas) -> None:
 def draw_pneumonia(canvas: LesionCanvas) -> None:
     """Patchy, ill-defined airspace opacity, mostly in the lower zones."""
     rng = canvas.rng
-    axes = (rng.uniform(0.05, 0.1), rng.uniform(0.05, 0.09))
+    axes = (rng.uniform(0.05, 0.1) * canvas.scale, rng.uniform(0.05, 0.09) * canvas.scale)
     centre = canvas.place(min(axes) * 0.5, _lower_zones)
     field_ = _blob_field(canvas, centre, axes, rough=1.8, cells=14)
     side = _side_of(centre)
@@ -249,7 +250,7 @@ def draw_pneumonia(canvas: LesionCanvas) -> None:
 def draw_infiltration(canvas: LesionCanvas) -> None:
     """Faint, hazy, patchy opacity over a lung zone."""
     rng = canvas.rng
-    axes = (rng.uniform(0.06, 0.11), rng.uniform(0.06, 0.12))
+    axes = (rng.uniform(0.06, 0.11) * canvas.scale, rng.uniform(0.06, 0.12) * canvas.scale)
     centre = canvas.place(min(axes) * 0.4)
     field_ = _blob_field(canvas, centre, axes, rough=1.5, cells=18)
     side = _side_of(centre)
@@ -263,12 +264,13 @@ def draw_atelectasis(canvas: LesionCanvas) -> None:
     """Plate-like (linear) or basal segmental collapse."""
     rng, frame = canvas.rng, canvas.frame
     if rng.random() < 0.6:
-        length, thick = rng.uniform(0.035, 0.07), rng.uniform(0.006, 0.014)
+        length = rng.uniform(0.035, 0.07) * canvas.scale
+        thick = rng.uniform(0.006, 0.014) * canvas.scale
         centre = canvas.place(thick * 2, _lower_zones)
         shape = ellipse_points(centre, (length, thick), rng.uniform(-0.35, 0.35), n=32)
         blur, contrast = 0.003, rng.uniform(0.3, 0.5)
     else:
-        size = rng.uniform(0.04, 0.07)
+        size = rng.uniform(0.04, 0.07) * canvas.scale
         centre = canvas.place(size * 0.5, lambda u, v: np.clip((v - 0.45) / 0.15, 0.0, 1.0))
         angle = rng.uniform(0, 2 * np.pi)
         corners = [
@@ -318,7 +320,7 @@ def draw_emphysema(canvas: LesionCanvas) -> None:
     rng, a, frame = canvas.rng, canvas.anatomy, canvas.frame
     u, v = frame.grid
     for _ in range(int(rng.integers(0, 3))):
-        r = rng.uniform(0.02, 0.045)
+        r = rng.uniform(0.02, 0.045) * canvas.scale
         side = RIGHT if rng.random() < 0.5 else LEFT
         cu = a.to_u(side, rng.uniform(0.15, a.lung_half_width - r))
         cv = a.apex_v + rng.uniform(0.05, 0.15)

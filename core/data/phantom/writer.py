@@ -32,12 +32,14 @@ import numpy as np
 
 import core
 from core.data.phantom.case import render_case
-from core.data.phantom.casemix import DESIGN_PREVALENCE, PlannedImage, plan_dataset
+from core.data.phantom.casemix import PlannedImage, design_prevalence, plan_dataset
+from core.data.phantom.difficulty import DEFAULT_DIFFICULTY
+from core.data.phantom.difficulty import difficulty as as_difficulty
 from core.data.phantom.lesions import LOCALIZED
 from core.errors import ConfigError, DatasetError, RunError
 from core.labels import ALL14, NO_FINDING
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"  # 1.1: difficulty settings ("teaching" by default)
 
 DATA_ENTRY = "Data_Entry_2017_v2020.csv"
 BBOX_LIST = "BBox_List_2017.csv"
@@ -87,20 +89,24 @@ def generate_phantom(
     workers: int | None = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    difficulty: str = DEFAULT_DIFFICULTY,
 ) -> PhantomSummary:
     """Write a synthetic chest-radiograph set of `n` images of `size` x `size` pixels into `out`.
 
-    Deterministic in (n, size, seed): the same arguments give byte-identical files for any
+    `difficulty` is "teaching" (the default: findings plain enough to learn on a CPU in minutes) or
+    "research" (as subtle as real films; see difficulty.py).
+    Deterministic in (n, size, seed, difficulty): the same arguments give byte-identical files for any
     `workers` (default: all cores). `out` must be empty or absent, or hold an earlier phantom set
     and `overwrite=True`. `progress`, if given, is called with the number of images just finished.
     """
     n, size, seed = _check_arguments(n, size, seed)
+    setting = as_difficulty(difficulty).name
     workers = _worker_count(workers)
     root = _prepare_folder(Path(out), overwrite)
     started = time.perf_counter()
     plan = plan_dataset(n, seed)
     rows: list[dict] = []
-    for chunk_rows in _render_all(plan, size, seed, root, workers):
+    for chunk_rows in _render_all(plan, size, seed, setting, root, workers):
         rows.extend(chunk_rows)
         if progress is not None:
             progress(len(chunk_rows))
@@ -109,7 +115,7 @@ def generate_phantom(
     _write_lists(root, plan)
     _write_boxes(root, rows)
     prevalence = {label: sum(label in row["findings"] for row in rows) / n for label in ALL14}
-    _write_manifest(root, plan, rows, size, seed, prevalence)
+    _write_manifest(root, plan, rows, size, seed, setting, prevalence)
     return PhantomSummary(
         root=root,
         n_images=n,
@@ -169,19 +175,21 @@ def _chunks(plan: list[PlannedImage], workers: int) -> list[list[PlannedImage]]:
 
 
 def _render_all(
-    plan: list[PlannedImage], size: int, seed: int, root: Path, workers: int
+    plan: list[PlannedImage], size: int, seed: int, difficulty: str, root: Path, workers: int
 ) -> Iterator[list[dict]]:
     chunks = _chunks(plan, workers)
     if workers == 1 or len(chunks) == 1:
         for chunk in chunks:
-            yield _render_chunk(chunk, size, seed, str(root))
+            yield _render_chunk(chunk, size, seed, difficulty, str(root))
         return
     context = multiprocessing.get_context("spawn")  # safe beside threads (torch, OpenCV)
     try:
         with ProcessPoolExecutor(
             max_workers=min(workers, len(chunks)), mp_context=context, initializer=_init_worker
         ) as pool:
-            futures = [pool.submit(_render_chunk, c, size, seed, str(root)) for c in chunks]
+            futures = [
+                pool.submit(_render_chunk, c, size, seed, difficulty, str(root)) for c in chunks
+            ]
             for future in futures:
                 yield future.result()
     except BrokenProcessPool:
@@ -195,12 +203,14 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads only contend
 
 
-def _render_chunk(chunk: list[PlannedImage], size: int, seed: int, root: str) -> list[dict]:
+def _render_chunk(
+    chunk: list[PlannedImage], size: int, seed: int, difficulty: str, root: str
+) -> list[dict]:
     """Draw and write a chunk of images and masks; returns their rows for the tables."""
     rows = []
     images, masks = Path(root) / "images", Path(root) / "masks"
     for plan in chunk:
-        case = render_case(plan, size, seed)
+        case = render_case(plan, size, seed, difficulty=difficulty)
         _write_png(images / plan.image_id, case.image)
         for label, mask in case.masks.items():
             _write_png(masks / mask_name(plan.image_id, label), mask.astype(np.uint8) * 255)
@@ -261,6 +271,7 @@ def _write_manifest(
     rows: list[dict],
     size: int,
     seed: int,
+    difficulty: str,
     prevalence: dict[str, float],
 ) -> None:
     n = len(plan)
@@ -272,6 +283,7 @@ def _write_manifest(
         "n": n,
         "size": size,
         "seed": seed,
+        "difficulty": difficulty,
         "n_patients": len({p.patient_id for p in plan}),
         "split": {
             "train_val": sum(p.split == "train_val" for p in plan),
@@ -281,7 +293,7 @@ def _write_manifest(
         "localized": [label for label in ALL14 if label in LOCALIZED],
         "prevalence": {label: round(prevalence[label], 6) for label in ALL14},
         "no_finding": round(sum(not row["findings"] for row in rows) / n, 6),
-        "design_prevalence": DESIGN_PREVALENCE,
+        "design_prevalence": design_prevalence(difficulty),
         "views": {view: sum(row["view"] == view for row in rows) for view in ("PA", "AP")},
         "pixel_spacing_mm": round(FIELD_OF_VIEW_MM / size, 6),
         "masks": "masks/<image stem>_<Label>.png: 0/255, image size, one per localized finding",

@@ -95,7 +95,12 @@ def test_short_training_on_the_phantom_learns(trained, phantom):
     best = history.loc[history["val_macro_auc"].idxmax()]
     assert best["val_macro_auc"] > 0.65  # chance is 0.5
     assert best["val_micro_auc"] > 0.70
-    assert history["train_loss"].iloc[-1] < 0.5 * history["train_loss"].iloc[0]
+    # Better than knowing only each label's base rate (the loss the head starts from).
+    index = open_dataset(phantom, label_set="paper13", val_fraction=0.25, seed=0)
+    rate = index.targets(index.split("train")).mean(axis=0).clip(1e-6, 1 - 1e-6)
+    base_rate_loss = float(np.mean(-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))))
+    assert history["train_loss"].iloc[0] < 1.2 * base_rate_loss  # no spike from a random head
+    assert history["train_loss"].iloc[-1] < 0.85 * base_rate_loss
     # The saved best model really scores that well on the validation images, recomputed here.
     truth, scores, labels = validation_scores(run, phantom)
     assert labels == PAPER13
@@ -113,6 +118,8 @@ def test_run_folder_records_what_was_trained(trained, phantom):
         "config.json",
         "history.csv",
         "last.pt",
+        "tensorboard",
+        "timeline",
     ]
     recorded = json.loads((run.path / "config.json").read_text())
     assert FitConfig.from_dict(recorded["fit"]) == config

@@ -15,6 +15,7 @@ import pickle
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 from safetensors import SafetensorError
@@ -103,3 +104,20 @@ def check_weight_coverage(path: Path, backbone: str, in_chans: int = 3) -> None:
             f"pretrained weights {path} do not fit {backbone}: {len(missing)} of its {len(names)} "
             f"tensors are missing (first: {missing[0]}); use weights saved from timm's {backbone}"
         )
+
+
+def start_head_at_prior(model: AttentionClassifier, targets: np.ndarray) -> None:
+    """Set each label's head bias to its training log-odds, log(p / (1 - p)) (Lin et al., "Focal
+    Loss for Dense Object Detection", ICCV 2017, section 4.1).
+
+    The untrained head then already predicts each label's base rate, so the features need not
+    carry "this film is normal" everywhere to pull the logits of rare labels down; they are left
+    to carry the evidence of findings, which is what a spatial gate can then emphasise
+    (docs/attention-diagnosis.md). A label without positives or negatives keeps a bias of 0.
+    """
+    prevalence = np.asarray(targets, dtype=np.float64).mean(axis=0)
+    inside = (prevalence > 0) & (prevalence < 1)
+    p = np.clip(prevalence, 1e-4, 1 - 1e-4)
+    odds = np.where(inside, np.log(p / (1 - p)), 0.0)
+    with torch.no_grad():
+        model.head.bias.copy_(torch.as_tensor(odds, dtype=model.head.bias.dtype))

@@ -11,21 +11,36 @@ import math
 import torch
 from torch import nn
 
+from core.models.attention import SpatialAttention
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW without weight decay on biases and normalisation weights (1-D tensors).
 
-    Decaying a batch-norm scale towards 0 switches channels off; decaying biases buys nothing.
+def build_optimizer(
+    model: nn.Module, lr: float, weight_decay: float, gate_lr_scale: float = 1.0
+) -> torch.optim.AdamW:
+    """AdamW without weight decay on biases and normalisation weights (1-D tensors), and with the
+    spatial gates' parameters in a group of their own that learns at `lr * gate_lr_scale`.
+
+    Decaying a batch-norm scale towards 0 switches channels off; decaying biases buys nothing; the
+    gates are not decayed either (a decayed gate drifts back to uniform). Each group's "lr_scale"
+    is applied by `WarmupCosine`.
     """
-    decay, no_decay = [], []
+    gates = {
+        id(p) for m in model.modules() if isinstance(m, SpatialAttention) for p in m.parameters()
+    }
+    decay, no_decay, gate = [], [], []
     for param in model.parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim <= 1 else decay).append(param)
+        if id(param) in gates:
+            gate.append(param)
+        else:
+            (no_decay if param.ndim <= 1 else decay).append(param)
     groups = [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": decay, "weight_decay": weight_decay, "lr_scale": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_scale": 1.0},
     ]
+    if gate:
+        groups.append({"params": gate, "weight_decay": 0.0, "lr_scale": gate_lr_scale})
     return torch.optim.AdamW(groups, lr=lr)
 
 
@@ -71,7 +86,7 @@ class WarmupCosine:
 
     def _apply(self) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr
+            group["lr"] = self.lr * group.get("lr_scale", 1.0)
 
     def state_dict(self) -> dict[str, int]:
         return {"steps_done": self.steps_done}

@@ -20,6 +20,7 @@ PAGES = (
     ("pages/compare.py", "Compare models", ":material/compare_arrows:"),
     ("pages/failures.py", "Failure cases", ":material/report:"),
     ("pages/localization.py", "Localization", ":material/center_focus_strong:"),
+    ("pages/timeline.py", "Attention over training", ":material/timeline:"),
     ("pages/about.py", "About", ":material/info:"),
 )
 

@@ -17,6 +17,7 @@ from app.comparison import Evaluated
 from app.registry import ModelEntry, Registry, runs_signature, scan_runs
 from core.errors import CxrError
 from core.runs import LOCALIZATION, METRICS, PREDICTIONS, RunFolder
+from core.training.timeline import TIMELINE, Timeline, read_timeline
 
 
 @st.cache_data(show_spinner="Reading the runs folder…", max_entries=4)
@@ -47,6 +48,18 @@ def analysis(
 ) -> inference.Analysis:
     """Probabilities and one label's map for the image `digest` (its model view is `_view`)."""
     return inference.analyse_view(load_model(checkpoint, mtime), _view, label, method, ablate)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _timeline(run: str, mtime: float) -> Timeline | None:
+    return read_timeline(run)
+
+
+def timeline(entry: ModelEntry) -> Timeline | None:
+    """A run's attention timeline (re-read when an epoch is added)."""
+    folder = entry.run.path / TIMELINE
+    newest = max((_mtime(p) for p in folder.glob("*.npz")), default=0.0)
+    return _timeline(str(entry.run.path), newest)
 
 
 def _mtime(path: Path) -> float:

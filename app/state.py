@@ -43,6 +43,11 @@ LOC_RUNS = "localization.runs"
 LOC_METRIC = "localization.metric"
 LOC_RUN = "localization.gallery_run"
 
+# Attention over training
+TIMELINE_RUN = "timeline.run"
+TIMELINE_IMAGE = "timeline.image"  # position of the film in the run's timeline
+TIMELINE_EPOCH = "timeline.epoch"
+
 # About
 ABOUT_RUN = "about.run"
 

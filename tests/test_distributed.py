@@ -49,7 +49,10 @@ def test_two_cpu_processes_under_torchrun_train_one_run(phantom, tmp_path):
         "config.json",
         "history.csv",
         "last.pt",
+        "tensorboard",
+        "timeline",
     ]
+    assert len(list((out / "tensorboard").iterdir())) == 1  # rank 0's event file alone
     run = RunFolder(out)
     assert run.config()["world_size"] == 2
     assert result.stderr.count("training test_efficientnet+attention") == 1  # rank 0 logs alone

@@ -31,7 +31,7 @@ from core.training.config import FitConfig
 from core.training.data import TrainingData, build_augment, positive_weights, prepare_data
 from core.training.device import DevicePlan, plan_device
 from core.training.epoch import StepParts, ValResult, train_one_epoch, validate
-from core.training.model import build_model, model_config
+from core.training.model import build_model, model_config, start_head_at_prior
 from core.training.optim import WarmupCosine, build_optimizer, optimizer_steps_per_epoch
 from core.training.progress import Reporter
 from core.training.record import (
@@ -52,6 +52,7 @@ from core.training.state import (
     save_train_state,
     train_state,
 )
+from core.training.watch import EpochWatch
 
 
 def fit(config: FitConfig) -> RunFolder:
@@ -89,7 +90,9 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
     if plan.channels_last:
         model = model.to(memory_format=torch.channels_last)
     data = prepare_data(config, context)
-    optimizer = build_optimizer(model, config.lr, config.weight_decay)
+    if config.head_prior:
+        start_head_at_prior(model, data.train_targets)  # (a resumed run restores its own head)
+    optimizer = build_optimizer(model, config.lr, config.weight_decay, config.gate_lr_scale)
     steps_per_epoch = optimizer_steps_per_epoch(data.train_batches, config.accumulate)
     schedule = WarmupCosine(
         optimizer,
@@ -120,10 +123,20 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
             progress.epoch,
             progress.best_val_macro_auc,
         )
+    watch = None
     if context.is_main:
         run.path.mkdir(parents=True, exist_ok=True)
         truncate_history(run.path / HISTORY, progress.epoch)
         write_config(run, config, data, context.world_size, plan, resumed=saved is not None)
+        watch = EpochWatch.open(
+            run.path,
+            data.index,
+            data.index.split("val"),
+            model.config.labels,
+            config.image_size,
+            progress.epoch,
+            config.tensorboard,
+        )
     ddp.barrier(context)
 
     parts = StepParts(
@@ -141,7 +154,7 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
         clip_grad=config.clip_grad,
     )
     report.info(
-        "training %s on %s: %d train / %d val images, %d process(es), %s, amp %s",
+        "training %s on %s: %d train / %d val images, %d process(es), %s, amp %s, lr %g%s",
         parts.model_config.variant,
         data.index.source,
         len(data.train),
@@ -149,6 +162,8 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
         context.world_size,
         plan.device,
         plan.amp,
+        config.lr,
+        _lr_note(config),
     )
     if config.use_cache and data.cache_description is None:
         report.info(
@@ -158,7 +173,11 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
             data.index.root,
             config.image_size,
         )
-    stopped = _train_epochs(config, run, data, parts, progress, context, report)
+    try:
+        stopped = _train_epochs(config, run, data, parts, progress, context, report, watch)
+    finally:
+        if watch is not None:
+            watch.close()
 
     if stopped is None:
         report.info(
@@ -184,9 +203,11 @@ def _train_epochs(
     progress: Progress,
     context: ddp.DistContext,
     report: Reporter,
+    watch: EpochWatch | None,
 ) -> str | None:
     """Epochs from the one after `progress.epoch`; returns why training ended ("epochs",
-    "early_stopping") or None when `stop_after` paused it."""
+    "early_stopping") or None when `stop_after` paused it. `watch` (rank 0) records each epoch's
+    timeline maps and TensorBoard events."""
     last = config.epochs if config.stop_after is None else min(config.epochs, config.stop_after)
     bar = report.epochs(progress.epoch + 1, config.epochs)
     try:
@@ -215,6 +236,8 @@ def _train_epochs(
                 images_per_s=trained.images / max(trained.seconds, 1e-9),
             )
             _save_epoch(config, run, data, parts, progress, context, record, val, improved)
+            if watch is not None:
+                watch.after_epoch(ddp.unwrap(parts.model), record)
             bar.set_postfix(val_macro_auc=f"{val.macro_auc:.3f}", refresh=False)
             bar.update(1)
             _log_epoch(report, config, record, improved)
@@ -278,6 +301,15 @@ def _log_epoch(report: Reporter, config: FitConfig, record: EpochRecord, improve
         record.seconds,
         "  (best)" if improved else "",
     )
+
+
+def _lr_note(config: FitConfig) -> str:
+    """Why this learning rate, when it is a default the user may not expect."""
+    if config.lr != config.default_lr:
+        return ""
+    if config.pretrained is None:
+        return " (the from-scratch default: no --pretrained weights)"
+    return " (the fine-tuning default for --pretrained weights)"
 
 
 def _wrap(model: torch.nn.Module, plan: DevicePlan, context: ddp.DistContext) -> torch.nn.Module:

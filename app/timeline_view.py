@@ -1,0 +1,126 @@
+"""The pieces of the "Attention over training" page: maps at the view's size, outlines, curves.
+
+Pure functions over a run's `core.training.timeline.Timeline`; the page only lays them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from core.explain.base import upsample
+from core.training.timeline import EpochMaps, Timeline
+
+
+@dataclass(frozen=True)
+class LesionFocus:
+    """How one map sits on the truth: its mean inside and outside the lesion, and a pointing hit."""
+
+    inside: float
+    outside: float
+    points_at_lesion: bool
+
+
+def map_in_view(small: np.ndarray, size: int) -> np.ndarray:
+    """A map at feature resolution (h, w) upsampled bilinearly to the view (size, size)."""
+    return upsample(torch.from_numpy(np.asarray(small, np.float32))[None, None], (size, size))[
+        0, 0
+    ].numpy()
+
+
+def truth_outline(truth: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The truth mask's outer contours as ("truth", (N, 2) x-y points), for `overlay_figure`."""
+    contours, _ = cv2.findContours(
+        truth.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
+    out = []
+    for contour in contours:
+        points = contour[:, 0, :].astype(np.float64)
+        out.append(("truth", np.vstack([points, points[:1]])))
+    return out
+
+
+def lesion_focus(heat: np.ndarray, truth: np.ndarray) -> LesionFocus:
+    """Mean of `heat` (view size) inside and outside the truth mask, and whether its peak is inside."""
+    inside = truth.astype(bool)
+    peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    flat = float(heat.max() - heat.min()) <= 1e-6
+    return LesionFocus(
+        float(heat[inside].mean()) if inside.any() else float("nan"),
+        float(heat[~inside].mean()) if (~inside).any() else float("nan"),
+        bool(inside[peak]) and not flat,
+    )
+
+
+def focus_curves(timeline: Timeline, image: int, gate: str) -> dict[str, list[float]]:
+    """Per epoch, for one film: the gate's mean inside and outside the lesion, and the finding's
+    probability. Keys "epoch", "inside", "outside", "probability"."""
+    size = timeline.images.views.shape[-1]
+    truth = timeline.images.truth[image]
+    curves: dict[str, list[float]] = {"epoch": [], "inside": [], "outside": [], "probability": []}
+    for maps in timeline.epochs:
+        if gate not in maps.gates:
+            continue
+        focus = lesion_focus(map_in_view(maps.gates[gate][image], size), truth)
+        curves["epoch"].append(maps.epoch)
+        curves["inside"].append(focus.inside)
+        curves["outside"].append(focus.outside)
+        curves["probability"].append(
+            float(maps.probabilities[image, _label_index(timeline, image)])
+        )
+    return curves
+
+
+def pointing_by_epoch(timeline: Timeline, gate: str | None) -> list[tuple[int, float]]:
+    """(epoch, share of the timeline films whose map peaks inside the lesion), for a gate or, with
+    None, Grad-CAM."""
+    size = timeline.images.views.shape[-1]
+    out = []
+    for maps in timeline.epochs:
+        stack = maps.gradcam if gate is None else maps.gates.get(gate)
+        if stack is None:
+            continue
+        hits = [
+            lesion_focus(map_in_view(stack[i], size), timeline.images.truth[i]).points_at_lesion
+            for i in range(len(stack))
+        ]
+        out.append((maps.epoch, float(np.mean(hits))))
+    return out
+
+
+def _label_index(timeline: Timeline, image: int) -> int:
+    return list(timeline.images.labels).index(timeline.images.findings[image])
+
+
+def focus_figure(curves: dict[str, list[float]], title: str = "") -> go.Figure:
+    """The gate inside vs outside the lesion, and the finding's probability, over the epochs."""
+    fig = go.Figure()
+    fig.add_scatter(
+        x=curves["epoch"], y=curves["inside"], name="gate inside the lesion", mode="lines+markers"
+    )
+    fig.add_scatter(
+        x=curves["epoch"], y=curves["outside"], name="gate elsewhere", mode="lines+markers"
+    )
+    fig.add_scatter(
+        x=curves["epoch"],
+        y=curves["probability"],
+        name="probability of the finding",
+        mode="lines+markers",
+        line=dict(dash="dot"),
+    )
+    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_yaxes(range=[0, 1])
+    fig.update_layout(height=280, title=title, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def epoch_maps(timeline: Timeline, epoch: int) -> EpochMaps:
+    """The maps recorded after `epoch`."""
+    for maps in timeline.epochs:
+        if maps.epoch == epoch:
+            return maps
+    raise KeyError(epoch)

@@ -1,0 +1,194 @@
+"""Watch attention form: after every epoch, the maps of a fixed handful of validation images.
+
+`fit` picks up to `TIMELINE_IMAGES` validation films that carry truth (the phantom's lesion masks,
+or ChestX-ray14 boxes), one finding each, as many different findings as there are, and after each
+epoch records what the model makes of them, at the maps' own resolution (a few hundred bytes an
+image), into the run folder:
+
+    RUN/timeline/images.npz     views uint8 (N, S, S) as the model sees them (before normalisation),
+                                truth uint8 (N, S, S) (1 inside the shown finding's mask or boxes),
+                                image_ids (N,), findings (N,) the finding shown per image,
+                                labels (L,) the model's labels in order
+    RUN/timeline/epoch_007.npz  gate_<name> float16 (N, h, w) per attention gate (in [0, 1]),
+                                gradcam float16 (N, h, w) (Grad-CAM of the shown finding's logit on
+                                the final feature map, divided by its maximum), probabilities
+                                float16 (N, L) (sigmoid, the checkpoint's label order)
+
+`read_timeline` gives it back to the app. Epochs written after a `--resume` point replace the ones
+of the interrupted attempt; nothing here draws random numbers, so resumed runs stay exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.data.preprocess import config_input, model_view, square_geometry
+from core.data.radiograph import load_radiograph
+from core.explain.gradcam import GradCam
+from core.explain.localization import box_mask
+from core.explain.localize_run import truth_cases, truth_in_view
+from core.models.classifier import AttentionClassifier
+
+TIMELINE = "timeline"
+TIMELINE_IMAGES = 6
+
+
+@dataclass(frozen=True)
+class TimelineImages:
+    """The fixed films a run's timeline follows."""
+
+    views: np.ndarray  # uint8 (N, S, S)
+    truth: np.ndarray  # uint8 (N, S, S), 1 inside the shown finding
+    image_ids: tuple[str, ...]
+    findings: tuple[str, ...]  # the finding shown for each image
+    labels: tuple[str, ...]  # the model's labels, the columns of `EpochMaps.probabilities`
+
+
+@dataclass(frozen=True)
+class EpochMaps:
+    """What the model made of the timeline images after one epoch."""
+
+    epoch: int
+    gates: dict[str, np.ndarray]  # name -> float (N, h, w) in [0, 1]
+    gradcam: np.ndarray  # float (N, h, w) in [0, 1]
+    probabilities: np.ndarray  # float (N, L)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    images: TimelineImages
+    epochs: tuple[EpochMaps, ...]  # in epoch order
+
+
+def pick_timeline_images(
+    index, frame: pd.DataFrame, labels: Sequence[str], size: int, n: int = TIMELINE_IMAGES
+) -> TimelineImages | None:
+    """Up to `n` films of `frame` with truth, cycling through the findings present (by image id).
+
+    None when no film of `frame` carries truth (ChestX-ray14's validation split has no boxes).
+    """
+    cases, _ = truth_cases(index, frame, labels)
+    by_label: dict[str, list] = {}
+    for case in cases:  # sorted by image id, so the choice is deterministic
+        if len(case.labels) == 1:  # one finding per film: the map has one right answer
+            by_label.setdefault(case.labels[0], []).append(case)
+    chosen = []
+    order = [label for label in labels if label in by_label]
+    while len(chosen) < n and any(by_label[label] for label in order):
+        for label in order:
+            if by_label[label] and len(chosen) < n:
+                chosen.append(by_label[label].pop(0))
+    if not chosen:
+        return None
+    views, truths = [], []
+    for case in chosen:
+        image = load_radiograph(case.path)
+        views.append(model_view(image.pixels, size))
+        geometry = square_geometry(image.height, image.width, size)
+        region = truth_in_view(case, geometry, size)[case.labels[0]]
+        mask = region if isinstance(region, np.ndarray) else box_mask(region, (size, size))
+        truths.append(mask.astype(np.uint8))
+    return TimelineImages(
+        np.stack(views),
+        np.stack(truths),
+        tuple(c.image_id for c in chosen),
+        tuple(c.labels[0] for c in chosen),
+        tuple(labels),
+    )
+
+
+@torch.no_grad()
+def _gate_maps(model: AttentionClassifier, x: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    out = model.forward_with_maps(x) if model.has_attention else None
+    if out is None:
+        return {}, torch.sigmoid(model(x))
+    return {k: v[:, 0] for k, v in out.maps.items()}, torch.sigmoid(out.logits)
+
+
+def epoch_maps(model: AttentionClassifier, images: TimelineImages, epoch: int) -> EpochMaps:
+    """The gates, Grad-CAM and probabilities of the timeline images (model in eval mode)."""
+    device = next(model.parameters()).device
+    x = config_input(images.views, model.config, device)
+    gates, probabilities = _gate_maps(model, x)
+    labels = list(model.config.labels)
+    wanted = tuple(sorted({labels.index(f) for f in images.findings}))
+    raw = GradCam(model).raw_maps(x, wanted).maps  # (N, K, h, w)
+    pick = torch.tensor([wanted.index(labels.index(f)) for f in images.findings], device=device)
+    cam = raw[torch.arange(len(pick), device=device), pick]
+    peak = cam.amax(dim=(-2, -1), keepdim=True)
+    cam = torch.where(peak > 0, cam / peak.clamp_min(1e-12), cam)
+    return EpochMaps(
+        epoch,
+        {k: v.float().cpu().numpy() for k, v in gates.items()},
+        cam.float().cpu().numpy(),
+        probabilities.float().cpu().numpy(),
+    )
+
+
+def write_timeline_images(run: Path, images: TimelineImages) -> None:
+    folder = run / TIMELINE
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        folder / "images.npz",
+        views=images.views,
+        truth=images.truth,
+        image_ids=np.array(images.image_ids),
+        findings=np.array(images.findings),
+        labels=np.array(images.labels),
+    )
+
+
+def write_epoch_maps(run: Path, maps: EpochMaps) -> None:
+    arrays = {f"gate_{k}": v.astype(np.float16) for k, v in maps.gates.items()}
+    np.savez_compressed(
+        run / TIMELINE / f"epoch_{maps.epoch:03d}.npz",
+        gradcam=maps.gradcam.astype(np.float16),
+        probabilities=maps.probabilities.astype(np.float16),
+        **arrays,
+    )
+
+
+def has_timeline(run: str | Path) -> bool:
+    """Whether a run folder holds a timeline."""
+    return (Path(run) / TIMELINE / "images.npz").is_file()
+
+
+def drop_epochs_after(run: Path, epoch: int) -> None:
+    """Forget epochs after `epoch` (a resumed run redoes them)."""
+    for path in (run / TIMELINE).glob("epoch_*.npz"):
+        if int(path.stem.split("_")[1]) > epoch:
+            path.unlink()
+
+
+def read_timeline(run: str | Path) -> Timeline | None:
+    """A run's timeline, or None when it has none (runs from before timelines, no truth)."""
+    folder = Path(run) / TIMELINE
+    if not has_timeline(run):
+        return None
+    with np.load(folder / "images.npz") as f:
+        images = TimelineImages(
+            f["views"],
+            f["truth"],
+            tuple(str(s) for s in f["image_ids"]),
+            tuple(str(s) for s in f["findings"]),
+            tuple(str(s) for s in f["labels"]),
+        )
+    epochs = []
+    for path in sorted(folder.glob("epoch_*.npz")):
+        with np.load(path) as f:
+            gates = {k[5:]: f[k].astype(np.float32) for k in f.files if k.startswith("gate_")}
+            epochs.append(
+                EpochMaps(
+                    int(path.stem.split("_")[1]),
+                    gates,
+                    f["gradcam"].astype(np.float32),
+                    f["probabilities"].astype(np.float32),
+                )
+            )
+    return Timeline(images, tuple(epochs))

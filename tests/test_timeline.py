@@ -1,0 +1,92 @@
+"""Watching attention learn: the per-epoch timeline, its TensorBoard twin, and the app's page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.settings import RUNS_ENV
+from core.data.chestxray14 import open_dataset
+from core.data.phantom import LOCALIZED, generate_phantom
+from core.training import FitConfig, fit
+from core.training.timeline import TIMELINE_IMAGES, read_timeline
+
+TIMEOUT = 180
+MAIN = Path(__file__).resolve().parents[1] / "app" / "main.py"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    data = tmp_path_factory.mktemp("phantom") / "data"
+    generate_phantom(data, n=240, size=64, seed=3, workers=1)
+    config = FitConfig(
+        data=str(data),
+        out=str(tmp_path_factory.mktemp("runs") / "tiny+attention"),
+        backbone="test_efficientnet",
+        attention=True,
+        attention_stages=(-2, -1),
+        image_size=64,
+        epochs=3,
+        batch_size=32,
+        val_fraction=0.3,
+        workers=0,
+        threads=1,
+        progress=False,
+    )
+    return fit(config).path
+
+
+def test_every_epoch_keeps_the_maps_of_the_same_films(run):
+    timeline = read_timeline(run)
+    assert [m.epoch for m in timeline.epochs] == [1, 2, 3]
+    images = timeline.images
+    n = len(images.image_ids)
+    assert 1 <= n <= TIMELINE_IMAGES
+    assert images.views.shape == (n, 64, 64) and images.views.dtype == np.uint8
+    # each film shows one localized finding, outlined where its mask is
+    assert set(images.findings) <= set(LOCALIZED)
+    assert all(images.truth[i].any() for i in range(n))
+    for maps in timeline.epochs:
+        assert sorted(maps.gates) == ["stage3", "stage4"]
+        assert maps.gates["stage3"].shape == (n, 4, 4)  # stride 16 at 64 px
+        assert all(g.min() >= 0.0 and g.max() <= 1.0 for g in maps.gates.values())
+        assert maps.gradcam.shape == (n, 2, 2) and maps.gradcam.max() <= 1.0
+        assert maps.probabilities.shape == (n, 14)
+    # the model changes between epochs, and the timeline shows it
+    first, last = timeline.epochs[0], timeline.epochs[-1]
+    assert not np.allclose(first.probabilities, last.probabilities)
+    # the films come from the validation split, never from training
+    config = json.loads((run / "config.json").read_text())
+    index = open_dataset(config["fit"]["data"], val_fraction=0.3, seed=0)
+    assert set(images.image_ids) <= set(index.split("val")["image_id"])
+
+
+def test_tensorboard_gets_the_epoch_scalars_and_maps(run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    history = pd.read_csv(run / "history.csv")
+    logged = [e.value for e in events.Scalars("auc/val_macro")]
+    assert logged == pytest.approx(history["val_macro_auc"].tolist(), abs=1e-6)
+    assert [e.step for e in events.Scalars("loss/train")] == [1, 2, 3]
+    assert "attention/stage4" in events.Tags()["images"]
+
+
+def test_the_app_shows_the_timeline_on_an_epoch_slider(run, monkeypatch):
+    monkeypatch.setenv(RUNS_ENV, str(run.parent))
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("pages/timeline.py").run()
+    assert not at.exception
+    assert at.select_slider[0].options == ["1", "2", "3"]
+    assert at.select_slider[0].value == 3  # the last epoch first
+    assert any("Phantom" in w.value or "phantom" in w.value for w in at.warning)
+    at.select_slider[0].set_value(1).run()
+    assert not at.exception
+    assert at.metric[0].label.endswith("after epoch 1")

@@ -16,17 +16,33 @@ from app.columns import METHODS
 from app.inference import view_for
 from app.registry import ModelEntry
 from core.errors import CxrError
+from core.runs import METRICS
+
+
+def data_root_for(entry: ModelEntry) -> str:
+    """The folder whose films the run's results show: the one `evaluate` scored (metrics.json),
+    else the one it was trained on. They differ for a model evaluated on external data, such as
+    the demo zoo, trained on one phantom and evaluated on another."""
+    if entry.evaluated:
+        try:
+            root = (models.run_file(entry, METRICS).get("data") or {}).get("root")
+        except CxrError:
+            root = None
+        if root:
+            return str(root)
+    return entry.data_root
 
 
 def dataset_for(entry: ModelEntry):
     """(DatasetIndex, "") for the run's data folder, or (None, why not in one line)."""
-    if not entry.data_root:
+    root = data_root_for(entry)
+    if not root:
         return None, "the checkpoint does not record its data folder"
-    if not Path(entry.data_root).is_dir():
-        return None, f"the data folder {entry.data_root} is not reachable from this machine"
+    if not Path(root).is_dir():
+        return None, f"the data folder {root} is not reachable from this machine"
     label_set = str((entry.training.get("data") or {}).get("label_set") or "all14")
     try:
-        return models.dataset(entry.data_root, label_set), ""
+        return models.dataset(root, label_set), ""
     except CxrError as exc:
         return None, str(exc)
 

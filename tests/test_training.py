@@ -26,7 +26,8 @@ from core.data.preprocess import config_input
 from core.errors import ConfigError, PretrainedWeightsError, RunError
 from core.labels import PAPER13
 from core.metrics.auc import macro_auc, per_class_auc
-from core.models.checkpoint import load_checkpoint
+from core.models.checkpoint import load_checkpoint, read_checkpoint_data
+from core.models.compact import compact_checkpoint
 from core.runs import RunFolder
 from core.training import FitConfig, fit
 from core.training.model import build_model
@@ -262,3 +263,18 @@ def test_presets_hold_fitconfig_fields_and_flags_override_them(capsys):
     assert main(["fit", "--preset", "nope", "--data", "d", "--out", "o", "--backbone", TINY]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "preset 'nope' not found: use one of demo, paper" in err
+
+
+def test_a_compact_checkpoint_is_small_and_scores_alike(trained, phantom, tmp_path):
+    _config, run, _ = trained
+    compact = tmp_path / "compact.pt"
+    torch.save(compact_checkpoint(read_checkpoint_data(run.checkpoint)), compact)
+    assert compact.stat().st_size < 0.4 * run.checkpoint.stat().st_size
+    truth, scores, labels = validation_scores(run, phantom)
+    shipped = RunFolder(tmp_path)
+    (tmp_path / "checkpoint.pt").write_bytes(compact.read_bytes())
+    truth_c, scores_c, _ = validation_scores(shipped, phantom)
+    assert np.array_equal(truth, truth_c)
+    assert np.abs(scores - scores_c).max() < 0.05  # 8-bit weights move a score a little
+    assert macro_auc(truth_c, scores_c) == pytest.approx(macro_auc(truth, scores), abs=0.01)
+    assert load_checkpoint(compact).ood is not None  # the OOD description travels in float16

@@ -16,6 +16,8 @@ Schema (format_version 1)::
              per-layer Gaussians of the training films' pooled features, threshold from validation),
       "calibration": optional, {"method": "temperature", "temperature": {label: T},
              "fitted_on": "val", validation NLL/Brier/ECE before and after},
+      "quantized": optional, {tensor name: per-output-channel scales} of int8 weights in a compact
+                   checkpoint (`core.models.compact`; the demo zoo ships that way),
     }
 
 The two optional sections are written at the end of `fit`; a checkpoint without them (any written
@@ -37,6 +39,7 @@ import torch
 import core
 from core.errors import CheckpointError, ConfigError
 from core.models.classifier import AttentionClassifier, ModelConfig
+from core.models.compact import QUANTIZED, expand_weights
 from core.trust.features import FINAL
 from core.trust.ood import OodDetector
 from core.trust.temperature import TemperatureScaling
@@ -187,7 +190,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
         model = AttentionClassifier(config)
     except ConfigError as exc:
         raise CheckpointError(f"{path}: cannot build its model: {exc}") from None
-    load_state_strict(model, data["state_dict"], str(path))
+    state = expand_weights(data["state_dict"], data.get(QUANTIZED))
+    load_state_strict(model, state, str(path))
     model.to(device).eval()
     try:
         ood = OodDetector.from_dict(data["ood"]) if data.get("ood") is not None else None

@@ -33,6 +33,10 @@ class ModelConfig:
     attention: bool = False  # spatial gates present
     attention_stages: tuple[int, ...] = (-1,)  # feature stages gated (see module docstring)
     attention_kernel: int = 7  # k of the k x k gate convolution
+    attention_normalise: bool = False  # gates multiply by map / mean(map) (see attention.py);
+    # False (CBAM as published) is what checkpoints from before this option hold
+    attention_pool: str = "maxmean"  # what the gate sees: CBAM's channel max and mean, or
+    # "learned" two maps from a 1x1 convolution (see attention.py)
     image_size: int = 224  # square input side in pixels
     in_chans: int = 3  # grayscale replicated to this many channels
     mean: tuple[float, ...] = IMAGENET_MEAN  # per-channel normalisation of [0, 1] input
@@ -155,7 +159,14 @@ class AttentionClassifier(nn.Module):
         )
         for i in indices:
             stage = self.stages[i]
-            gate = SpatialAttention(self.config.attention_kernel, name=stage.name)
+            channels = self.backbone.num_features if i == n - 1 else stage.channels
+            gate = SpatialAttention(
+                self.config.attention_kernel,
+                stage.name,
+                self.config.attention_normalise,
+                self.config.attention_pool,
+                channels,
+            )
             if i == n - 1:
                 # The final gate sees the full forward_features output (after any 1x1 head conv).
                 self.final_attention = gate

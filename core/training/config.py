@@ -56,6 +56,10 @@ class FitConfig:
     attention: bool = False  # insert CBAM spatial gates
     attention_stages: tuple[int, ...] = (-1,)  # feature stages gated, -1 = last (paper: -2, -1)
     attention_kernel: int = 7  # k of the gate's k x k convolution (CBAM uses 7)
+    attention_normalise: bool = False  # gates multiply by map / mean(map): they move emphasis
+    # between places instead of scaling everything (core/models/attention.py)
+    attention_pool: str = "maxmean"  # what a gate sees: "maxmean" (CBAM: channel max and mean)
+    # or "learned" (a 1x1 convolution to two maps; core/models/attention.py)
     image_size: int = 224  # square model input in pixels (the paper's backbones use 224)
     drop_rate: float = 0.0  # dropout before the linear head
     pretrained: str | None = None  # local timm weights (.pth/.safetensors), "imagenet" (hub)
@@ -124,6 +128,10 @@ class FitConfig:
             raise ConfigError(f"image_size {self.image_size} is too small: use at least 32 px")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.attention_pool not in ("maxmean", "learned"):
+            raise ConfigError(
+                f"attention_pool {self.attention_pool!r}: choose maxmean (CBAM) or learned"
+            )
         if not self.gate_lr_scale > 0:
             raise ConfigError(f"gate_lr_scale must be positive, got {self.gate_lr_scale}")
         if self.weight_decay < 0 or self.warmup_epochs < 0 or (self.workers or 0) < 0:

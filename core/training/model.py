@@ -49,6 +49,8 @@ def model_config(config: FitConfig) -> ModelConfig:
         attention=config.attention,
         attention_stages=config.attention_stages,
         attention_kernel=config.attention_kernel,
+        attention_normalise=config.attention_normalise,
+        attention_pool=config.attention_pool,
         image_size=config.image_size,
         drop_rate=config.drop_rate,
     )

@@ -1,18 +1,18 @@
-"""`cxr-attention demo [--no-app] [--dir DIR]`: a working demo on a fresh machine, with no download.
+"""`cxr-attention demo [--no-app] [--dir DIR] [--retrain]`: a working demo on a fresh machine, offline.
 
-Builds the phantom (synthetic radiographs with known lesions), its image cache, and a demo zoo —
-MobileNetV2 and EfficientNet-B0, each with and without spatial attention, trained with the `demo`
-preset — evaluates every model, scores its maps against the lesion masks, writes the comparison
-report and opens the app. Everything lands in DIR (default ~/.cache/cxr-attention/demo, or ./demo
-when the home folder is not writable):
+The demo zoo — MobileNetV2 and EfficientNet-B0, each with and without spatial attention, trained on
+the synthetic phantom — ships in assets/zoo (see `train/zoo.py`). The demo draws an evaluation
+phantom with a seed no model trained on (as many films as the zoo was measured on), installs the
+zoo, evaluates every model on it, scores its maps against the lesion masks, writes the comparison
+report and opens the app. `--retrain` first rebuilds the zoo itself (the recorded command that made
+assets/zoo; about an hour on 2 CPU cores). Everything else lands in DIR (default
+~/.cache/cxr-attention/demo, or ./demo when the home folder is not writable):
 
-    DIR/phantom/          the synthetic dataset (ChestX-ray14 layout + masks/)
-    DIR/runs/<variant>/   one run folder per model (checkpoint, metrics, localization)
+    DIR/phantom/          the evaluation phantom (ChestX-ray14 layout + masks/)
+    DIR/runs/<variant>/   one run folder per model (checkpoint, timeline, metrics, localization)
     DIR/report/           report.md, report.html
-    DIR/DEMO.json         what was built, with which settings; its presence makes a second call
-                          go straight to the app
-
-Sized to finish within 5 minutes on 2 CPU cores.
+    DIR/training/         (--retrain) the training phantom and the full-precision runs
+    DIR/DEMO.json         what was built; its presence makes a second call go straight to the app
 """
 
 from __future__ import annotations
@@ -22,36 +22,37 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from core.errors import ConfigError, CxrError
 from train.commands.app import add_host_flag
-from train.commands.sweep import Steps, Variant, grid, set_threads, train_and_evaluate
+from train.commands.sweep import Steps, grid, set_threads
+from train.zoo import ZOO_DIR, ZooRecipe, read_zoo, recipe_of
 
-DEMO_BACKBONES = ("mobilenetv2_100", "efficientnet_b0")
 MARKER = "DEMO.json"
-DEMO_VERSION = 1  # bump when the demo's recipe changes: older demo folders are rebuilt
+DEMO_VERSION = 2  # bump when the demo's steps change: older demo folders are rebuilt
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """What the demo builds; DEMO.json records it so that a changed recipe rebuilds."""
+    """What the demo builds; DEMO.json records it so that a changed zoo or recipe rebuilds."""
 
-    images: int = 800  # phantom images; ~3 min for the whole demo on 2 CPU cores
-    size: int = 128  # phantom image side in pixels
-    seed: int = 0
-    backbones: tuple[str, ...] = DEMO_BACKBONES
-    preset: str = "demo"  # train/presets/demo.yaml
-    fit_overrides: dict[str, Any] = field(default_factory=dict)  # on top of the preset
-    localize_limit: int = 160  # test images with lesion masks whose maps are scored, per run
+    recipe: ZooRecipe = field(default_factory=ZooRecipe)
+    zoo: str = str(ZOO_DIR)
+    zoo_created: str = ""  # ZOO.json's date: a rebuilt zoo is evaluated again
+    retrain: bool = False
+    fit_overrides: dict[str, Any] = field(default_factory=dict)  # on top of the preset (tests)
     n_resamples: int = 200  # bootstrap resamples for the CIs
     version: int = DEMO_VERSION
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["backbones"] = list(self.backbones)
+        data["recipe"]["backbones"] = list(self.recipe.backbones)
+        # what the evaluation depends on; how the zoo was trained is ZOO.json's business
+        for key in ("retrain", "fit_overrides"):
+            data.pop(key)
         return data
 
 
@@ -83,15 +84,13 @@ def is_built(folder: Path, settings: DemoSettings) -> bool:
     return bool(runs) and all((run / "metrics.json").is_file() for run in runs)
 
 
-def build_phantom(folder: Path, settings: DemoSettings, progress: bool) -> bool:
-    """The phantom in folder/phantom unless one with these settings is there; True if built.
-
-    A new phantom makes every model trained on the old one stale, so folder/runs is removed.
-    """
+def build_phantom(
+    root: Path, n: int, size: int, seed: int, difficulty: str, progress: bool
+) -> bool:
+    """A phantom in `root` unless one with these settings is there; True if (re)built."""
     from core.data.phantom import GENERATOR_VERSION, generate_phantom
     from core.progress import progress_bar
 
-    root = folder / "phantom"
     manifest = root / "PHANTOM.json"
     if manifest.is_file():
         try:
@@ -99,85 +98,125 @@ def build_phantom(folder: Path, settings: DemoSettings, progress: bool) -> bool:
         except (OSError, ValueError):
             made = {}
         wanted = {
-            "n": settings.images,
-            "size": settings.size,
-            "seed": settings.seed,
+            "n": n,
+            "size": size,
+            "seed": seed,
+            "difficulty": difficulty,
             "generator_version": GENERATOR_VERSION,
         }
         if all(made.get(k) == v for k, v in wanted.items()):
             return False
-    shutil.rmtree(folder / "runs", ignore_errors=True)
-    with progress_bar(total=settings.images, desc="phantom", unit="img", enabled=progress) as bar:
+    with progress_bar(total=n, desc="phantom", unit="img", enabled=progress) as bar:
         generate_phantom(
-            root, settings.images, settings.size, settings.seed, overwrite=True, progress=bar.update
+            root, n, size, seed, overwrite=True, progress=bar.update, difficulty=difficulty
         )
     return True
 
 
-def build_cache(folder: Path, image_size: int, progress: bool) -> None:
-    from core.data.cache import build_cache as build
+def fit_options(data: Path, settings: DemoSettings, progress: bool) -> dict[str, Any]:
+    from train.commands.fit import load_preset
+
+    options = load_preset(settings.recipe.preset) | dict(settings.fit_overrides)
+    # the cache makes loading nearly free: worker processes would only take cores from training
+    return options | {"data": str(data), "workers": 0, "progress": progress}
+
+
+def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
+    """Train every variant on a training phantom and ship compact copies into the zoo folder."""
+    from core.data.cache import build_cache
     from core.data.chestxray14 import open_dataset
+    from core.training import FitConfig, fit
+    from train.commands.sweep import variant_options
+    from train.zoo import ship_run
 
-    build(open_dataset(folder / "phantom"), image_size, progress=progress)
+    recipe, zoo = settings.recipe, Path(settings.zoo)
+    variants = grid(recipe.backbones)
+    training = folder / "training"
+    options = fit_options(training / "phantom", settings, progress)
+    titles = [
+        f"training phantom: {recipe.train_images} films at {recipe.size} px, seed "
+        f"{recipe.train_seed}",
+        f"image cache at {options.get('image_size', 224)} px",
+        *[f"train {v.name} ({options.get('epochs')} epochs)" for v in variants],
+        f"ship compact copies into {zoo}",
+    ]
+    steps = Steps(titles)
+    steps.show_plan(f"cxr-attention demo --retrain: training the zoo in {training}")
+    with steps.step(0) as outcome:
+        if not build_phantom(
+            training / "phantom",
+            recipe.train_images,
+            recipe.size,
+            recipe.train_seed,
+            recipe.difficulty,
+            progress,
+        ):
+            outcome["note"] = "already built, skipped"
+    with steps.step(1):
+        build_cache(open_dataset(training / "phantom"), int(options.get("image_size", 224)))
+    runs = []
+    for i, variant in enumerate(variants):
+        with steps.step(2 + i):
+            config = FitConfig.from_dict(variant_options(options, variant, training / "runs"))
+            runs.append(fit(config).path)
+    with steps.step(len(titles) - 1):
+        for run in runs:
+            shutil.rmtree(zoo / run.name, ignore_errors=True)
+        zoo.mkdir(parents=True, exist_ok=True)
+        for run in runs:
+            ship_run(run, zoo)
+        # ZOO.json comes after the evaluation (`record_zoo`); an old one no longer describes it
+        (zoo / "ZOO.json").unlink(missing_ok=True)
 
 
-def localize(run: Path, variant: Variant, limit: int) -> str:
+def localize(run: Path, data: Path, attention: bool, limit: int) -> str:
     """Score the run's maps on the lesion masks: attention maps, or Grad-CAM for a baseline."""
-    try:
-        from core.explain.localize_run import localize_run
-    except ImportError:
-        return "skipped (localization not available)"
-    method = "attention" if variant.attention else "gradcam"
-    report = localize_run(run, method=method, limit=limit)
+    from core.explain.localize_run import localize_run
+
+    method = "attention" if attention else "gradcam"
+    report = localize_run(run, data=data, method=method, limit=limit)
     return f"{method}: pointing game {report['overall']['pointing_game']:.2f}"
 
 
-def fit_options(folder: Path, settings: DemoSettings, progress: bool) -> dict[str, Any]:
-    from train.commands.fit import load_preset
-
-    options = load_preset(settings.preset) | dict(settings.fit_overrides)
-    # the cache makes loading nearly free: worker processes would only take cores from training
-    options |= {"data": str(folder / "phantom"), "workers": 0, "progress": progress}
-    return options
-
-
-def build_demo(folder: Path, settings: DemoSettings, progress: bool = True) -> list[Path]:
-    """Every step that is not done yet; returns the run folders. Writes DEMO.json last."""
+def evaluate_zoo(folder: Path, settings: DemoSettings, progress: bool) -> list[Path]:
+    """Evaluation phantom, the installed zoo, evaluation, localization, report. Returns runs."""
+    from core.evaluation import evaluate_run
     from core.report import compare_runs
-    from train.commands.sweep import variant_options
+    from train.zoo import install_zoo
 
-    variants = grid(settings.backbones)
-    options = fit_options(folder, settings, progress)
-    image_size = int(options.get("image_size", 224))
-    titles = [f"phantom: {settings.images} synthetic radiographs at {settings.size} px"]
-    titles.append(f"image cache at {image_size} px")
-    titles += [f"train and evaluate {v.name}" for v in variants]
-    titles += [f"localize maps of {v.name}" for v in variants]
-    titles.append("compare -> report")
+    recipe = settings.recipe
+    zoo = read_zoo(Path(settings.zoo)) or {"runs": {v.name: {} for v in grid(recipe.backbones)}}
+    names = list(zoo["runs"])
+    phantom = folder / "phantom"
+    titles = [
+        f"evaluation phantom: {recipe.eval_images} films at {recipe.size} px, seed "
+        f"{recipe.eval_seed} (no model trained on it)",
+        f"install the demo zoo from {settings.zoo}: {len(names)} models",
+        *[f"evaluate {name}" for name in names],
+        *[f"localize the maps of {name}" for name in names],
+        "compare -> report",
+    ]
     steps = Steps(titles)
-    threads = set_threads()
-    steps.show_plan(f"cxr-attention demo: building in {folder} ({threads} threads)")
-    folder.mkdir(parents=True, exist_ok=True)
+    steps.show_plan(f"cxr-attention demo: building in {folder} ({set_threads()} threads)")
     (folder / MARKER).unlink(missing_ok=True)
-
     with steps.step(0) as outcome:
-        if not build_phantom(folder, settings, progress):
+        if not build_phantom(
+            phantom, recipe.eval_images, recipe.size, recipe.eval_seed, recipe.difficulty, progress
+        ):
             outcome["note"] = "already built, skipped"
     with steps.step(1):
-        build_cache(folder, image_size, progress)
-    runs = []
-    for i, variant in enumerate(variants):
-        with steps.step(2 + i) as outcome:
-            plan = variant_options(options, variant, folder / "runs")
-            run, skipped = train_and_evaluate(plan, settings.n_resamples, progress)
-            outcome["note"] = "already done, skipped" if skipped else "done"
-            runs.append(run)
-    for i, (variant, run) in enumerate(zip(variants, runs, strict=True)):
-        with steps.step(2 + len(variants) + i) as outcome:
-            if (run / "localization.json").is_file():
-                outcome["note"] = "already done, skipped"
-            else:
-                outcome["note"] = localize(run, variant, settings.localize_limit)
+        runs = install_zoo(folder / "runs", names, Path(settings.zoo))
+    for i, run in enumerate(runs):
+        with steps.step(2 + i):
+            evaluate_run(
+                run, data=phantom, n_resamples=settings.n_resamples, progress=progress,
+                num_workers=0,
+            )  # fmt: skip
+    for i, run in enumerate(runs):
+        with steps.step(2 + len(runs) + i) as outcome:
+            outcome["note"] = localize(
+                run, phantom, run.name.endswith("+attention"), recipe.localize_limit
+            )
     with steps.step(len(titles) - 1):
         paths = compare_runs(runs, folder / "report", n_resamples=settings.n_resamples)
     record = {"settings": settings.as_json(), "runs": [r.name for r in runs]}
@@ -186,15 +225,33 @@ def build_demo(folder: Path, settings: DemoSettings, progress: bool = True) -> l
     return runs
 
 
+def record_zoo(settings: DemoSettings, runs: list[Path], seconds: dict[str, float]) -> None:
+    """ZOO.json beside a freshly retrained zoo: recipe, command, time and the measured figures."""
+    from core.runs import LOCALIZATION, METRICS
+    from train.zoo import write_zoo, zoo_figures
+
+    figures = {}
+    for run in runs:
+        metrics = json.loads((run / METRICS).read_text())
+        loc = json.loads((run / LOCALIZATION).read_text())
+        control = json.loads((run / "localization_random.json").read_text())
+        figures[run.name] = zoo_figures(Path(settings.zoo) / run.name, metrics, loc, control)
+        figures[run.name]["train_seconds"] = round(seconds.get(run.name, 0.0))
+    options = fit_options(Path("<training phantom>"), settings, False)
+    options = {k: v for k, v in options.items() if k not in ("data", "progress", "workers")}
+    write_zoo(Path(settings.zoo), settings.recipe, options, figures)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
-        help="build the phantom and the demo zoo (if absent), evaluate it, open the app",
+        help="evaluate the shipped demo zoo on a fresh phantom (once) and open the app",
         description=(
-            "Build a synthetic dataset and four small models (MobileNetV2 and EfficientNet-B0, "
-            "each with and without spatial attention), evaluate them, score their maps against "
-            "the lesion masks, write the comparison report and open the app. A second call opens "
-            "the app at once. About 3 minutes on 2 CPU cores."
+            "Draw a synthetic evaluation phantom, install the demo zoo shipped in assets/zoo "
+            "(MobileNetV2 and EfficientNet-B0, each with and without spatial attention, trained "
+            "on another phantom), evaluate it, score its maps against the lesion masks, write the "
+            "comparison report and open the app. A second call opens the app at once. About a "
+            "minute on 2 CPU cores; --retrain first trains the zoo again (about an hour)."
         ),
     )
     p.add_argument(
@@ -205,21 +262,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--headless", action="store_true", help="do not open a browser")
     add_host_flag(p)
     p.add_argument(
-        "--rebuild",
+        "--retrain",
         action="store_true",
-        help="check every step again (finished ones are still kept)",
+        help="train the zoo again from scratch (the command that made assets/zoo) and ship it",
+    )
+    p.add_argument(
+        "--zoo", default=str(ZOO_DIR), help="zoo folder to read, or with --retrain to write"
+    )
+    p.add_argument(
+        "--rebuild", action="store_true", help="evaluate the zoo again even if it was done"
     )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     # Hidden: shrink the demo (tests, very slow machines).
     hidden = argparse.SUPPRESS
-    p.add_argument("--images", type=int, default=DemoSettings.images, help=hidden)
-    p.add_argument("--size", type=int, default=DemoSettings.size, help=hidden)
-    p.add_argument("--preset", default=DemoSettings.preset, help=hidden)
-    p.add_argument("--backbones", nargs="+", default=list(DEMO_BACKBONES), help=hidden)
+    defaults = ZooRecipe()
+    p.add_argument("--images", type=int, default=defaults.eval_images, help=hidden)
+    p.add_argument("--train-images", type=int, default=defaults.train_images, help=hidden)
+    p.add_argument("--size", type=int, default=defaults.size, help=hidden)
+    p.add_argument("--preset", default=defaults.preset, help=hidden)
+    p.add_argument("--backbones", nargs="+", default=list(defaults.backbones), help=hidden)
     p.add_argument("--epochs", type=int, help=hidden)
     p.add_argument("--image-size", type=int, help=hidden)
+    p.add_argument("--batch-size", type=int, help=hidden)
     p.add_argument("--max-train-batches", type=int, help=hidden)
-    p.add_argument("--localize-limit", type=int, default=DemoSettings.localize_limit, help=hidden)
+    p.add_argument("--localize-limit", type=int, default=defaults.localize_limit, help=hidden)
     p.add_argument("--n-resamples", type=int, default=DemoSettings.n_resamples, help=hidden)
     p.set_defaults(func=run)
 
@@ -227,35 +293,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def settings_from(args: argparse.Namespace) -> DemoSettings:
     overrides = {
         key: getattr(args, key)
-        for key in ("epochs", "image_size", "max_train_batches")
+        for key in ("epochs", "image_size", "batch_size", "max_train_batches")
         if getattr(args, key) is not None
     }
-    if args.images < 16:
-        raise ConfigError(f"--images {args.images} is too few for a demo: use at least 16")
+    if args.images < 16 or args.train_images < 16:
+        raise ConfigError("--images and --train-images must be at least 16 for a demo")
+    shipped = None if args.retrain else read_zoo(Path(args.zoo))
+    if shipped is not None:
+        # the shipped zoo decides what it was measured on; the demo repeats that measurement
+        recipe = recipe_of(shipped)
+        if args.images != ZooRecipe.eval_images:
+            recipe = replace(recipe, eval_images=args.images)
+    else:
+        recipe = ZooRecipe(
+            train_images=args.train_images,
+            eval_images=args.images,
+            size=args.size,
+            preset=args.preset,
+            backbones=tuple(args.backbones),
+            localize_limit=args.localize_limit,
+        )
     return DemoSettings(
-        images=args.images,
-        size=args.size,
-        backbones=tuple(args.backbones),
-        preset=args.preset,
+        recipe=recipe,
+        zoo=str(Path(args.zoo).expanduser().resolve()),
+        zoo_created=str((shipped or {}).get("created", "")),
+        retrain=args.retrain or shipped is None,
         fit_overrides=overrides,
-        localize_limit=args.localize_limit,
         n_resamples=args.n_resamples,
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     folder = Path(args.dir).expanduser() if args.dir else default_dir()
     settings = settings_from(args)
-    if not args.rebuild and is_built(folder, settings):
-        print(f"cxr-attention demo: already built in {folder}", file=sys.stderr)
-    else:
-        try:
-            build_demo(folder, settings, progress=args.progress)
-        except OSError as exc:
-            raise CxrError(
-                f"cannot write the demo into {folder} ({exc.strerror}): pass --dir DIR"
-            ) from None
-        print(f"cxr-attention demo: built in {folder}; report: {folder / 'report' / 'report.html'}")
+    try:
+        if settings.retrain:
+            if read_zoo(Path(settings.zoo)) is None and not args.retrain:
+                print(
+                    f"cxr-attention demo: no zoo in {settings.zoo}: training one (about an hour "
+                    "on 2 CPU cores)",
+                    file=sys.stderr,
+                )
+            started = time.perf_counter()
+            retrain_zoo(folder, settings, progress=args.progress)
+            trained = time.perf_counter() - started
+            runs = evaluate_zoo(folder, settings, progress=args.progress)
+            per_run = _train_seconds(folder / "training" / "runs", runs, trained)
+            record_zoo(settings, runs, per_run)
+            settings = replace(settings, zoo_created=read_zoo(Path(settings.zoo))["created"])
+            _rewrite_marker(folder, settings)
+        elif args.rebuild or not is_built(folder, settings):
+            evaluate_zoo(folder, settings, progress=args.progress)
+        else:
+            print(f"cxr-attention demo: already built in {folder}", file=sys.stderr)
+    except OSError as exc:
+        raise CxrError(
+            f"cannot write the demo into {folder} ({exc.strerror}): pass --dir DIR"
+        ) from None
+    print(f"cxr-attention demo: ready in {folder}; report: {folder / 'report' / 'report.html'}")
     if args.no_app:
         return 0
     from train.commands.app import launch_app
@@ -263,3 +360,22 @@ def run(args: argparse.Namespace) -> int:
     return launch_app(
         folder / "runs", port=args.port, headless=args.headless, host=args.host, debug=args.debug
     )
+
+
+def _train_seconds(training_runs: Path, runs: list[Path], total: float) -> dict[str, float]:
+    """Each run's training time from its history.csv (the sum of its epochs)."""
+    import pandas as pd
+
+    seconds = {}
+    for run in runs:
+        history = training_runs / run.name / "history.csv"
+        seconds[run.name] = float(pd.read_csv(history)["seconds"].sum()) if history.is_file() else 0
+    return seconds
+
+
+def _rewrite_marker(folder: Path, settings: DemoSettings) -> None:
+    """DEMO.json with the new zoo's date, so that the next call goes straight to the app."""
+    marker = folder / MARKER
+    record = json.loads(marker.read_text())
+    record["settings"] = settings.as_json()
+    marker.write_text(json.dumps(record, indent=2) + "\n")

@@ -24,7 +24,8 @@ class Difficulty:
     """The knobs that set how visible the findings are."""
 
     name: str
-    lesion_scale: float  # multiplies the size of focal lesions (nodule, mass, airspace, plates)
+    lesion_scale: float  # multiplies lesion sizes: nodules, masses, airspace opacities, plates,
+    # bullae, effusion height, pneumothorax depth, pleural bands, hiatal hernia
     lesion_contrast: float  # multiplies the attenuation every finding adds or removes
     enlarged_ctr: tuple[float, float]  # cardiothoracic ratio range of Cardiomegaly
     rare_floor: float  # base rate in abnormal films below which a finding is raised to this
@@ -34,7 +35,7 @@ RESEARCH = Difficulty(
     "research", lesion_scale=1.0, lesion_contrast=1.0, enlarged_ctr=(0.49, 0.62), rare_floor=0.0
 )
 TEACHING = Difficulty(
-    "teaching", lesion_scale=1.5, lesion_contrast=1.7, enlarged_ctr=(0.55, 0.65), rare_floor=0.06
+    "teaching", lesion_scale=1.7, lesion_contrast=2.0, enlarged_ctr=(0.55, 0.65), rare_floor=0.06
 )
 DIFFICULTIES: dict[str, Difficulty] = {d.name: d for d in (TEACHING, RESEARCH)}
 DEFAULT_DIFFICULTY = TEACHING.name

@@ -43,7 +43,7 @@ class LesionCanvas:
     frame: Frame
     layers: AnatomyLayers
     rng: np.random.Generator
-    scale: float = 1.0  # multiplies focal lesions' sizes (see difficulty.py)
+    scale: float = 1.0  # multiplies lesions' sizes (see difficulty.py)
     density: np.ndarray = field(init=False)  # float32 (S, S), added to the chest's attenuation
     vessel_gain: np.ndarray = field(init=False)  # float32 (S, S), multiplies the lung markings
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # label -> bool (S, S)
@@ -186,7 +186,7 @@ def draw_effusion(canvas: LesionCanvas) -> None:
     u, v = canvas.frame.grid
     x = np.abs(u - 0.5)
     lateral = np.clip((x - a.medial_x) / (a.lung_half_width - a.medial_x), 0.0, 1.0)
-    height = rng.uniform(0.04, 0.2)  # above the costophrenic angle, at the chest wall
+    height = rng.uniform(0.04, 0.2) * canvas.scale  # above the costophrenic angle, at the wall
     dip = rng.uniform(0.06, 0.14)  # the meniscus: lowest medially
     level = a.cp_v(side) - height + dip * (1.0 - lateral) ** 1.2
     fluid = np.clip((v - level) / 0.08, 0.0, 1.0)
@@ -209,7 +209,7 @@ def draw_pneumothorax(canvas: LesionCanvas) -> None:
     side = RIGHT if rng.random() < 0.5 else LEFT
     outline = lung_outline(a, side)
     anchor = np.array([a.to_u(side, a.medial_x), a.dome_v[side] + 0.02])
-    shrink = rng.uniform(0.78, 0.94)
+    shrink = 1.0 - (1.0 - rng.uniform(0.78, 0.94)) * canvas.scale  # the collapsed lung's size
     collapsed = anchor + shrink * (outline - anchor)
     lung = canvas.layers.lung_side == side
     rim = lung & ~frame.mask([collapsed])
@@ -349,7 +349,7 @@ def draw_pleural_thickening(canvas: LesionCanvas) -> None:
     u, v = frame.grid
     lungs = canvas.layers.lung_side >= 0
     edge = frame.distance_inside(lungs)
-    width = rng.uniform(0.008, 0.018)
+    width = rng.uniform(0.008, 0.018) * canvas.scale
     band = np.clip(1.0 - edge / width, 0.0, 1.0) * lungs
     sides = [RIGHT, LEFT] if rng.random() < 0.4 else [RIGHT if rng.random() < 0.5 else LEFT]
     region = np.zeros_like(u)
@@ -370,7 +370,7 @@ def draw_hernia(canvas: LesionCanvas) -> None:
     u, v = frame.grid
     cu = 0.5 + rng.uniform(-0.01, 0.05)
     cv = a.dome_v[LEFT] - rng.uniform(0.02, 0.06)
-    rx, ry = rng.uniform(0.045, 0.07), rng.uniform(0.035, 0.05)
+    rx, ry = rng.uniform(0.045, 0.07) * canvas.scale, rng.uniform(0.035, 0.05) * canvas.scale
     d = np.sqrt(((u - cu) / rx) ** 2 + ((v - cv) / ry) ** 2)
     canvas.density += 0.22 * frame.blur(_sphere(d), 0.003)
     gas = (d < 0.92) & (v < cv - rng.uniform(0.0, 0.4) * ry)

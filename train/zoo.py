@@ -1,0 +1,133 @@
+"""The demo zoo shipped in assets/zoo: small phantom-trained models, made by one recorded command.
+
+`cxr-attention demo --retrain` rebuilds it (`build_zoo`): a training phantom, every variant of the
+`demo` preset (MobileNetV2 and EfficientNet-B0, each with and without attention) trained from
+scratch on the CPU, each checkpoint made compact (8-bit weights, `core.models.compact`), then each
+compact model evaluated on an evaluation phantom drawn with a seed no model trained on, its maps
+scored against the lesion masks; ZOO.json records the recipe, the command, the training time and
+those figures. `cxr-attention demo` installs the zoo into the demo folder (`install_zoo`) and
+evaluates it there on a phantom drawn the same way, so the user's figures can be checked against
+ZOO.json's.
+
+    assets/zoo/ZOO.json
+    assets/zoo/<variant>/checkpoint.pt   compact weights, OOD description and temperatures
+    assets/zoo/<variant>/config.json, history.csv, timeline/
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.errors import RunError
+
+ZOO_DIR = Path(__file__).resolve().parents[1] / "assets" / "zoo"
+ZOO_FILE = "ZOO.json"
+COMMAND = "cxr-attention demo --retrain"
+SHIPPED = ("checkpoint.pt", "config.json", "history.csv")  # and the timeline/ folder
+
+
+@dataclass(frozen=True)
+class ZooRecipe:
+    """What the zoo is trained on and evaluated on; ZOO.json keeps it."""
+
+    train_images: int = 3000  # training phantom (train/val lists; its test list is not used)
+    eval_images: int = 3000  # the evaluation phantom: as many films as the demo's
+    size: int = 256  # both phantoms' side in pixels (the models see 128 px)
+    train_seed: int = 0
+    eval_seed: int = 2026  # no model ever trains on this seed
+    difficulty: str = "teaching"
+    preset: str = "demo"  # train/presets/demo.yaml
+    backbones: tuple[str, ...] = ("mobilenetv2_100", "efficientnet_b0")
+    localize_limit: int = 300  # test films with lesion masks scored per run
+
+
+def read_zoo(folder: Path = ZOO_DIR) -> dict[str, Any] | None:
+    """ZOO.json, or None when no zoo is shipped here."""
+    path = folder / ZOO_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise RunError(f"{path} cannot be read: rebuild the zoo with `{COMMAND}`") from None
+
+
+def recipe_of(zoo: dict[str, Any]) -> ZooRecipe:
+    data = dict(zoo["recipe"])
+    data["backbones"] = tuple(data["backbones"])
+    return ZooRecipe(**data)
+
+
+def install_zoo(runs: Path, names: list[str], folder: Path = ZOO_DIR) -> list[Path]:
+    """Copy the zoo's runs `names` into `runs`/<name> (replacing what is there); their folders."""
+    installed = []
+    for name in names:
+        source, target = folder / name, runs / name
+        if not (source / SHIPPED[0]).is_file():
+            raise RunError(f"the demo zoo in {folder} lacks {name}: rebuild it with `{COMMAND}`")
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for filename in SHIPPED:
+            shutil.copy2(source / filename, target / filename)
+        if (source / "timeline").is_dir():
+            shutil.copytree(source / "timeline", target / "timeline")
+        installed.append(target)
+    return installed
+
+
+def ship_run(run: Path, folder: Path) -> Path:
+    """Copy one trained run into the zoo with a compact checkpoint; the shipped folder."""
+    from core.models.checkpoint import read_checkpoint_data
+    from core.models.compact import compact_checkpoint
+
+    target = folder / run.name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    torch.save(compact_checkpoint(read_checkpoint_data(run / "checkpoint.pt")), target / SHIPPED[0])
+    for filename in SHIPPED[1:]:
+        shutil.copy2(run / filename, target / filename)
+    if (run / "timeline").is_dir():
+        shutil.copytree(run / "timeline", target / "timeline")
+    return target
+
+
+def zoo_figures(run: Path, metrics: dict[str, Any], localization: dict, control: dict) -> dict:
+    """What ZOO.json says of one shipped model."""
+    return {
+        "test_macro_auc": round(metrics["macro_auc"], 4),
+        "test_micro_auc": round(metrics["micro_auc"], 4),
+        "localization_method": localization["method"],
+        "map_stage": localization["map_stage"],
+        "pointing_game": round(localization["overall"]["pointing_game"], 4),
+        "random_pointing_game": round(control["overall"]["pointing_game"], 4),
+        "size_bytes": (run / "checkpoint.pt").stat().st_size,
+    }
+
+
+def describe_machine() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, CPU"
+
+
+def write_zoo(folder: Path, recipe: ZooRecipe, fit_options: dict, runs: dict[str, dict]) -> Path:
+    record = {
+        "note": "phantom-trained demo models: synthetic training data, not for patients",
+        "command": COMMAND,
+        "recipe": asdict(recipe) | {"backbones": list(recipe.backbones)},
+        "fit_options": fit_options,
+        "machine": describe_machine(),
+        "created": time.strftime("%Y-%m-%d"),
+        "runs": runs,
+    }
+    path = folder / ZOO_FILE
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path

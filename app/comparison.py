@@ -14,6 +14,7 @@ import pandas as pd
 
 from app.registry import ModelEntry
 from core.metrics import compare_runs_delong, roc_curve_points
+from core.report.words import attention_effect
 
 
 @dataclass
@@ -90,6 +91,17 @@ def paired_delong(attention: Evaluated, baseline: Evaluated) -> pd.DataFrame:
     table = table.reset_index().rename(columns={"auc_a": "auc_attention", "auc_b": "auc_baseline"})
     table.attrs["n_images"] = len(attention.predictions)
     return table
+
+
+def effect_in_words(attention: Evaluated, baseline: Evaluated, table: pd.DataFrame) -> str:
+    """The pair's result as one paragraph (`core.report.words.attention_effect`)."""
+    return attention_effect(
+        attention.entry.title.removesuffix(" + attention"),
+        table.attrs["n_images"],
+        float(attention.metrics["macro_auc"]),
+        float(baseline.metrics["macro_auc"]),
+        list(zip(table["label"], table["difference"], table["p_holm"], strict=True)),
+    )
 
 
 def roc_curves(

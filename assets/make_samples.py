@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from core.data.phantom import GENERATOR_VERSION, plan_dataset, render_case
-from core.data.phantom.casemix import sample_findings
+from core.data.phantom.casemix import base_rates, sample_findings
+from core.data.phantom.difficulty import TEACHING
 
 SEED = 2024
 SIZE = 256
@@ -31,6 +32,7 @@ SHOWCASE: tuple[tuple[str, str | None], ...] = (
     ("phantom_cardiomegaly", "Cardiomegaly"),
 )
 OUT = Path(__file__).resolve().parent / "samples"
+RATES = base_rates(TEACHING.rare_floor)  # the default (teaching) phantom's case mix
 
 
 def conspicuity(image: np.ndarray, mask: np.ndarray) -> float:
@@ -43,7 +45,7 @@ def pick(label: str | None, plan: list, taken: set[int]) -> int:
     """The plan index of the clearest film that shows `label` alone (a PA film for the normal)."""
     candidates = []
     for index in range(POOL):
-        found = sample_findings(np.random.default_rng([SEED, index]))
+        found = sample_findings(np.random.default_rng([SEED, index]), RATES)
         if index not in taken and found == ((label,) if label else ()):
             candidates.append(index)
         if len(candidates) == 8:
@@ -94,6 +96,7 @@ def main() -> None:
         "note": "synthetic phantom films made by cxr-attention, not patient data",
         "generator_version": GENERATOR_VERSION,
         "seed": SEED,
+        "difficulty": TEACHING.name,
         "size": SIZE,
         "boxes": "x, y, w, h in pixels of the image (the masks' bounding boxes)",
         "regenerate": "python assets/make_samples.py",

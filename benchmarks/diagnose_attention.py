@@ -10,7 +10,8 @@ new seed). For its test split the script prints:
    without the lesion; `render_case(..., lesions=False)`). A model that reads the lesion falls to
    about 0.5 on the twins; one that scores from global cues (view, heart size, co-occurring
    findings) keeps its AUC.
-2. Per attention gate: the map size, how much the map varies within an image (its spread), and
+2. Per attention gate: the map size, how much the map varies within an image (its range, max - min,
+   and spread, the standard deviation), and
    how much of its variation across images is one fixed picture shared by all films (a positional
    prior: 1.0 = the gate ignores the image), then the pointing game against the random control
    and the gate's mean value inside the lesion against outside it.
@@ -101,6 +102,7 @@ def main() -> None:
     rows = {image_id: k for k, image_id in enumerate(frame["image_id"])}
     for name, m in maps.items():
         spread = float(m.std(axis=(1, 2)).mean())
+        contrast = float((m.max(axis=(1, 2)) - m.min(axis=(1, 2))).mean())
         shared = m.mean(axis=0, keepdims=True)
         total = float(((m - m.mean()) ** 2).sum())
         prior = float(((shared - m.mean()) ** 2).sum() * len(m) / max(total, 1e-12))
@@ -117,6 +119,7 @@ def main() -> None:
         g = {
             "map": list(m.shape[1:]),
             "spread": spread,
+            "range": contrast,
             "positional_prior_share": prior,
             "pointing_game": report["overall"]["pointing_game"],
             "random_pointing_game": control["overall"]["pointing_game"],
@@ -125,7 +128,8 @@ def main() -> None:
         }
         figures["gates"][name] = g
         print(
-            f"gate {name}: {g['map'][0]}x{g['map'][1]}, spread {spread:.3f}, shared picture "
+            f"gate {name}: {g['map'][0]}x{g['map'][1]}, range {contrast:.3f}, spread {spread:.3f}, "
+            f"shared picture "
             f"{prior:.0%} of the variation, pointing game {g['pointing_game']:.3f} vs random "
             f"{g['random_pointing_game']:.3f}, mean in lesion {g['mean_in_lesion']:.3f} vs "
             f"outside {g['mean_outside']:.3f}"

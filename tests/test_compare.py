@@ -21,6 +21,7 @@ import pytest
 from core.errors import RunError
 from core.metrics import delong_test, holm_adjust, summarize_predictions
 from core.report import compare_runs
+from core.report.words import attention_effect
 from core.runs import write_json
 from tests.test_evaluation import REPO, make_dataset, make_run
 
@@ -146,6 +147,30 @@ def test_report_prints_the_numbers_of_metrics_json(effect):
     assert "| MobileNetV2 | 0.818 | 0.826 | +0.008 |" in md
     assert re.search(r"\| Effusion \|.*\| \+0\.04 \|", md)
     assert "Synthetic data" in md and "NOT ChestX-ray14" in md
+
+
+def test_report_says_the_attention_effect_in_plain_words(effect):
+    md = effect["paths"].markdown.read_text()
+    (pair,) = json.loads(effect["paths"].json.read_text())["pairs"]
+    macro = pair["overall"]["macro"]
+    assert (
+        f"On 400 test films, MobileNetV2 with attention reaches macro AUC "
+        f"{macro['auc_attention']:.3f} against {macro['auc_baseline']:.3f} without" in md
+    )
+    # only Effusion really differs; the sentence names it and nothing else
+    assert "better with attention for Effusion;" in md and "worse with attention" not in md
+    assert "not tuned to make either model win" in md  # phantom runs: what the phantom shows
+
+
+def test_attention_effect_sentence_from_the_paired_tests():
+    nan = float("nan")
+    same = attention_effect("X", 10, 0.8, 0.8, [("A", 0.01, 0.4), ("B", nan, nan)])
+    assert "None of the 1 labels differs significantly" in same and "(+0.000)" in same
+    mixed = attention_effect("X", 10, 0.9, 0.8, [("A", 0.1, 0.01), ("B", -0.1, 0.02)])
+    assert "better with attention for A and worse with attention for B" in mixed
+    assert "(+0.100)" in mixed
+    untestable = attention_effect("X", 10, 0.9, 0.8, [("A", nan, nan)])
+    assert "No label has enough positive and negative films" in untestable
 
 
 def test_html_is_self_contained_with_roc_plots(effect):

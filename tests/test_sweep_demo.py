@@ -112,32 +112,46 @@ def test_sweep_refuses_bad_input_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_demo_builds_once_then_goes_straight_to_the_app(tmp_path, capsys):
-    folder = tmp_path / "demo"
-    argv = ["demo", "--no-app", "--dir", str(folder), "--no-progress"]
-    argv += ["--images", "48", "--size", "64", "--backbones", "mobilenetv2_100"]
-    argv += [*TINY[:6], "--localize-limit", "4", "--n-resamples", "10"]
-    assert main(argv) == 0
+def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, capsys):
+    folder, zoo = tmp_path / "demo", tmp_path / "zoo"
+    shrink = ["--images", "48", "--train-images", "48", "--size", "64"]
+    shrink += ["--backbones", "mobilenetv2_100", *TINY, "--localize-limit", "4"]
+    argv = ["demo", "--no-app", "--dir", str(folder), "--zoo", str(zoo), "--no-progress"]
+    argv += [*shrink, "--n-resamples", "10"]
+    assert main([*argv, "--retrain"]) == 0
     err = capsys.readouterr().err
-    # the overall step list, then each step as it runs
-    assert "1. phantom: 48 synthetic radiographs at 64 px" in err
-    assert "[7/7]" in err
-    runs = sorted(p.name for p in (folder / "runs").iterdir())
-    assert runs == ["mobilenetv2_100", "mobilenetv2_100+attention"]
-    for name in runs:
+    # the zoo's own steps, then the demo's
+    assert "1. training phantom: 48 films at 64 px, seed 0" in err and "[5/5]" in err
+    assert "1. evaluation phantom: 48 films at 64 px, seed 2026" in err and "[7/7]" in err
+    record = json.loads((zoo / "ZOO.json").read_text())
+    assert record["command"] == "cxr-attention demo --retrain"
+    names = ["mobilenetv2_100", "mobilenetv2_100+attention"]
+    assert list(record["runs"]) == names
+    for name in names:
+        shipped = zoo / name / "checkpoint.pt"
+        full = folder / "training" / "runs" / name / "checkpoint.pt"
+        assert shipped.stat().st_size < 0.4 * full.stat().st_size  # 8-bit weights
+        assert record["runs"][name]["size_bytes"] == shipped.stat().st_size
         run = folder / "runs" / name
         assert (run / "metrics.json").is_file() and (run / "localization.json").is_file()
-    loc = json.loads((folder / "runs" / runs[1] / "localization.json").read_text())
-    assert loc["method"] == "attention" and loc["source"] == "phantom"
+        assert (run / "timeline" / "images.npz").is_file()
+        metrics = json.loads((run / "metrics.json").read_text())
+        # evaluated on the evaluation phantom, which no model trained on
+        assert Path(metrics["data"]["root"]) == folder / "phantom"
+        assert record["runs"][name]["test_macro_auc"] == round(metrics["macro_auc"], 4)
     assert (folder / "report" / "report.html").is_file()
-    marker = json.loads((folder / "DEMO.json").read_text())
-    assert marker["runs"] == runs
 
-    before = mtimes(folder / "runs" / runs[0])
+    # the next call goes straight to the app, also from another process
+    before = mtimes(folder / "runs" / names[0])
     second = subprocess.run(
         [sys.executable, "-m", "train.cli", *argv], capture_output=True, text=True, cwd=REPO,
         timeout=120,
     )  # fmt: skip
     assert second.returncode == 0
     assert "already built" in second.stderr and "[1/" not in second.stderr
-    assert mtimes(folder / "runs" / runs[0]) == before
+    assert mtimes(folder / "runs" / names[0]) == before
+
+    # a zoo without one of its models is refused in one line
+    (zoo / names[1] / "checkpoint.pt").unlink()
+    assert main([*argv, "--rebuild"]) == 2
+    assert "lacks mobilenetv2_100+attention" in capsys.readouterr().err

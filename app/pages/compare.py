@@ -5,6 +5,7 @@ import streamlit as st
 from app import comparison, components, figures, models
 from app import state as S
 from core.errors import CxrError
+from core.report.words import PHANTOM_ATTENTION_NOTE
 
 st.title("Compare models")
 registry = components.registry()
@@ -57,6 +58,7 @@ for attention, baseline in pairs:
             "test images, so DeLong's test is undefined for every label."
         )
         continue
+    st.markdown(comparison.effect_in_words(attention, baseline, table))
     title = f"{attention.entry.title} − baseline, on {table.attrs['n_images']} shared test images"
     st.plotly_chart(
         figures.auc_difference_figure(
@@ -66,6 +68,9 @@ for attention, baseline in pairs:
     )
     with st.expander("Table: AUCs, DeLong p and Holm-adjusted p"):
         st.dataframe(table.round(4), hide_index=True, width="stretch")
+
+if pairs and any(r.entry.is_phantom for r in runs):
+    st.info(PHANTOM_ATTENTION_NOTE)
 
 st.subheader("ROC curves")
 labels = [label for label in registry.labels() if any(label in r.labels for r in runs)]

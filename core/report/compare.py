@@ -32,6 +32,7 @@ from core.report.tables import (
     run_order,
     runs_table,
 )
+from core.report.words import PHANTOM_ATTENTION_NOTE, attention_effect
 from core.runs import write_json
 
 REPORT_MD = "report.md"
@@ -72,7 +73,7 @@ def build_report(
         Section(
             "differences",
             "Attention minus baseline, per backbone",
-            "" if pairs else "No backbone has both an attention run and a baseline run to pair.",
+            _in_words(pairs, phantom),
             [difference_table(p) for p in pairs],
         ),
         Section("early_lift", "Early lift", tables=early_lift_tables(results, labels)),
@@ -92,6 +93,25 @@ def build_report(
         curves=roc_curves(results, labels),
         notes=notes,
     )
+
+
+def _in_words(pairs: Sequence[PairComparison], phantom: bool) -> str:
+    """The differences section's paragraphs: one per pair, and what the phantom shows."""
+    if not pairs:
+        return "No backbone has both an attention run and a baseline run to pair."
+    paragraphs = [
+        attention_effect(
+            p.title,
+            p.n_images,
+            p.overall["macro"]["auc_attention"],
+            p.overall["macro"]["auc_baseline"],
+            [(label, row["difference"], row["p_holm"]) for label, row in p.per_class.items()],
+        )
+        for p in pairs
+    ]
+    if phantom:
+        paragraphs.append(PHANTOM_ATTENTION_NOTE)
+    return "\n\n".join(paragraphs)
 
 
 def _micro_differences(pairs: Sequence[PairComparison]) -> dict[str, Estimate]:

@@ -94,8 +94,8 @@ def render_html(report: ComparisonReport) -> str:
         body.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in report.notes) + "</ul>")
     for section in report.sections:
         body.append(f'<h2 id="{section.key}">{html.escape(section.title)}</h2>')
-        if section.text:
-            body.append(f"<p>{html.escape(section.text)}</p>")
+        for paragraph in section.text.split("\n\n") if section.text else []:
+            body.append(f"<p>{html.escape(paragraph)}</p>")
         body += [html_table(t) for t in section.tables]
     if report.curves:
         body.append('<h2 id="roc">ROC curves</h2><div class="plots">')

@@ -330,6 +330,9 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
         if settings.retrain:
+            from core.training.progress import console_logging
+
+            console_logging()  # one line per epoch from each model's training
             if read_zoo(Path(settings.zoo)) is None and not args.retrain:
                 print(
                     f"cxr-attention demo: no zoo in {settings.zoo}: training one (about an hour "

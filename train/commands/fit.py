@@ -68,6 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="feature stages to gate, -1 = last (paper preset: -2 -1)",
     )
+    model.add_argument(
+        "--attention-normalise",
+        action=argparse.BooleanOptionalAction,
+        help="gates multiply by map / mean(map): they move emphasis, never rescale everything",
+    )
+    model.add_argument(
+        "--attention-pool",
+        choices=("maxmean", "learned"),
+        help="what a gate sees: channel max and mean (CBAM) or a learned 1x1 projection",
+    )
     model.add_argument("--image-size", metavar="PX", type=int, help="square input size in pixels")
     model.add_argument("--drop-rate", metavar="P", type=float, help="dropout before the head")
     model.add_argument(
@@ -87,7 +97,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="batches per optimiser step (gradient accumulation)",
     )
-    opt.add_argument("--lr", metavar="LR", type=float, help="AdamW peak learning rate")
+    opt.add_argument(
+        "--lr",
+        metavar="LR",
+        type=float,
+        help="AdamW peak learning rate (default: 2e-3 from random initialisation, 1e-4 when "
+        "fine-tuning --pretrained weights)",
+    )
+    opt.add_argument(
+        "--gate-lr-scale",
+        metavar="X",
+        type=float,
+        help="the attention gates learn at lr x this",
+    )
+    opt.add_argument(
+        "--head-prior",
+        action=argparse.BooleanOptionalAction,
+        help="start the head's biases at each label's training log-odds",
+    )
     opt.add_argument("--weight-decay", metavar="WD", type=float, help="AdamW weight decay")
     opt.add_argument(
         "--warmup-epochs", metavar="E", type=float, help="linear warm-up length, then cosine decay"

@@ -239,7 +239,10 @@ OVERRIDES = (
 
 def run(args: argparse.Namespace) -> int:
     from core.report import compare_runs
+    from core.training.progress import console_logging
     from train.commands.fit import load_preset
+
+    console_logging()  # one line per epoch from each variant's training
 
     data = Path(args.data).expanduser()
     if not data.is_dir():

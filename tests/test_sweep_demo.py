@@ -151,6 +151,20 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     assert "already built" in second.stderr and "[1/" not in second.stderr
     assert mtimes(folder / "runs" / names[0]) == before
 
+    # a demo in another folder draws the same films and installs the zoo's own evaluation of them
+    other = tmp_path / "other"
+    assert main([*argv[:3], str(other), *argv[4:]]) == 0
+    err = capsys.readouterr().err
+    assert err.count("shipped evaluation of these very films installed") == len(names)
+    for name in names:
+        metrics = json.loads((other / "runs" / name / "metrics.json").read_text())
+        assert Path(metrics["data"]["root"]) == other / "phantom"  # where the films now are
+        assert record["runs"][name]["test_macro_auc"] == round(metrics["macro_auc"], 4)
+    assert (other / "report" / "report.html").is_file()
+    # --rebuild evaluates here again
+    assert main([*argv[:3], str(other), *argv[4:], "--rebuild"]) == 0
+    assert "shipped evaluation" not in capsys.readouterr().err
+
     # a zoo without one of its models is refused in one line
     (zoo / names[1] / "checkpoint.pt").unlink()
     assert main([*argv, "--rebuild"]) == 2

@@ -9,9 +9,16 @@ those figures. `cxr-attention demo` installs the zoo into the demo folder (`inst
 evaluates it there on a phantom drawn the same way, so the user's figures can be checked against
 ZOO.json's.
 
+The zoo also ships each model's evaluation on the evaluation phantom (metrics, predictions,
+localization and its random control). The phantom generator is deterministic, so the demo draws the
+very same films; when their fingerprint matches the one the evaluation records, the demo installs
+that evaluation instead of repeating twenty minutes of CPU work (`install_evaluation`), and
+`cxr-attention demo --rebuild` repeats it anyway.
+
     assets/zoo/ZOO.json
     assets/zoo/<variant>/checkpoint.pt   compact weights, OOD description and temperatures
     assets/zoo/<variant>/config.json, history.csv, timeline/
+    assets/zoo/<variant>/metrics.json, predictions.csv, localization*.json   its evaluation
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ ZOO_DIR = Path(__file__).resolve().parents[1] / "assets" / "zoo"
 ZOO_FILE = "ZOO.json"
 COMMAND = "cxr-attention demo --retrain"
 SHIPPED = ("checkpoint.pt", "config.json", "history.csv")  # and the timeline/ folder
+EVALUATION = ("metrics.json", "predictions.csv", "localization.json", "localization_random.json")
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,36 @@ def ship_run(run: Path, folder: Path) -> Path:
     if (run / "timeline").is_dir():
         shutil.copytree(run / "timeline", target / "timeline")
     return target
+
+
+def ship_evaluation(run: Path, folder: Path) -> None:
+    """Copy an installed run's evaluation (on the evaluation phantom) beside its shipped model."""
+    for filename in EVALUATION:
+        shutil.copy2(run / filename, folder / run.name / filename)
+
+
+def install_evaluation(run: Path, data: Path, fingerprint: str, folder: Path = ZOO_DIR) -> bool:
+    """Install the zoo's evaluation of `run` if it was made on these very films; True if so.
+
+    `fingerprint` is that of the phantom at `data`; the evaluation's metrics.json records the one
+    it was made on. The copy points at `data`, where the films now are.
+    """
+    source = folder / run.name
+    if not all((source / filename).is_file() for filename in EVALUATION):
+        return False
+    try:
+        metrics = json.loads((source / EVALUATION[0]).read_text())
+    except (OSError, ValueError):
+        return False
+    if metrics.get("data", {}).get("fingerprint") != fingerprint:
+        return False
+    from core.runs import write_json
+
+    for filename in EVALUATION[1:]:
+        shutil.copy2(source / filename, run / filename)
+    metrics["data"]["root"] = str(Path(data).resolve())
+    write_json(run / EVALUATION[0], metrics)
+    return True
 
 
 def zoo_figures(run: Path, metrics: dict[str, Any], localization: dict, control: dict) -> dict:

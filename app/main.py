@@ -16,12 +16,12 @@ from app import components  # noqa: E402
 from app import state as S  # noqa: E402
 
 PAGES = (
-    ("pages/explore.py", "Explore an image", ":material/radiology:"),
-    ("pages/compare.py", "Compare models", ":material/compare_arrows:"),
-    ("pages/failures.py", "Failure cases", ":material/report:"),
-    ("pages/localization.py", "Localization", ":material/center_focus_strong:"),
-    ("pages/timeline.py", "Attention over training", ":material/timeline:"),
-    ("pages/about.py", "About", ":material/info:"),
+    ("views/explore.py", "Explore an image", ":material/radiology:"),
+    ("views/compare.py", "Compare models", ":material/compare_arrows:"),
+    ("views/failures.py", "Failure cases", ":material/report:"),
+    ("views/localization.py", "Localization", ":material/center_focus_strong:"),
+    ("views/timeline.py", "Attention over training", ":material/timeline:"),
+    ("views/about.py", "About", ":material/info:"),
 )
 
 

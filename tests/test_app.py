@@ -452,11 +452,24 @@ def test_downloads_hold_the_shown_numbers_and_overlay(app, app_data):
 # --- the other pages --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("page", ["compare", "failures", "localization", "timeline", "about"])
+def test_a_page_opened_first_by_its_address_works(app_data, monkeypatch, page):
+    """A bookmarked address (http://localhost:8501/compare) on a freshly started server: the page
+    runs under the app's navigation and defaults. (A folder named app/pages once made Streamlit
+    run such a page on its own, without them: KeyError 'compare.runs'.)"""
+    monkeypatch.setenv(RUNS_ENV, str(app_data.runs))
+    monkeypatch.setenv(SAMPLES_ENV, str(app_data.samples))
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, at.exception
+    assert any("model(s)" in c.value for c in at.sidebar.caption)  # the app's own sidebar
+
+
 def test_compare_page_tables_delong_roc_calibration(app, app_data):
     from core.metrics import compare_runs_delong, roc_curve_points
     from core.runs import RunFolder
 
-    app.switch_page("pages/compare.py").run()
+    app.switch_page("views/compare.py").run()
     assert not app.exception and not app.error
     metrics = RunFolder(app_data.runs / "resnet18-att").metrics()
     table = app.dataframe[0].value
@@ -488,7 +501,7 @@ def test_failures_page_shows_the_most_confident_errors(app, app_data):
         for label in ALL14
         if ((predictions[f"y_true_{label}"] == 0) & (predictions[f"y_score_{label}"] >= 0.5)).any()
     )
-    app.switch_page("pages/failures.py").run()
+    app.switch_page("views/failures.py").run()
     app.selectbox(key="failures.run").set_value("mobilenetv2_100-att").run()
     app.selectbox(key="failures.label").set_value(label).run()
     assert not app.exception and not app.error
@@ -506,7 +519,7 @@ def test_failures_page_shows_the_most_confident_errors(app, app_data):
 def test_localization_page_charts_the_scores(app, app_data):
     from core.runs import RunFolder
 
-    app.switch_page("pages/localization.py").run()
+    app.switch_page("views/localization.py").run()
     assert not app.exception and not app.error
     loc = RunFolder(app_data.runs / "mobilenetv2_100-att").localization()
     chart = plotly(app)["loc-per-class"]
@@ -520,7 +533,7 @@ def test_localization_page_charts_the_scores(app, app_data):
 
 
 def test_about_page_cards_limitations_and_broken_runs(app):
-    app.switch_page("pages/about.py").run()
+    app.switch_page("views/about.py").run()
     assert not app.exception
     page = text_on_page(app)
     assert "not a medical device" in page.lower() and "NLP" in page

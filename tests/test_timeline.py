@@ -82,7 +82,7 @@ def test_the_app_shows_the_timeline_on_an_epoch_slider(run, monkeypatch):
     monkeypatch.setenv(RUNS_ENV, str(run.parent))
     at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("pages/timeline.py").run()
+    at.switch_page("views/timeline.py").run()
     assert not at.exception
     assert at.select_slider[0].options == ["1", "2", "3"]
     assert at.select_slider[0].value == 3  # the last epoch first

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import socket
 import time
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -26,7 +28,7 @@ from core.data.preprocess import config_input
 from core.errors import ConfigError, PretrainedWeightsError, RunError
 from core.labels import PAPER13
 from core.metrics.auc import macro_auc, per_class_auc
-from core.models.checkpoint import load_checkpoint, read_checkpoint_data
+from core.models.checkpoint import load_checkpoint, read_checkpoint_data, save_checkpoint
 from core.models.compact import compact_checkpoint
 from core.runs import RunFolder
 from core.training import FitConfig, fit
@@ -263,6 +265,28 @@ def test_an_existing_run_is_not_overwritten(tmp_path, phantom):
     (out / "checkpoint.pt").write_bytes(b"")
     with pytest.raises(RunError, match="already holds a run: pass --resume"):
         fit(quick_config(phantom, out))
+
+
+def test_a_run_killed_before_its_ood_fit_gets_it_on_resume(trained, tmp_path):
+    """Killed after the last epoch's checkpoint but before the end-of-run fit: --resume trains
+    nothing and fits the OOD description and temperatures it lacks."""
+    config, run, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run.path, copy)
+    checkpoint = load_checkpoint(copy / "checkpoint.pt")
+    training = {k: v for k, v in checkpoint.training.items() if k != "stopped"}
+    save_checkpoint(copy / "checkpoint.pt", checkpoint.model, training)  # as after the last epoch
+    history = (copy / "history.csv").read_text()
+
+    fit(replace(config, out=str(copy), resume=True))
+    data = read_checkpoint_data(copy / "checkpoint.pt")
+    assert data["ood"] is not None and data["calibration"] is not None
+    assert data["training"]["stopped"] == "epochs"
+    assert (copy / "history.csv").read_text() == history  # no epoch trained again
+    # and a finished run stays as it is
+    before = (copy / "checkpoint.pt").stat().st_mtime_ns
+    fit(replace(config, out=str(copy), resume=True))
+    assert (copy / "checkpoint.pt").stat().st_mtime_ns == before
 
 
 def test_bad_options_are_refused_by_name():

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from core.errors import RunError
+from core.errors import CxrError, RunError
 from core.metrics.thresholds import choose_thresholds
 from core.models.checkpoint import save_checkpoint
 from core.runs import HISTORY, RunFolder
@@ -81,8 +81,12 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
     run = RunFolder(Path(config.out))
     saved = resumable_state(run, config)
     if saved is not None and is_finished(saved, config):
-        report.info("%s is already complete (%d epochs): nothing to do", run.path, saved["epoch"])
-        return run
+        if is_finalised(run):
+            report.info(
+                "%s is already complete (%d epochs): nothing to do", run.path, saved["epoch"]
+            )
+            return run
+        return _finalise_only(config, run, Progress.from_dict(saved), context, report)
 
     seed_everything(config.seed)
     # The model first: a missing or unfit --pretrained file fails before the dataset is read.
@@ -191,6 +195,40 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
         progress.best_epoch,
         run.path,
     )
+    ddp.barrier(context)
+    return run
+
+
+def is_finalised(run: RunFolder) -> bool:
+    """Whether checkpoint.pt says why training ended (written with its OOD description and
+    temperatures once the last epoch is done)."""
+    from core.models.checkpoint import read_checkpoint_data
+
+    try:
+        training = read_checkpoint_data(run.checkpoint).get("training") or {}
+    except CxrError:
+        return False
+    return training.get("stopped") is not None
+
+
+def _finalise_only(
+    config: FitConfig,
+    run: RunFolder,
+    progress: Progress,
+    context: ddp.DistContext,
+    report: Reporter,
+) -> RunFolder:
+    """A run stopped after its last epoch but before `finalise_checkpoint`: finish it now."""
+    report.info(
+        "%s trained all %d epochs but stopped before its OOD description and temperatures were "
+        "fitted: fitting them now",
+        run.path,
+        progress.epoch,
+    )
+    data = prepare_data(config, context)
+    stopped = "early_stopping" if progress.patience_spent(config.patience) else "epochs"
+    if context.is_main:
+        finalise_checkpoint(run, config, data, progress, stopped)
     ddp.barrier(context)
     return run
 

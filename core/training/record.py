@@ -135,28 +135,48 @@ def finalise_checkpoint(
     """Complete checkpoint.pt once training ends or pauses (rank 0 only).
 
     Records how many epochs the run trained in all and why it ended ("epochs", "early_stopping",
-    or None while --resume can still continue it); fits the best model's OOD description
-    (training split, threshold on validation) and per-label temperatures (validation), and
-    re-chooses the operating thresholds on the calibrated validation scores (`core.trust.fit`).
+    or None while --resume can still continue it), then fits the trust sections (`fit_trust_into`).
+    """
+    summary = training_summary(config, data, progress) | {"stopped": stopped}
+    return fit_trust_into(run, config, data, summary)
+
+
+def fit_trust_into(
+    run: RunFolder, config: FitConfig, data: TrainingData, training: dict[str, Any]
+) -> TrustFit:
+    """Fit the OOD description (training split, threshold on validation) and per-label
+    temperatures (validation) of the model in run/checkpoint.pt, re-choose its operating thresholds
+    on the calibrated validation scores (`core.trust.fit`), and save them with `training`.
+
+    Also for a model whose weights changed after training (the demo zoo's 8-bit copies): its
+    features moved, so a description fitted on the original would misjudge it.
     """
     device = select_device(config.device, detect_context().local_rank)
     best = load_checkpoint(run.checkpoint, device=device)
     train_batches, val_batches = _trust_batches(config, data)
     trust = fit_trust(best.model, train_batches, val_batches, config.batch_size, device)
     thresholds = choose_thresholds(trust.val_targets, trust.val_probabilities, best.labels)
-    summary = training_summary(config, data, progress) | {
-        "thresholds": thresholds,
-        "thresholds_on": "calibrated validation scores",
-        "stopped": stopped,
-    }
     save_checkpoint(
         run.checkpoint,
         best.model.cpu(),
-        summary,
+        training | {"thresholds": thresholds, "thresholds_on": "calibrated validation scores"},
         ood=trust.ood.to_dict(),
         calibration=trust.calibration_section(),
     )
     return trust
+
+
+def refit_trust(run_dir: str | Path) -> TrustFit:
+    """`fit_trust_into` for a finished run whose weights were changed afterwards, on the data and
+    split its config.json names (in this process, without loader workers)."""
+    from core.training.data import prepare_data
+
+    run = RunFolder(Path(run_dir))
+    options = run.config()["fit"] | {"out": str(run.path), "workers": 0, "progress": False}
+    config = FitConfig.from_dict(options)
+    data = prepare_data(config, detect_context())
+    training = load_checkpoint(run.checkpoint).training
+    return fit_trust_into(run, config, data, training)
 
 
 def _trust_batches(config: FitConfig, data: TrainingData):

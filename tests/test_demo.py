@@ -1,0 +1,75 @@
+"""`demo`: `--retrain` trains and ships a zoo; the demo installs it with its evaluation, once.
+
+Everything is tiny (48-film phantoms at 64 px, 32 px models, two epochs of two batches): these tests
+check the orchestration (folders, the zoo record, the shipped evaluation, the demo marker), not how
+well the models learn, which the training tests and tests/test_zoo.py check.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_sweep import REPO, TINY, mtimes
+from train.cli import main
+
+
+@pytest.mark.slow
+def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, capsys):
+    folder, zoo = tmp_path / "demo", tmp_path / "zoo"
+    shrink = ["--images", "48", "--train-images", "48", "--size", "64"]
+    shrink += ["--backbones", "mobilenetv2_100", *TINY, "--localize-limit", "4"]
+    argv = ["demo", "--no-app", "--dir", str(folder), "--zoo", str(zoo), "--no-progress"]
+    argv += [*shrink, "--n-resamples", "10"]
+    assert main([*argv, "--retrain"]) == 0
+    err = capsys.readouterr().err
+    # the zoo's own steps, then the demo's
+    assert "1. training phantom: 48 films at 64 px, seed 0" in err and "[5/5]" in err
+    assert "1. evaluation phantom: 48 films at 64 px, seed 2026" in err and "[7/7]" in err
+    record = json.loads((zoo / "ZOO.json").read_text())
+    assert record["command"] == "cxr-attention demo --retrain"
+    names = ["mobilenetv2_100", "mobilenetv2_100+attention"]
+    assert list(record["runs"]) == names
+    for name in names:
+        shipped = zoo / name / "checkpoint.pt"
+        full = folder / "training" / "runs" / name / "checkpoint.pt"
+        assert shipped.stat().st_size < 0.4 * full.stat().st_size  # 8-bit weights
+        assert record["runs"][name]["size_bytes"] == shipped.stat().st_size
+        run = folder / "runs" / name
+        assert (run / "metrics.json").is_file() and (run / "localization.json").is_file()
+        assert (run / "timeline" / "images.npz").is_file()
+        metrics = json.loads((run / "metrics.json").read_text())
+        # evaluated on the evaluation phantom, which no model trained on
+        assert Path(metrics["data"]["root"]) == folder / "phantom"
+        assert record["runs"][name]["test_macro_auc"] == round(metrics["macro_auc"], 4)
+    assert (folder / "report" / "report.html").is_file()
+
+    # the next call goes straight to the app, also from another process
+    before = mtimes(folder / "runs" / names[0])
+    second = subprocess.run(
+        [sys.executable, "-m", "train.cli", *argv], capture_output=True, text=True, cwd=REPO,
+        timeout=120,
+    )  # fmt: skip
+    assert second.returncode == 0
+    assert "already built" in second.stderr and "[1/" not in second.stderr
+    assert mtimes(folder / "runs" / names[0]) == before
+
+    # a demo in another folder draws the same films and installs the zoo's own evaluation of them
+    other = tmp_path / "other"
+    assert main([*argv[:3], str(other), *argv[4:]]) == 0
+    err = capsys.readouterr().err
+    assert err.count("shipped evaluation of these very films installed") == len(names)
+    for name in names:
+        metrics = json.loads((other / "runs" / name / "metrics.json").read_text())
+        assert Path(metrics["data"]["root"]) == other / "phantom"  # where the films now are
+        assert record["runs"][name]["test_macro_auc"] == round(metrics["macro_auc"], 4)
+    assert (other / "report" / "report.html").is_file()
+
+    # a zoo without one of its models is refused in one line
+    (zoo / names[1] / "checkpoint.pt").unlink()
+    assert main([*argv, "--rebuild"]) == 2
+    assert "lacks mobilenetv2_100+attention" in capsys.readouterr().err

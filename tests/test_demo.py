@@ -69,6 +69,11 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
         assert record["runs"][name]["test_macro_auc"] == round(metrics["macro_auc"], 4)
     assert (other / "report" / "report.html").is_file()
 
+    # a mistyped --zoo is refused in one line, not answered with an hour of training
+    assert main([*argv[:5], str(tmp_path / "no-zoo"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no demo zoo (no ZOO.json)" in err
+
     # a zoo without one of its models is refused in one line
     (zoo / names[1] / "checkpoint.pt").unlink()
     assert main([*argv, "--rebuild"]) == 2

@@ -318,6 +318,11 @@ def settings_from(args: argparse.Namespace) -> DemoSettings:
     if args.images < 16 or args.train_images < 16:
         raise ConfigError("--images and --train-images must be at least 16 for a demo")
     shipped = None if args.retrain else read_zoo(Path(args.zoo))
+    if shipped is None and not args.retrain and Path(args.zoo).resolve() != ZOO_DIR:
+        raise ConfigError(
+            f"{args.zoo} holds no demo zoo (no ZOO.json): give a folder that `cxr-attention demo "
+            "--retrain --zoo DIR` wrote, or add --retrain to train one there (about an hour)"
+        )
     if shipped is not None:
         # the shipped zoo decides what it was measured on; the demo repeats that measurement
         recipe = recipe_of(shipped)

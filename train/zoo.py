@@ -1,19 +1,17 @@
 """The demo zoo shipped in assets/zoo: small phantom-trained models, made by one recorded command.
 
-`cxr-attention demo --retrain` rebuilds it (`build_zoo`): a training phantom, every variant of the
-`demo` preset (MobileNetV2 and EfficientNet-B0, each with and without attention) trained from
-scratch on the CPU, each checkpoint made compact (8-bit weights, `core.models.compact`), then each
-compact model evaluated on an evaluation phantom drawn with a seed no model trained on, its maps
-scored against the lesion masks; ZOO.json records the recipe, the command, the training time and
-those figures. `cxr-attention demo` installs the zoo into the demo folder (`install_zoo`) and
-evaluates it there on a phantom drawn the same way, so the user's figures can be checked against
-ZOO.json's.
+`cxr-attention demo --retrain` rebuilds it (`train.commands.demo.retrain_zoo`): a training
+phantom, every variant of the `demo` preset (MobileNetV2 and EfficientNet-B0, each with and without
+attention) trained from scratch on the CPU, each checkpoint made compact (8-bit weights,
+`core.models.compact`, `ship_run`), then each compact model evaluated on an evaluation phantom drawn
+with a seed no model trained on, its maps scored against the lesion masks; ZOO.json records the
+recipe, the command, the training time and those figures.
 
-The zoo also ships each model's evaluation on the evaluation phantom (metrics, predictions,
-localization and its random control). The phantom generator is deterministic, so the demo draws the
-very same films; when their fingerprint matches the one the evaluation records, the demo installs
-that evaluation instead of repeating twenty minutes of CPU work (`install_evaluation`), and
-`cxr-attention demo --rebuild` repeats it anyway.
+The zoo ships each model's evaluation too (metrics, predictions, localization and its random
+control). The phantom generator is deterministic, so `cxr-attention demo` draws the very same films;
+when their fingerprint matches the one the evaluation records, it installs that evaluation
+(`install_evaluation`) instead of repeating it, and `cxr-attention demo --rebuild` repeats it
+anyway (about 35 s on 2 cores), so the figures can be checked against ZOO.json's.
 
     assets/zoo/ZOO.json
     assets/zoo/<variant>/checkpoint.pt   compact weights, OOD description and temperatures
@@ -81,14 +79,19 @@ def install_zoo(runs: Path, names: list[str], folder: Path = ZOO_DIR) -> list[Pa
         source, target = folder / name, runs / name
         if not (source / SHIPPED[0]).is_file():
             raise RunError(f"the demo zoo in {folder} lacks {name}: rebuild it with `{COMMAND}`")
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir(parents=True)
-        for filename in SHIPPED:
-            shutil.copy2(source / filename, target / filename)
-        if (source / "timeline").is_dir():
-            shutil.copytree(source / "timeline", target / "timeline")
+        _copy_run(source, target)
         installed.append(target)
     return installed
+
+
+def _copy_run(source: Path, target: Path) -> None:
+    """A fresh `target` holding `source`'s SHIPPED files and timeline/."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for filename in SHIPPED:
+        shutil.copy2(source / filename, target / filename)
+    if (source / "timeline").is_dir():
+        shutil.copytree(source / "timeline", target / "timeline")
 
 
 def ship_run(run: Path, folder: Path) -> Path:
@@ -105,16 +108,11 @@ def ship_run(run: Path, folder: Path) -> Path:
     from core.training.record import refit_trust
 
     target = folder / run.name
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
+    _copy_run(run, target)
     checkpoint = target / SHIPPED[0]
-    torch.save(compact_checkpoint(read_checkpoint_data(run / "checkpoint.pt")), checkpoint)
-    for filename in SHIPPED[1:]:
-        shutil.copy2(run / filename, target / filename)
+    torch.save(compact_checkpoint(read_checkpoint_data(checkpoint)), checkpoint)
     refit_trust(target)
     torch.save(compact_checkpoint(read_checkpoint_data(checkpoint)), checkpoint)
-    if (run / "timeline").is_dir():
-        shutil.copytree(run / "timeline", target / "timeline")
     return target
 
 

@@ -1,8 +1,11 @@
-"""The model's own spatial attention: the CBAM gate's sigmoid map, read from the forward pass.
+"""The model's own attention, read from the forward pass: a CBAM gate's sigmoid map, or the
+per-label maps of a class-specific head.
 
-The map does not depend on the label (one gate serves all labels), so every label asked for gets
-the same map. Its values are the gate's own (in [0, 1], not rescaled): 0.5 everywhere is a gate that
-has not learned where to look, which rescaling would hide.
+A gate's map does not depend on the label (one gate serves all labels), so every label asked for
+gets the same map. A class-specific head (CSRA) has one map per label: sigmoid(s^i + b_i), the
+probability of label i from each place alone (core.models.class_attention). Either way the values
+are the model's own (in [0, 1], not rescaled): 0.5 everywhere is a gate that has not learned where
+to look, which rescaling would hide.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def resolve_gate(model: AttentionClassifier, stage: str | None) -> str:
 
 
 class AttentionMap(Explainer):
-    """The spatial attention map of one gate (default: the final one)."""
+    """The attention map of one gate (default: the final one), or a class head's per-label maps."""
 
     name = "attention"
     normalise = False  # a sigmoid gate: its values already lie in [0, 1] and mean something
@@ -48,4 +51,7 @@ class AttentionMap(Explainer):
         gate = resolve_gate(self.model, stage)
         with torch.no_grad():
             out = self.model.forward_with_maps(x, ablate_attention=ablate_attention)
-        return RawMaps(out.maps[gate], gate, out.logits)
+        maps = out.maps[gate]
+        if maps.shape[1] > 1:  # one map per label: keep those asked for
+            maps = maps[:, list(indices)]
+        return RawMaps(maps, gate, out.logits)

@@ -48,6 +48,15 @@ _CURRENT_CALL: contextvars.ContextVar[_GateCall | None] = contextvars.ContextVar
 )
 
 
+def record_map(name: str, attention: torch.Tensor) -> bool:
+    """Hand a map to the `gate_call` in progress, if any; True when that call ablates attention."""
+    call = _CURRENT_CALL.get()
+    if call is None:
+        return False
+    call.maps[name] = attention
+    return call.ablate
+
+
 @contextlib.contextmanager
 def gate_call(ablate: bool = False) -> Iterator[_GateCall]:
     """Within this block, every `SpatialAttention` records its map; with `ablate` its gate is 1."""
@@ -108,12 +117,9 @@ class SpatialAttention(nn.Module):
         return self.gate(self.bn(self.conv(self.pool(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        call = _CURRENT_CALL.get()
         attention = self.attention_map(x)
-        if call is not None:
-            call.maps[self.name] = attention
-            if call.ablate:
-                return x
+        if record_map(self.name, attention):
+            return x
         if self.normalise:
             # Divide by the map's mean over the image: the gate can only move emphasis from one
             # place to another, never rescale the whole feature map (see the module docstring).
@@ -121,10 +127,37 @@ class SpatialAttention(nn.Module):
         return x * attention
 
 
+class ChannelSpatialAttention(nn.Module):
+    """CBAM as published: channel attention, then the spatial gate (Woo et al. 2018, Fig. 1).
+
+    The channel half is timm's `ChannelAttn` (a shared two-layer MLP over the spatially average- and
+    max-pooled features, reduction 16, sigmoid); the spatial half is `SpatialAttention` above
+    rather than timm's `SpatialAttn`, so that its map is exposed like every other gate's and keeps
+    the reference code's pooling order and uniform start. Ablation bypasses both halves.
+    """
+
+    def __init__(self, channels: int, spatial: SpatialAttention) -> None:
+        super().__init__()
+        from timm.layers.cbam import ChannelAttn
+
+        self.channel = ChannelAttn(channels)
+        self.spatial = spatial
+
+    @property
+    def name(self) -> str:
+        return self.spatial.name
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        call = _CURRENT_CALL.get()
+        if call is None or not call.ablate:
+            x = self.channel(x)
+        return self.spatial(x)
+
+
 class GatedStage(nn.Module):
     """A backbone stage followed by a spatial gate; stands in for the stage inside the backbone."""
 
-    def __init__(self, stage: nn.Module, attention: SpatialAttention) -> None:
+    def __init__(self, stage: nn.Module, attention: nn.Module) -> None:
         super().__init__()
         self.stage = stage
         self.attention = attention

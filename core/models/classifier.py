@@ -1,4 +1,17 @@
-"""The multi-label classifier: a timm backbone, spatial gates after chosen stages, a linear head.
+"""The multi-label classifier: a timm backbone, attention of one kind, a head with one logit per label.
+
+Attention kinds (`ModelConfig.attention_kind`, `ATTENTION_KINDS`):
+
+- ``spatial`` (the paper's, the default): a CBAM spatial gate after each chosen stage, one map per
+  gate shared by every label, then global average pooling and a linear head;
+- ``cbam``: CBAM's channel attention and then its spatial gate after each chosen stage (the hybrid
+  the paper names as future work; `core.models.attention.ChannelSpatialAttention`);
+- ``class``: class-specific residual attention (CSRA, `core.models.class_attention`) as the head on
+  the final feature map, one map per label; `attention_stages` does not apply.
+
+`output_stride` 16 (timm's dilation of the last stage) doubles the final map's side: 8 x 8 instead
+of 4 x 4 at 128 px, fine enough for a lesion of a few percent of the film (measured cost in
+benchmarks/README.md).
 
 Attention positions are indices into the backbone's feature stages (timm's `feature_info`), negative
 counting from the end: ``(-1,)`` (the default) gates the final feature map — for EfficientNet and
@@ -18,7 +31,14 @@ import torch
 from torch import nn
 
 from core.errors import ConfigError, PretrainedWeightsError
-from core.models.attention import GatedStage, SpatialAttention, gate_call
+from core.models.attention import (
+    ChannelSpatialAttention,
+    GatedStage,
+    SpatialAttention,
+    gate_call,
+)
+from core.models.class_attention import CLASS_MAP, ClassAttentionHead
+from core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES, variant_name
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -30,18 +50,35 @@ class ModelConfig:
 
     backbone: str  # timm model name, e.g. "resnet101"
     labels: tuple[str, ...]  # one logit per label, in this order
-    attention: bool = False  # spatial gates present
+    attention: bool = False  # attention present (of `attention_kind`)
+    attention_kind: str = "spatial"  # "spatial" (CBAM's spatial gate, the paper's), "cbam"
+    # (channel then spatial), "class" (CSRA head, one map per label); see the module docstring.
+    # Checkpoints from before the option hold "spatial" by this default.
     attention_stages: tuple[int, ...] = (-1,)  # feature stages gated (see module docstring)
     attention_kernel: int = 7  # k of the k x k gate convolution
     attention_normalise: bool = False  # gates multiply by map / mean(map) (see attention.py);
     # False (CBAM as published) is what checkpoints from before this option hold
     attention_pool: str = "maxmean"  # what the gate sees: CBAM's channel max and mean, or
     # "learned" two maps from a 1x1 convolution (see attention.py)
+    attention_temperature: float = 1.0  # class kind: T of the spatial softmax (99 = max pooling)
+    attention_lambda: float = 0.1  # class kind: weight of the attention-pooled term
+    output_stride: int = 32  # input pixels per final feature pixel (16: the last stage dilated)
     image_size: int = 224  # square input side in pixels
     in_chans: int = 3  # grayscale replicated to this many channels
     mean: tuple[float, ...] = IMAGENET_MEAN  # per-channel normalisation of [0, 1] input
     std: tuple[float, ...] = IMAGENET_STD
     drop_rate: float = 0.0  # dropout before the head
+
+    def __post_init__(self) -> None:
+        if self.attention_kind not in ATTENTION_KINDS:
+            raise ConfigError(
+                f"attention kind {self.attention_kind!r}: choose one of {', '.join(ATTENTION_KINDS)}"
+            )
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(
+                f"output stride {self.output_stride}: choose one of "
+                f"{', '.join(map(str, OUTPUT_STRIDES))}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,14 +93,21 @@ class ModelConfig:
         return cls(**{**data, **tuples})
 
     @property
+    def kind(self) -> str | None:
+        """The attention kind in use, None for a baseline."""
+        return self.attention_kind if self.attention else None
+
+    @property
     def variant(self) -> str:
-        """A short run-style name, e.g. ``resnet101+attention``."""
-        return f"{self.backbone}+attention" if self.attention else self.backbone
+        """A short run-style name: ``resnet101``, ``resnet101+attention`` (the paper's spatial
+        gate), ``resnet101+cbam``, ``resnet101+class``; see `variant_name`."""
+        return variant_name(self.backbone, self.kind)
 
 
 class ModelOutput(NamedTuple):
     logits: torch.Tensor  # (B, n_labels), raw (apply a sigmoid for probabilities)
-    maps: dict[str, torch.Tensor]  # gate name -> (B, 1, h, w) in [0, 1]; empty without attention
+    maps: dict[str, torch.Tensor]  # gate name -> (B, 1, h, w) in [0, 1]; "class" -> (B, L, h, w)
+    # per-label maps of a class-specific head; empty without attention
 
 
 @dataclass
@@ -85,13 +129,18 @@ def check_backbone_name(name: str) -> None:
         )
 
 
-def create_backbone(name: str, in_chans: int = 3, pretrained_file: str | None = None) -> nn.Module:
+def create_backbone(
+    name: str, in_chans: int = 3, pretrained_file: str | None = None, output_stride: int = 32
+) -> nn.Module:
     """A timm model without its head; offline, with optional weights from a local file (hub
-    weights arrive here as a file too: see core.models.imagenet)."""
+    weights arrive here as a file too: see core.models.imagenet). `output_stride` below 32
+    dilates the last stages instead of striding (same weights, finer final map)."""
     check_backbone_name(name)
     kwargs: dict = {"num_classes": 0, "global_pool": "", "in_chans": in_chans}
+    if output_stride != 32:
+        kwargs["output_stride"] = output_stride
     if pretrained_file is None:
-        return timm.create_model(name, **kwargs)
+        return _create(name, kwargs)
     weights = Path(pretrained_file).expanduser()
     if not weights.is_file():
         # Never fall through to a hub download: offline it retries for most of a minute.
@@ -102,11 +151,22 @@ def create_backbone(name: str, in_chans: int = 3, pretrained_file: str | None = 
         )
     kwargs |= {"pretrained": True, "pretrained_cfg_overlay": {"file": str(weights)}}
     try:
-        return timm.create_model(name, **kwargs)
+        return _create(name, kwargs)
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise PretrainedWeightsError(
             f"pretrained weights {weights} do not fit {name}: {first}"
+        ) from None
+
+
+def _create(name: str, kwargs: dict) -> nn.Module:
+    try:
+        return timm.create_model(name, **kwargs)
+    except TypeError as exc:
+        if "output_stride" not in kwargs:
+            raise
+        raise ConfigError(
+            f"{name} cannot change its output stride ({exc}): leave --output-stride at 32"
         ) from None
 
 
@@ -132,25 +192,36 @@ def _replace_submodule(root: nn.Module, dotted: str, new: nn.Module) -> None:
 
 
 class AttentionClassifier(nn.Module):
-    """Backbone -> (spatial gates) -> global average pooling -> linear head, one logit per label.
+    """Backbone -> (gates) -> global average pooling -> linear head, one logit per label; or
+    backbone -> class-specific attention head.
 
-    `forward` returns logits (B, n_labels); `forward_with_maps` returns the logits and every gate's
-    map in one call; `ablate_attention=True` runs an attention-trained model with every gate set to 1
-    (a teaching switch: it is *not* the separately trained baseline).
+    `forward` returns logits (B, n_labels); `forward_with_maps` returns the logits and every
+    attention map in one call; `ablate_attention=True` runs an attention-trained model with every
+    gate set to 1, or a class-specific head without its attention term (a teaching switch: it is
+    *not* the separately trained baseline).
     """
 
     def __init__(self, config: ModelConfig, pretrained_file: str | None = None) -> None:
         super().__init__()
         self.config = config
-        self.backbone = create_backbone(config.backbone, config.in_chans, pretrained_file)
+        self.backbone = create_backbone(
+            config.backbone, config.in_chans, pretrained_file, config.output_stride
+        )
         self.stages = feature_stages(self.backbone)
-        self.final_attention: SpatialAttention | None = None
+        self.final_attention: nn.Module | None = None
         self.gate_names: list[str] = []
-        if config.attention:
-            self._insert_gates()
         self.num_features = self.backbone.num_features
         self.dropout = nn.Dropout(config.drop_rate)
-        self.head = nn.Linear(self.num_features, len(config.labels))
+        n_labels = len(config.labels)
+        if config.kind == "class":
+            self.head: nn.Module = ClassAttentionHead(
+                self.num_features, n_labels, config.attention_temperature, config.attention_lambda
+            )
+            self.gate_names.append(CLASS_MAP)
+        else:
+            if config.attention:
+                self._insert_gates()
+            self.head = nn.Linear(self.num_features, n_labels)
 
     def _insert_gates(self) -> None:
         n = len(self.stages)
@@ -160,13 +231,15 @@ class AttentionClassifier(nn.Module):
         for i in indices:
             stage = self.stages[i]
             channels = self.backbone.num_features if i == n - 1 else stage.channels
-            gate = SpatialAttention(
+            gate: nn.Module = SpatialAttention(
                 self.config.attention_kernel,
                 stage.name,
                 self.config.attention_normalise,
                 self.config.attention_pool,
                 channels,
             )
+            if self.config.attention_kind == "cbam":
+                gate = ChannelSpatialAttention(channels, gate)
             if i == n - 1:
                 # The final gate sees the full forward_features output (after any 1x1 head conv).
                 self.final_attention = gate
@@ -179,6 +252,11 @@ class AttentionClassifier(nn.Module):
     def has_attention(self) -> bool:
         return bool(self.gate_names)
 
+    @property
+    def class_specific(self) -> bool:
+        """Whether the attention maps are per label (a CSRA head) rather than one for all."""
+        return isinstance(self.head, ClassAttentionHead)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The final (gated) feature map, (B, num_features, h, w)."""
         x = self.backbone.forward_features(x)
@@ -187,13 +265,16 @@ class AttentionClassifier(nn.Module):
         return x
 
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits (B, L) from the final feature map (B, C, h, w)."""
+        if self.class_specific:
+            return self.head(self.dropout(features))
         return self.head(self.dropout(features.mean(dim=(2, 3))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_logits(self.features(x))
 
     def forward_with_maps(self, x: torch.Tensor, ablate_attention: bool = False) -> ModelOutput:
-        """Logits and every gate's map from one forward pass."""
+        """Logits and every attention map from one forward pass."""
         if ablate_attention and not self.has_attention:
             raise ConfigError("this model has no attention to ablate (it is a baseline model)")
         with gate_call(ablate=ablate_attention) as call:
@@ -201,13 +282,11 @@ class AttentionClassifier(nn.Module):
         return ModelOutput(logits, dict(call.maps))
 
     def attention_parameters(self) -> int:
-        """Number of parameters in the spatial gates."""
-        return sum(
-            p.numel()
-            for m in self.modules()
-            if isinstance(m, SpatialAttention)
-            for p in m.parameters()
-        )
+        """Number of parameters in the attention modules (a class-specific head counts whole,
+        though it replaces a linear head of as many weights)."""
+        kinds = (SpatialAttention, ChannelSpatialAttention, ClassAttentionHead)
+        params = {id(p): p for m in self.modules() if isinstance(m, kinds) for p in m.parameters()}
+        return sum(p.numel() for p in params.values())
 
 
 def _bad_stage(i: int, n: int) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.labels import LABEL_SETS
+from core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES
 
 # Default peak learning rates (AdamW). Fine-tuning ImageNet weights wants a small step; a network
 # trained from random initialisation on the phantom learns nothing in 4 epochs at 1e-4 (test macro
@@ -53,13 +54,19 @@ class FitConfig:
     val_fraction: float = 0.1  # share of train_val patients held out for validation
     use_cache: bool = True  # read a matching uint8 cache (`cxr-attention cache`) when one exists
     # --- model ------------------------------------------------------------------------------------
-    attention: bool = False  # insert CBAM spatial gates
+    attention: bool = False  # add attention of `attention_kind`
+    attention_kind: str = "spatial"  # "spatial": CBAM's spatial gate (the paper's); "cbam":
+    # channel then spatial attention; "class": a class-specific attention head (CSRA), one map
+    # per label (core/models/classifier.py)
     attention_stages: tuple[int, ...] = (-1,)  # feature stages gated, -1 = last (paper: -2, -1)
     attention_kernel: int = 7  # k of the gate's k x k convolution (CBAM uses 7)
     attention_normalise: bool = False  # gates multiply by map / mean(map): they move emphasis
     # between places instead of scaling everything (core/models/attention.py)
     attention_pool: str = "maxmean"  # what a gate sees: "maxmean" (CBAM: channel max and mean)
     # or "learned" (a 1x1 convolution to two maps; core/models/attention.py)
+    attention_temperature: float = 1.0  # class kind: softmax temperature T (99 = max pooling)
+    attention_lambda: float = 0.1  # class kind: weight of the attention-pooled logit term
+    output_stride: int = 32  # 16 dilates the last stage: a 2x finer final map (8 x 8 at 128 px)
     image_size: int = 224  # square model input in pixels (the paper's backbones use 224)
     drop_rate: float = 0.0  # dropout before the linear head
     pretrained: str | None = None  # local timm weights (.pth/.safetensors), "imagenet" (hub)
@@ -132,6 +139,17 @@ class FitConfig:
             raise ConfigError(
                 f"attention_pool {self.attention_pool!r}: choose maxmean (CBAM) or learned"
             )
+        if self.attention_kind not in ATTENTION_KINDS:
+            raise ConfigError(
+                f"attention_kind {self.attention_kind!r}: choose one of {', '.join(ATTENTION_KINDS)}"
+            )
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(
+                f"output_stride {self.output_stride}: choose one of "
+                f"{', '.join(map(str, OUTPUT_STRIDES))}"
+            )
+        if not self.attention_temperature > 0 or self.attention_lambda < 0:
+            raise ConfigError("attention_temperature must be positive, attention_lambda >= 0")
         if not self.gate_lr_scale > 0:
             raise ConfigError(f"gate_lr_scale must be positive, got {self.gate_lr_scale}")
         if self.weight_decay < 0 or self.warmup_epochs < 0 or (self.workers or 0) < 0:

@@ -1,7 +1,7 @@
 """Logits and pooled features of every stage in one forward pass: what the OOD score reads.
 
-`AttentionClassifier.forward` is `head(dropout(mean over h, w of features(x)))`. `pooled_forward`
-runs exactly that, keeps the pooled final vector ("final", after any final gate) and, through
+`AttentionClassifier.forward` is `head_logits(features(x))`. `pooled_forward` runs exactly that,
+keeps the pooled final vector ("final", after any final gate) and, through
 forward hooks held only for the pass, the spatial mean of each feature stage's output ("stage0",
 ...; after a gate where one sits). Early stages describe texture and contrast, the final one what
 the head reads: films unlike the training set show up in one or the other.
@@ -61,8 +61,9 @@ def _stage_means(model: AttentionClassifier) -> Iterator[dict[str, torch.Tensor]
 def pooled_forward(model: AttentionClassifier, x: torch.Tensor) -> PooledOutputs:
     """Raw logits and pooled features of every stage and of the final (gated) map, one pass."""
     with _stage_means(model) as stages:
-        pooled = model.features(x).mean(dim=(2, 3))
-        logits = model.head(model.dropout(pooled))
+        features = model.features(x)
+        pooled = features.mean(dim=(2, 3))
+        logits = model.head_logits(features)
     return PooledOutputs(logits, {**stages, FINAL: pooled.float()})
 
 

@@ -59,7 +59,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="timm name: resnet101, efficientnet_b0, efficientnet_b3, mobilenetv2_100, ...",
     )
     model.add_argument(
-        "--attention", action=argparse.BooleanOptionalAction, help="insert spatial attention gates"
+        "--attention",
+        action=argparse.BooleanOptionalAction,
+        help="add attention (of --attention-kind)",
+    )
+    model.add_argument(
+        "--attention-kind",
+        choices=("spatial", "cbam", "class"),
+        help="spatial: CBAM's spatial gate (the paper's); cbam: channel then spatial; class: a "
+        "class-specific attention head (CSRA), one map per label; implies --attention",
+    )
+    model.add_argument(
+        "--attention-temperature",
+        metavar="T",
+        type=float,
+        help="class kind: softmax temperature over places (99 = max pooling)",
+    )
+    model.add_argument(
+        "--attention-lambda",
+        metavar="L",
+        type=float,
+        help="class kind: weight of the attention-pooled term beside average pooling",
+    )
+    model.add_argument(
+        "--output-stride",
+        metavar="S",
+        type=int,
+        choices=(8, 16, 32),
+        help="input pixels per final feature pixel; 16 dilates the last stage for a 2x finer map",
     )
     model.add_argument(
         "--attention-stages",
@@ -221,6 +248,8 @@ def resolve_options(args: argparse.Namespace) -> dict[str, Any]:
     for name in _ZERO_MEANS_OFF:
         if given.get(name) == 0:
             given[name] = None
+    if "attention_kind" in given and "attention" not in given:
+        given["attention"] = True  # naming a kind asks for attention
     options: dict[str, Any] = {}
     out = given.get("out")
     if given.get("resume") and out and (Path(out) / "config.json").is_file():

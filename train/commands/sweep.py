@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.errors import ConfigError
+from core.models.kinds import ATTENTION_KINDS, DEFAULT_KIND, variant_name
 
 REPORT_DIR = "report"
 PRETRAINED_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -26,20 +27,25 @@ PRETRAINED_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
 @dataclass(frozen=True)
 class Variant:
-    """One cell of the grid."""
+    """One cell of the grid: a backbone, with attention of one kind or without."""
 
     backbone: str
     attention: bool
+    kind: str = DEFAULT_KIND  # which attention (core.models.kinds); ignored without attention
 
     @property
     def name(self) -> str:
         """The run folder's name, e.g. ``mobilenetv2_100+attention`` (as ModelConfig.variant)."""
-        return f"{self.backbone}+attention" if self.attention else self.backbone
+        return variant_name(self.backbone, self.kind if self.attention else None)
 
 
-def grid(backbones: Sequence[str]) -> list[Variant]:
-    """Each backbone without, then with attention."""
-    return [Variant(b, attention) for b in backbones for attention in (False, True)]
+def grid(backbones: Sequence[str], kinds: Sequence[str] = (DEFAULT_KIND,)) -> list[Variant]:
+    """Each backbone without, then with attention of each kind."""
+    return [
+        variant
+        for b in backbones
+        for variant in (Variant(b, False), *(Variant(b, True, kind) for kind in kinds))
+    ]
 
 
 def usable_cores() -> int:
@@ -120,6 +126,7 @@ def variant_options(
     options |= {
         "backbone": variant.backbone,
         "attention": variant.attention,
+        "attention_kind": variant.kind,
         "out": str(out_dir / variant.name),
         "resume": True,  # fit starts, resumes or returns at once: a restart continues the grid
     }
@@ -202,6 +209,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"backbones (default: the paper's {' '.join(PAPER_BACKBONES)})",
     )
     p.add_argument(
+        "--kinds",
+        nargs="+",
+        default=[DEFAULT_KIND],
+        choices=ATTENTION_KINDS,
+        metavar="KIND",
+        help="attention kinds beside each baseline: spatial (the paper's, default), cbam, class",
+    )
+    p.add_argument(
         "--pretrained-dir",
         metavar="DIR",
         help="local weights as DIR/<backbone>.safetensors or .pth (default: random init)",
@@ -210,6 +225,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     over.add_argument("--epochs", type=int)
     over.add_argument("--batch-size", type=int)
     over.add_argument("--image-size", type=int)
+    over.add_argument("--output-stride", type=int, choices=(8, 16, 32))
     over.add_argument("--labels", choices=("all14", "paper13"))
     over.add_argument("--lr", type=float)
     over.add_argument("--patience", type=int)
@@ -227,6 +243,7 @@ OVERRIDES = (
     "epochs",
     "batch_size",
     "image_size",
+    "output_stride",
     "labels",
     "lr",
     "patience",
@@ -257,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
     if base.get("patience") == 0:
         base["patience"] = None
     base |= {"data": str(data), "progress": args.progress}
-    variants = grid(list(dict.fromkeys(args.backbones)))
+    variants = grid(list(dict.fromkeys(args.backbones)), list(dict.fromkeys(args.kinds)))
     plans = [variant_options(base, v, out, args.pretrained_dir) for v in variants]
     threads = set_threads(args.threads)
 

@@ -28,12 +28,16 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     assert main([*argv, "--retrain"]) == 0
     err = capsys.readouterr().err
     # the zoo's own steps, then the demo's
-    assert "1. training phantom: 48 films at 64 px, seed 0" in err and "[5/5]" in err
-    assert "1. evaluation phantom: 48 films at 64 px, seed 2026" in err and "[7/7]" in err
+    assert "1. training phantom: 48 films at 64 px, seed 0" in err and "[6/6]" in err
+    assert "1. evaluation phantom: 48 films at 64 px, seed 2026" in err and "[9/9]" in err
     record = json.loads((zoo / "ZOO.json").read_text())
     assert record["command"] == "cxr-attention demo --retrain"
-    names = ["mobilenetv2_100", "mobilenetv2_100+attention"]
+    # the baseline, the paper's gate and the class-specific head, all at output stride 16
+    names = ["mobilenetv2_100", "mobilenetv2_100+attention", "mobilenetv2_100+class"]
     assert list(record["runs"]) == names
+    assert record["recipe"]["backbone_options"]["mobilenetv2_100"] == {"output_stride": 16}
+    assert record["runs"][names[2]]["localization_method"] == "attention"
+    assert record["runs"][names[2]]["map_stage"] == "class"
     for name in names:
         shipped = zoo / name / "checkpoint.pt"
         full = folder / "training" / "runs" / name / "checkpoint.pt"
@@ -68,6 +72,17 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
         assert Path(metrics["data"]["root"]) == other / "phantom"  # where the films now are
         assert record["runs"][name]["test_macro_auc"] == round(metrics["macro_auc"], 4)
     assert (other / "report" / "report.html").is_file()
+
+    # --only retrains one variant and keeps the others' weights and training times
+    kept = {name: (zoo / name / "checkpoint.pt").stat().st_mtime_ns for name in names[:2]}
+    assert main([*argv, "--retrain", "--only", names[2]]) == 0
+    assert "train mobilenetv2_100+class" in capsys.readouterr().err
+    again = json.loads((zoo / "ZOO.json").read_text())
+    assert list(again["runs"]) == names
+    for name in names[:2]:
+        assert (zoo / name / "checkpoint.pt").stat().st_mtime_ns == kept[name]
+        assert again["runs"][name]["train_seconds"] == record["runs"][name]["train_seconds"]
+    record = again
 
     # a mistyped --zoo is refused in one line, not answered with an hour of training
     assert main([*argv[:5], str(tmp_path / "no-zoo"), "--no-progress"]) == 2

@@ -25,7 +25,7 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,32 @@ class ZooRecipe:
     difficulty: str = "teaching"
     preset: str = "demo"  # train/presets/demo.yaml
     backbones: tuple[str, ...] = ("mobilenetv2_100", "efficientnet_b0")
+    # attention kinds trained beside each backbone's baseline; a backbone not named: the paper's
+    # spatial gate alone. The class-specific head (CSRA) for MobileNetV2 only: the 25 MB asset
+    # budget has room for one more model, and MobileNetV2 trains fastest.
+    kinds: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"mobilenetv2_100": ("spatial", "class")}
+    )
+    # fit options of every variant of a backbone, on top of the preset. MobileNetV2 dilates its
+    # last stage for no measured cost (8 x 8 final maps at 128 px instead of 4 x 4); EfficientNet-B0
+    # would train 1.5x slower, so its finer map is the stage-3 gate's (benchmarks/README.md).
+    backbone_options: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {"mobilenetv2_100": {"output_stride": 16}}
+    )
     localize_limit: int = 300  # test films with lesion masks scored per run
+
+    def variants(self) -> list:
+        """The zoo's variants (train.commands.sweep.Variant), each backbone's baseline first."""
+        from train.commands.sweep import grid
+
+        return [v for b in self.backbones for v in grid([b], self.kinds.get(b, ("spatial",)))]
+
+    def options_for(self, backbone: str) -> dict[str, Any]:
+        return dict(self.backbone_options.get(backbone, {}))
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain JSON values (lists for tuples), as ZOO.json and DEMO.json hold them."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 def read_zoo(folder: Path = ZOO_DIR) -> dict[str, Any] | None:
@@ -67,8 +92,11 @@ def read_zoo(folder: Path = ZOO_DIR) -> dict[str, Any] | None:
 
 
 def recipe_of(zoo: dict[str, Any]) -> ZooRecipe:
+    """The recipe ZOO.json records; a zoo from before attention kinds had the spatial gate only."""
     data = dict(zoo["recipe"])
     data["backbones"] = tuple(data["backbones"])
+    data["kinds"] = {b: tuple(k) for b, k in (data.get("kinds") or {}).items()}
+    data.setdefault("backbone_options", {})
     return ZooRecipe(**data)
 
 
@@ -169,7 +197,7 @@ def write_zoo(folder: Path, recipe: ZooRecipe, fit_options: dict, runs: dict[str
     record = {
         "note": "phantom-trained demo models: synthetic training data, not for patients",
         "command": COMMAND,
-        "recipe": asdict(recipe) | {"backbones": list(recipe.backbones)},
+        "recipe": recipe.as_json(),
         "fit_options": fit_options,
         "machine": describe_machine(),
         "created": time.strftime("%Y-%m-%d"),

@@ -9,7 +9,8 @@ image), into the run folder:
                                 truth uint8 (N, S, S) (1 inside the shown finding's mask or boxes),
                                 image_ids (N,), findings (N,) the finding shown per image,
                                 labels (L,) the model's labels in order
-    RUN/timeline/epoch_007.npz  gate_<name> float16 (N, h, w) per attention gate (in [0, 1]),
+    RUN/timeline/epoch_007.npz  gate_<name> float16 (N, h, w) per attention gate (in [0, 1];
+                                gate_class: a class-specific head's map of the shown finding),
                                 gradcam float16 (N, h, w) (Grad-CAM of the shown finding's logit on
                                 the final feature map, divided by its maximum), probabilities
                                 float16 (N, L) (sigmoid, the checkpoint's label order)
@@ -104,19 +105,27 @@ def pick_timeline_images(
 
 
 @torch.no_grad()
-def _gate_maps(model: AttentionClassifier, x: torch.Tensor) -> tuple[dict, torch.Tensor]:
+def _gate_maps(
+    model: AttentionClassifier, x: torch.Tensor, shown: torch.Tensor
+) -> tuple[dict, torch.Tensor]:
+    """Each attention map (N, h, w) and the probabilities; a per-label map (a class-specific
+    head's) is taken for the finding shown in each image (`shown`, label indices (N,))."""
     out = model.forward_with_maps(x) if model.has_attention else None
     if out is None:
         return {}, torch.sigmoid(model(x))
-    return {k: v[:, 0] for k, v in out.maps.items()}, torch.sigmoid(out.logits)
+    rows = torch.arange(len(shown), device=x.device)
+    maps = {k: v[rows, shown] if v.shape[1] > 1 else v[:, 0] for k, v in out.maps.items()}
+    return maps, torch.sigmoid(out.logits)
 
 
 def epoch_maps(model: AttentionClassifier, images: TimelineImages, epoch: int) -> EpochMaps:
-    """The gates, Grad-CAM and probabilities of the timeline images (model in eval mode)."""
+    """The attention maps, Grad-CAM and probabilities of the timeline images (model in eval
+    mode); a class-specific head's map is that of the finding shown (key gate_class)."""
     device = next(model.parameters()).device
     x = config_input(images.views, model.config, device)
-    gates, probabilities = _gate_maps(model, x)
     labels = list(model.config.labels)
+    shown = torch.tensor([labels.index(f) for f in images.findings], device=device)
+    gates, probabilities = _gate_maps(model, x, shown)
     wanted = tuple(sorted({labels.index(f) for f in images.findings}))
     raw = GradCam(model).raw_maps(x, wanted).maps  # (N, K, h, w)
     pick = torch.tensor([wanted.index(labels.index(f)) for f in images.findings], device=device)

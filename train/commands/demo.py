@@ -29,7 +29,7 @@ from typing import Any
 
 from core.errors import ConfigError, CxrError
 from train.commands.app import add_host_flag
-from train.commands.sweep import Steps, grid, set_threads
+from train.commands.sweep import Steps, set_threads
 from train.zoo import ZOO_DIR, ZooRecipe, read_zoo, recipe_of, ship_evaluation
 
 MARKER = "DEMO.json"
@@ -45,14 +45,14 @@ class DemoSettings:
     zoo_created: str = ""  # ZOO.json's date: a rebuilt zoo is evaluated again
     retrain: bool = False
     fit_overrides: dict[str, Any] = field(default_factory=dict)  # on top of the preset (tests)
+    only: tuple[str, ...] = ()  # --retrain these variants alone, keeping the zoo's others
     n_resamples: int = 200  # bootstrap resamples for the CIs
     version: int = DEMO_VERSION
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["recipe"]["backbones"] = list(self.recipe.backbones)
+        data = asdict(self) | {"recipe": self.recipe.as_json()}
         # what the evaluation depends on; how the zoo was trained is ZOO.json's business
-        for key in ("retrain", "fit_overrides"):
+        for key in ("retrain", "fit_overrides", "only"):
             data.pop(key)
         return data
 
@@ -131,7 +131,7 @@ def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     from train.zoo import ship_run
 
     recipe, zoo = settings.recipe, Path(settings.zoo)
-    variants = grid(recipe.backbones)
+    variants = [v for v in recipe.variants() if not settings.only or v.name in settings.only]
     training = folder / "training"
     options = fit_options(training / "phantom", settings, progress)
     titles = [
@@ -158,7 +158,8 @@ def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     runs = []
     for i, variant in enumerate(variants):
         with steps.step(2 + i):
-            config = FitConfig.from_dict(variant_options(options, variant, training / "runs"))
+            own = options | recipe.options_for(variant.backbone)
+            config = FitConfig.from_dict(variant_options(own, variant, training / "runs"))
             runs.append(fit(config).path)
     with steps.step(len(titles) - 1):
         for run in runs:
@@ -170,11 +171,13 @@ def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
         (zoo / "ZOO.json").unlink(missing_ok=True)
 
 
-def localize(run: Path, data: Path, attention: bool, limit: int) -> str:
-    """Score the run's maps on the lesion masks: attention maps, or Grad-CAM for a baseline."""
+def localize(run: Path, data: Path, limit: int) -> str:
+    """Score the run's maps on the lesion masks: its own attention maps, or Grad-CAM for a
+    baseline."""
     from core.explain.localize_run import localize_run
+    from core.models.kinds import parse_variant
 
-    method = "attention" if attention else "gradcam"
+    method = "gradcam" if parse_variant(run.name)[1] is None else "attention"
     report = localize_run(run, data=data, method=method, limit=limit)
     return f"{method}: pointing game {report['overall']['pointing_game']:.2f}"
 
@@ -192,7 +195,7 @@ def evaluate_zoo(
     from train.zoo import install_evaluation, install_zoo
 
     recipe, zoo_folder = settings.recipe, Path(settings.zoo)
-    zoo = read_zoo(zoo_folder) or {"runs": {v.name: {} for v in grid(recipe.backbones)}}
+    zoo = read_zoo(zoo_folder) or {"runs": {v.name: {} for v in recipe.variants()}}
     names = list(zoo["runs"])
     phantom = folder / "phantom"
     titles = [
@@ -231,9 +234,7 @@ def evaluate_zoo(
             if shipped[run]:
                 outcome["note"] = "shipped with the evaluation"
             else:
-                outcome["note"] = localize(
-                    run, phantom, run.name.endswith("+attention"), recipe.localize_limit
-                )
+                outcome["note"] = localize(run, phantom, recipe.localize_limit)
     with steps.step(len(titles) - 1):
         paths = compare_runs(runs, folder / "report", n_resamples=settings.n_resamples)
     record = {"settings": settings.as_json(), "runs": [r.name for r in runs]}
@@ -247,13 +248,15 @@ def record_zoo(settings: DemoSettings, runs: list[Path], seconds: dict[str, floa
     from core.runs import LOCALIZATION, METRICS
     from train.zoo import write_zoo, zoo_figures
 
+    earlier = (read_zoo(Path(settings.zoo)) or {}).get("runs", {})
     figures = {}
     for run in runs:
         metrics = json.loads((run / METRICS).read_text())
         loc = json.loads((run / LOCALIZATION).read_text())
         control = json.loads((run / "localization_random.json").read_text())
         figures[run.name] = zoo_figures(Path(settings.zoo) / run.name, metrics, loc, control)
-        figures[run.name]["train_seconds"] = round(seconds.get(run.name, 0.0))
+        kept = earlier.get(run.name, {}).get("train_seconds", 0)  # not retrained this time
+        figures[run.name]["train_seconds"] = round(seconds.get(run.name) or kept)
     options = fit_options(Path("<training phantom>"), settings, False)
     options = {k: v for k, v in options.items() if k not in ("data", "progress", "workers")}
     write_zoo(Path(settings.zoo), settings.recipe, options, figures)
@@ -285,6 +288,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--zoo", default=str(ZOO_DIR), help="zoo folder to read, or with --retrain to write"
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="VARIANT",
+        default=[],
+        help="with --retrain: train only these variants (e.g. mobilenetv2_100+class), keep the rest",
     )
     p.add_argument(
         "--rebuild",
@@ -343,6 +353,7 @@ def settings_from(args: argparse.Namespace) -> DemoSettings:
         zoo_created=str((shipped or {}).get("created", "")),
         retrain=args.retrain or shipped is None,
         fit_overrides=overrides,
+        only=tuple(args.only),
         n_resamples=args.n_resamples,
     )
 

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "fit": "train one variant (a backbone with or without spatial attention)",
     "evaluate": "score a split with a run's checkpoint (writes predictions.csv and metrics.json)",
     "localize": "score attention / Grad-CAM maps against boxes or masks (writes localization.json)",
+    "study": "the attention study: maps vs truth and random, faithfulness, cost (study.json)",
     "compare": "paper-style comparison of evaluated runs (report.md, report.html)",
     "sweep": "the paper's grid: each backbone with and without attention, evaluated and compared",
     "predict": "score radiographs (PNG, JPEG, DICOM; files or folders) with a checkpoint",

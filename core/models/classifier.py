@@ -162,11 +162,14 @@ def create_backbone(
 def _create(name: str, kwargs: dict) -> nn.Module:
     try:
         return timm.create_model(name, **kwargs)
-    except TypeError as exc:
+    except (TypeError, AssertionError) as exc:
+        # Models without the option refuse the keyword (TypeError); some take it and assert 32
+        # (timm's GhostNet, VGG).
         if "output_stride" not in kwargs:
             raise
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "not supported"
         raise ConfigError(
-            f"{name} cannot change its output stride ({exc}): leave --output-stride at 32"
+            f"{name} cannot change its output stride ({reason}): leave --output-stride at 32"
         ) from None
 
 

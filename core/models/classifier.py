@@ -63,6 +63,8 @@ class ModelConfig:
     attention_temperature: float = 1.0  # class kind: T of the spatial softmax (99 = max pooling)
     attention_lambda: float = 0.1  # class kind: weight of the attention-pooled term
     output_stride: int = 32  # input pixels per final feature pixel (16: the last stage dilated)
+    head_stage: int = -1  # the feature stage the head reads; an earlier one than -1 drops the
+    # stages after it (timm's prune_intermediate_layers): a shallower network with a finer map
     image_size: int = 224  # square input side in pixels
     in_chans: int = 3  # grayscale replicated to this many channels
     mean: tuple[float, ...] = IMAGENET_MEAN  # per-channel normalisation of [0, 1] input
@@ -211,6 +213,8 @@ class AttentionClassifier(nn.Module):
             config.backbone, config.in_chans, pretrained_file, config.output_stride
         )
         self.stages = feature_stages(self.backbone)
+        if config.head_stage != -1:
+            self.stages = self._truncate(config.head_stage)
         self.final_attention: nn.Module | None = None
         self.gate_names: list[str] = []
         self.num_features = self.backbone.num_features
@@ -225,6 +229,19 @@ class AttentionClassifier(nn.Module):
             if config.attention:
                 self._insert_gates()
             self.head = nn.Linear(self.num_features, n_labels)
+
+    def _truncate(self, head_stage: int) -> list[StageInfo]:
+        """End the backbone at stage `head_stage`; the stages that remain."""
+        n = len(self.stages)
+        keep = head_stage % n if -n <= head_stage < n else _bad_stage(head_stage, n)
+        if keep < n - 1:
+            prune = getattr(self.backbone, "prune_intermediate_layers", None)
+            if prune is None:
+                raise ConfigError(
+                    f"{self.config.backbone} cannot end at an earlier stage: leave --head-stage at -1"
+                )
+            prune([keep], prune_head=True)
+        return self.stages[: keep + 1]
 
     def _insert_gates(self) -> None:
         n = len(self.stages)

@@ -67,6 +67,7 @@ class FitConfig:
     attention_temperature: float = 1.0  # class kind: softmax temperature T (99 = max pooling)
     attention_lambda: float = 0.1  # class kind: weight of the attention-pooled logit term
     output_stride: int = 32  # 16 dilates the last stage: a 2x finer final map (8 x 8 at 128 px)
+    head_stage: int = -1  # feature stage the head reads; earlier than -1 drops the later stages
     image_size: int = 224  # square model input in pixels (the paper's backbones use 224)
     drop_rate: float = 0.0  # dropout before the linear head
     pretrained: str | None = None  # local timm weights (.pth/.safetensors), "imagenet" (hub)

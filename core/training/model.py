@@ -51,6 +51,7 @@ def model_config(config: FitConfig) -> ModelConfig:
         attention_temperature=config.attention_temperature,
         attention_lambda=config.attention_lambda,
         output_stride=config.output_stride,
+        head_stage=config.head_stage,
         attention_stages=config.attention_stages,
         attention_kernel=config.attention_kernel,
         attention_normalise=config.attention_normalise,

@@ -89,6 +89,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="input pixels per final feature pixel; 16 dilates the last stage for a 2x finer map",
     )
     model.add_argument(
+        "--head-stage",
+        metavar="I",
+        type=int,
+        help="feature stage the head reads, -1 = last; -2 ends the network one stage early "
+        "(a 2x finer map, fewer layers)",
+    )
+    model.add_argument(
         "--attention-stages",
         metavar="I",
         nargs="+",

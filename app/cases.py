@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from app import figures, images, models
-from app.columns import METHODS
+from app.columns import colorbar_title, effective_method, map_heading, map_source
 from app.inference import view_for
 from app.registry import ModelEntry
 from core.errors import CxrError
@@ -75,13 +75,20 @@ def thumbnail(index, image_id: str, size: int = 192) -> np.ndarray | None:
         return None
 
 
+def own_method(entry: ModelEntry) -> str:
+    """The model's own map: its attention (a gate's map, or a class head's map of the label),
+    Grad-CAM for a baseline."""
+    return "attention" if entry.attention else "gradcam"
+
+
 def case_figure(
     entry: ModelEntry, study: images.StudyImage, label: str, method: str, opacity: float = 0.45
 ) -> go.Figure:
-    """The model view with `method`'s map for `label`, ground-truth boxes and mask outlines."""
+    """The model view with `method`'s map for `label`, ground-truth boxes and mask outlines (a
+    baseline asked for "attention" shows Grad-CAM)."""
     size = entry.image_size
     view = view_for(study.pixels, size)
-    used = "gradcam" if method == "attention" and not entry.attention else method
+    used, _ = effective_method(entry, method, False)
     explained = models.analysis(
         str(entry.checkpoint), entry.mtime, study.digest, label, used, False, view
     ).explanation
@@ -93,7 +100,9 @@ def case_figure(
         opacity=opacity,
         boxes=images.boxes_in_view(sample.boxes, h, w, size) if sample else [],
         contours=images.mask_outlines(sample.masks, h, w, size) if sample else [],
-        title=f"{Path(study.name).stem} · {label}<br><sup>{METHODS[used]} ({explained.stage})"
+        title=f"{Path(study.name).stem} · {label}<br><sup>{map_heading(entry, label, explained)}"
+        + f" ({map_source(explained)})"
         + (": zero everywhere, no positive evidence" if explained.scale == 0.0 else "")
         + "</sup>",
+        colorbar_title=colorbar_title(entry, label, explained),
     )

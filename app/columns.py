@@ -19,6 +19,7 @@ from app.inference import Analysis, ExplainedMap, view_for
 from app.registry import ModelEntry, Registry
 from core.errors import RadiographError
 from core.explain.overlay import colorize, difference_map, scale_map, shared_scale
+from core.models.class_attention import CLASS_MAP
 from core.trust.ood import OodVerdict
 
 METHODS = {
@@ -77,18 +78,67 @@ class Column:
         return on.probabilities - off.probabilities, heat
 
 
-def pick_entry(registry: Registry, backbone: str, attention: bool) -> ModelEntry | None:
-    """The best checkpoint of the asked variant, or None when that variant was never trained."""
-    return registry.best(backbone, attention)
+def pick_entry(registry: Registry, backbone: str, kind: str | None) -> ModelEntry | None:
+    """The best checkpoint of `backbone` with attention of `kind` (None: the baseline), or None
+    when that variant was never trained."""
+    return registry.best(backbone, kind)
+
+
+def counterpart(registry: Registry, entry: ModelEntry) -> ModelEntry | None:
+    """The other side of the attention switch: the baseline for an attention model, the
+    backbone's default attention model (the paper's gate when trained) for a baseline."""
+    kind = registry.attention_kind(entry.backbone) if entry.kind is None else None
+    return None if entry.kind is None and kind is None else registry.best(entry.backbone, kind)
+
+
+def ablation_words(entry: ModelEntry) -> str:
+    """What "ablate attention" does to this model, in a few words."""
+    if entry.class_specific:
+        return "its class attention term switched off (average pooling of the class maps only)"
+    return "every gate set to 1"
 
 
 def effective_method(entry: ModelEntry, method: str, ablate: bool) -> tuple[str, str]:
     """The method a model can show, and a note when it differs: a baseline (or an ablated model)
     has no attention map, so it shows Grad-CAM instead."""
     if method == "attention" and (not entry.attention or ablate):
-        why = "its gates are ablated (all 1)" if ablate else "it is a baseline without attention"
+        why = "its attention is ablated" if ablate else "it is a baseline without attention"
         return "gradcam", f"no attention map because {why}: showing Grad-CAM"
     return method, ""
+
+
+def class_agnostic(entry: ModelEntry, method: str) -> bool:
+    """Whether the map shown is the same for every label: a gate model's own attention map."""
+    return method == "attention" and entry.attention and not entry.class_specific
+
+
+def colorbar_title(entry: ModelEntry, label: str, explained: ExplainedMap) -> str:
+    """What a map's colour measures: the gate, the label's probability, or the method's value."""
+    if explained.method != "attention":
+        return "map"
+    return f"P({label})" if entry.class_specific else "gate"
+
+
+def map_heading(entry: ModelEntry, label: str, explained: ExplainedMap) -> str:
+    """What a map is: a gate's says it serves every label, any other names its label."""
+    if class_agnostic(entry, explained.method):
+        return "Gate map · one for all labels"
+    if explained.method == "attention":
+        return f"Class map · {label}"
+    return f"{METHODS.get(explained.method, explained.method)} · {label}"
+
+
+def map_source(explained: ExplainedMap) -> str:
+    """Where a map comes from and how fine it is: "stage4 · 8x8 map" ("" when unknown)."""
+    h, w = explained.map_size
+    grid = f"{h}x{w} map" if h and w else ""
+    return " · ".join(x for x in (explained.stage, grid) if x and x != CLASS_MAP)
+
+
+def map_title(entry: ModelEntry, label: str, explained: ExplainedMap) -> str:
+    """A figure title: the heading, and under it the map's source."""
+    source = map_source(explained)
+    return map_heading(entry, label, explained) + (f"<br><sup>{source}</sup>" if source else "")
 
 
 def analyse(
@@ -105,15 +155,16 @@ def analyse(
 def build_column(
     registry: Registry,
     backbone: str,
-    attention: bool,
+    kind: str | None,
     ablate: bool,
     study: StudyImage,
     label: str,
     method: str,
     with_counterpart: bool,
 ) -> Column | None:
-    """Score `study` with the chosen variant of `backbone`; None when no checkpoint exists."""
-    entry = pick_entry(registry, backbone, attention)
+    """Score `study` with `backbone`'s model of attention `kind` (None: the baseline); None when
+    no such checkpoint exists."""
+    entry = pick_entry(registry, backbone, kind)
     if entry is None:
         return None
     ablate = ablate and entry.attention
@@ -140,7 +191,7 @@ def build_column(
         calibrated=loaded.calibrated,
         ood=result.ood,
     )
-    other = pick_entry(registry, backbone, not entry.attention)
+    other = counterpart(registry, entry)
     if with_counterpart and other is not None and other.labels == entry.labels:
         # One method on both sides: a baseline has no attention map, so the attention method
         # compares Grad-CAM with Grad-CAM.
@@ -155,8 +206,8 @@ def build_column(
 def colour_ranges(columns: list[Column], shared: bool) -> dict[str, tuple[float, float]]:
     """The colour range of each column's map, by backbone.
 
-    Shared: attention maps on the gate's own absolute scale [0, 1] (a gate value means the same in
-    every model); Grad-CAM and Integrated Gradients on [0, the largest raw value of the columns
+    Shared: attention maps on their own absolute scale [0, 1] (a gate value, or a class map's
+    probability of the label from each place alone, means the same in every model); Grad-CAM and Integrated Gradients on [0, the largest raw value of the columns
     using that method] (`Explanation.scale` undoes the per-map division), so a weaker map looks
     weaker. Not shared: each map stretched over its own range, to show its structure.
     """
@@ -188,6 +239,7 @@ def predictions_frame(study: StudyImage, columns: list[Column]) -> pd.DataFrame:
                     "run": c.entry.name,
                     "backbone": c.backbone,
                     "attention": c.entry.attention,
+                    "attention_kind": c.entry.kind or "none",
                     "ablated": c.ablated,
                     "trained_on": c.entry.source,
                     "label": label,

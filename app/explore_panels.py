@@ -18,6 +18,7 @@ from app import state as S
 from app.inference import view_for
 from app.registry import Registry
 from core.errors import CxrError
+from core.models.kinds import KIND_TITLES
 
 UNIFORM_GATE = 0.05  # an attention map spanning less than this is called "nearly uniform"
 OOD_WARNING = "This film is unlike the films this model was trained on: its output is unreliable."
@@ -31,8 +32,21 @@ class PanelOptions:
     show_truth: bool
 
 
-def pick_image(samples: list[images.Sample]) -> images.StudyImage:
-    """Sidebar widgets for the image; stops the page with one line when there is none or it is bad."""
+def follow_sample(samples: list[images.Sample], labels: list[str]) -> None:
+    """Explain the chosen sample's finding (a callback of the sample select, and the first visit):
+    its lesion is what the maps should find. A normal film leaves the label as it is."""
+    chosen = next((s for s in samples if s.name == st.session_state[S.SAMPLE]), None)
+    finding = next((x for x in chosen.labels if x in labels), None) if chosen else None
+    if finding is not None:
+        st.session_state[S.LABEL] = finding
+
+
+def pick_image(
+    samples: list[images.Sample], default: images.Sample | None, labels: list[str]
+) -> images.StudyImage:
+    """Sidebar widgets for the image; stops the page with one line when there is none or it is bad.
+
+    A session starts on `default` (a sample with a lesion) and on its finding as the label."""
     limit = settings.MAX_UPLOAD_MB
     with st.sidebar:
         st.radio(
@@ -52,13 +66,17 @@ def pick_image(samples: list[images.Sample]) -> images.StudyImage:
             )
         elif samples:
             if st.session_state.get(S.SAMPLE) not in [s.name for s in samples]:
-                st.session_state[S.SAMPLE] = samples[0].name
+                st.session_state[S.SAMPLE] = (default or samples[0]).name
+                follow_sample(samples, labels)
             truth = {s.name: ", ".join(s.labels) or "no finding" for s in samples}
             st.selectbox(
                 "Sample (synthetic, with ground truth)",
                 list(truth),
                 key=S.SAMPLE,
                 format_func=lambda name: f"{Path(name).stem} · {truth[name]}",
+                on_change=follow_sample,
+                args=(samples, labels),
+                help="Choosing a sample also explains its finding.",
             )
         st.toggle("Show ground truth", key=S.SHOW_TRUTH)
         st.toggle("Show patient identifiers (DICOM)", key=S.SHOW_IDENTIFIERS)
@@ -113,28 +131,95 @@ def image_row(
         st.table({"field": [k for k, _ in rows], "value": [v for _, v in rows]})
 
 
-def column_switches(registry: Registry, backbone: str) -> tuple[bool, bool]:
-    """The per-column attention and ablation switches; (attention on, ablate)."""
-    has_attention = registry.best(backbone, True) is not None
-    has_baseline = registry.best(backbone, False) is not None
-    if not (has_attention and has_baseline):
-        st.session_state[S.attention_key(backbone)] = has_attention
+def column_switches(registry: Registry, backbone: str) -> tuple[str | None, bool]:
+    """The per-column attention switch, the kind it turns on (when several are trained) and the
+    ablation switch; returns (attention kind, None for the baseline; ablate)."""
+    kinds = [k for k in registry.kinds(backbone) if k is not None]
+    has_baseline = None in registry.kinds(backbone)
+    if not (kinds and has_baseline):
+        st.session_state[S.attention_key(backbone)] = bool(kinds)
     st.toggle(
         "Attention",
         key=S.attention_key(backbone),
-        disabled=not (has_attention and has_baseline),
-        help="On: the attention-trained checkpoint. Off: the baseline of the same backbone.",
+        disabled=not (kinds and has_baseline),
+        help="On: the attention-trained checkpoint (the paper's spatial gate unless you choose "
+        "another kind). Off: the baseline of the same backbone.",
     )
     attention = bool(st.session_state[S.attention_key(backbone)])
+    if st.session_state.get(S.kind_key(backbone)) not in kinds:
+        st.session_state[S.kind_key(backbone)] = registry.attention_kind(backbone)
+    if len(kinds) > 1:
+        st.selectbox(
+            "Attention kind",
+            kinds,
+            key=S.kind_key(backbone),
+            format_func=KIND_TITLES.get,
+            disabled=not attention,
+        )
+    kind = st.session_state[S.kind_key(backbone)] if attention else None
     if not attention:
         st.session_state[S.ablate_key(backbone)] = False
+    entry = registry.best(backbone, kind) if kind else None
     st.toggle(
         "Ablate attention at inference",
         key=S.ablate_key(backbone),
         disabled=not attention,
-        help="Run the attention model with every gate set to 1 (not the trained baseline).",
+        help=f"Run the attention model with {col.ablation_words(entry)} (not the trained baseline)."
+        if entry
+        else "Run the attention model without its attention (not the trained baseline).",
     )
-    return attention, bool(st.session_state[S.ablate_key(backbone)])
+    return kind, bool(st.session_state[S.ablate_key(backbone)])
+
+
+def backbone_columns(
+    registry: Registry,
+    chosen: list[str],
+    study: images.StudyImage,
+    label: str,
+    method: str,
+    options: PanelOptions,
+) -> list[col.Column]:
+    """One column per chosen backbone (switches, numbers, map); the columns that could be built."""
+    slots = st.columns(len(chosen))
+    results: list[col.Column] = []
+    heads = {}
+    for backbone, slot in zip(chosen, slots, strict=True):
+        with slot:
+            heads[backbone] = st.container()  # title and provenance, above the switches
+            kind, ablate = column_switches(registry, backbone)
+            try:
+                with st.spinner("Scoring…"):
+                    result = col.build_column(
+                        registry,
+                        backbone,
+                        kind,
+                        ablate,
+                        study,
+                        label,
+                        method,
+                        with_counterpart=options.show_difference,
+                    )
+            except CxrError as exc:
+                st.error(str(exc))
+                continue
+            if result is not None:
+                results.append(result)
+    ranges = col.colour_ranges(results, options.shared_scale)
+    for result in results:
+        with slots[chosen.index(result.backbone)]:
+            column_panel(result, study, options, ranges[result.backbone], heads[result.backbone])
+    return results
+
+
+def class_agnostic_note(results: list[col.Column]) -> str:
+    """What the label selector does not change: the gate maps shown, by model; "" when none."""
+    gates = [r.entry.title for r in results if col.class_agnostic(r.entry, r.explanation.method)]
+    if not gates:
+        return ""
+    return (
+        f"ℹ️ The gate map of {', '.join(gates)} is class-agnostic: the same for every label, so "
+        "the label changes only the other maps."
+    )
 
 
 def unlike_training_notice(results: list[col.Column]) -> None:
@@ -184,7 +269,8 @@ def column_panel(
     """Title and provenance (into `head`), probabilities, positives, the explanation map, the
     on/off difference and the overlay PNG."""
     entry, key = result.entry, result.backbone
-    head.subheader(entry.title + (" · gates ablated" if result.ablated else ""))
+    ablated = " · class attention ablated" if entry.class_specific else " · gates ablated"
+    head.subheader(entry.title + (ablated if result.ablated else ""))
     head.caption(entry.provenance)
     trust_notice(result, head)
     title = (
@@ -203,7 +289,6 @@ def column_panel(
     heat = exp.raw if options.shared_scale else exp.heat
     radiograph, truth = study.radiograph, study.sample if options.show_truth else None
     h, w, size = radiograph.height, radiograph.width, entry.image_size
-    method = col.METHODS.get(exp.method, exp.method)
     st.plotly_chart(
         figures.overlay_figure(
             result.view,
@@ -212,7 +297,8 @@ def column_panel(
             zrange=zrange,
             boxes=images.boxes_in_view(truth.boxes, h, w, size) if truth else [],
             contours=images.mask_outlines(truth.masks, h, w, size) if truth else [],
-            title=f"{method} · {result.label} ({exp.stage})",
+            title=col.map_title(entry, result.label, exp),
+            colorbar_title=col.colorbar_title(entry, result.label, exp),
         ),
         key=f"map-{key}",
     )
@@ -220,9 +306,11 @@ def column_panel(
         st.caption(f"ℹ️ {result.note}")
     low, high = float(exp.heat.min()), float(exp.heat.max())
     if exp.method == "attention" and high - low < UNIFORM_GATE:
+        what = f"the class map of {result.label}" if entry.class_specific else "the gate"
+        stretch = "" if options.shared_scale else "; the colours stretch a tiny range"
         st.caption(
-            f"ℹ️ the gate is nearly uniform ({low:.3f} to {high:.3f}): this model's attention "
-            "barely varies over the image; the colours stretch a tiny range"
+            f"ℹ️ {what} is nearly uniform ({low:.3f} to {high:.3f}): this model's attention "
+            f"barely varies over the image{stretch}"
         )
     if options.show_difference:
         difference = result.difference()

@@ -17,6 +17,9 @@ import numpy as np
 from core.data.preprocess import square_geometry
 from core.data.radiograph import Radiograph, load_radiograph
 from core.errors import RadiographError
+from core.explain.localization import Box as LocalBox
+from core.explain.localization import box_mask
+from core.explain.localize_run import mask_in_view
 from core.labels import canonical_label
 
 SAMPLES_INDEX = "samples.json"
@@ -76,9 +79,9 @@ def read_sample(sample: Sample) -> StudyImage:
 def list_samples(folder: Path) -> list[Sample]:
     """The samples listed in `folder/samples.json` whose image exists (none without an index).
 
-    The index is what `assets/make_samples.py` writes: {"note": ..., "samples": [{"image": file,
-    "findings": [label, ...], "boxes": {label: [x, y, w, h] or a list of them}, "masks": {label:
-    file}}, ...]}, paths relative to `folder`, boxes in the image's own pixels.
+    The index is what `assets/make_samples.py` writes: {"note": ..., "default": file, "samples":
+    [{"image": file, "findings": [label, ...], "boxes": {label: [x, y, w, h] or a list of them},
+    "masks": {label: file}}, ...]}, paths relative to `folder`, boxes in the image's own pixels.
     """
     index = folder / SAMPLES_INDEX
     if not index.is_file():
@@ -112,6 +115,21 @@ def list_samples(folder: Path) -> list[Sample]:
     return samples
 
 
+def default_sample(folder: Path, samples: list[Sample]) -> Sample | None:
+    """The sample the Explore page opens on: samples.json's "default" when listed, else the first
+    with a finding (a lesion to point at, not the normal film), else the first; None when none."""
+    index = folder / SAMPLES_INDEX
+    try:
+        data = json.loads(index.read_text()) if index.is_file() else {}
+    except json.JSONDecodeError:
+        data = {}  # list_samples says what is wrong with the index
+    wanted = data.get("default") if isinstance(data, dict) else None
+    by_name = {s.name: s for s in samples}
+    if wanted in by_name:
+        return by_name[wanted]
+    return next((s for s in samples if s.labels), samples[0] if samples else None)
+
+
 def boxes_in_view(
     boxes: tuple[Box, ...], height: int, width: int, size: int
 ) -> list[tuple[str, float, float, float, float]]:
@@ -121,6 +139,21 @@ def boxes_in_view(
         (b.label, (b.x + left) * scale, (b.y + top) * scale, b.w * scale, b.h * scale)
         for b in boxes
     ]
+
+
+def truth_in_view(
+    sample: Sample | None, label: str, height: int, width: int, size: int
+) -> np.ndarray | None:
+    """Where `label`'s lesion lies in the (size, size) model view, bool, or None when the sample
+    has no truth for it: its mask as `localize` reads masks, else its boxes."""
+    if sample is None:
+        return None
+    if label in sample.masks:
+        mask = mask_in_view(sample.masks[label], size)
+        return mask if mask.any() else None
+    own = tuple(b for b in sample.boxes if b.label == label)
+    boxes = [LocalBox(x, y, w, h) for _, x, y, w, h in boxes_in_view(own, height, width, size)]
+    return box_mask(boxes, (size, size)) if boxes else None
 
 
 def mask_outlines(

@@ -89,8 +89,9 @@ class ExplainedMap:
 
     heat: np.ndarray  # (S, S) float32 in [0, 1] at model-view resolution
     scale: float  # what the map was divided by: heat * scale is the raw value (shared scales)
-    stage: str  # where the map comes from ("stage4", "input", ...)
+    stage: str  # where the map comes from ("stage4", "input", "class", ...)
     method: str
+    map_size: tuple[int, int] = (0, 0)  # (h, w) of the map before upsampling, e.g. (8, 8)
 
     @property
     def raw(self) -> np.ndarray:
@@ -150,5 +151,6 @@ def analyse_view(
         scale=float(result.scale[0, 0]),
         stage=result.stage,
         method=result.method,
+        map_size=tuple(result.map_size),
     )
     return Analysis(probabilities, explained, ood_verdict(loaded, view))

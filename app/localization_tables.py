@@ -43,13 +43,17 @@ def per_class_series(
     return labels, series
 
 
-def overall_frame(results: Sequence[tuple[str, Mapping[str, Any]]]) -> pd.DataFrame:
-    """One row per run: method, map stage, boxes, images, and every overall metric."""
+def overall_frame(
+    results: Sequence[tuple[str, Mapping[str, Any]]], kinds: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """One row per run: its attention kind (`kinds`, by run name), method, map stage, boxes,
+    images, and every overall metric."""
     rows = []
     for name, loc in results:
         overall = loc.get("overall") or {}
         row = {
             "run": name,
+            "attention": (kinds or {}).get(name, ""),
             "method": loc.get("method", ""),
             "map stage": loc.get("map_stage", ""),
             "split": loc.get("split", ""),

@@ -50,6 +50,8 @@ def main() -> None:
             registry.labels(),
             [e.name for e in registry.evaluated()],
             [e.name for e in registry.localized()],
+            {b: registry.attention_kind(b) for b in registry.backbones()},
+            registry.class_specific_backbones(),
         ),
     )
     navigation.run()

@@ -1,5 +1,9 @@
 """The model registry: every checkpoint under the runs folder, grouped by backbone and variant.
 
+A variant is a backbone and an attention kind (`core.models.kinds`): None for the baseline,
+"spatial" (the paper's CBAM gate: what the app's attention on/off switch means by default), "cbam"
+or "class" (a class-specific head, one map per label).
+
 Scanning reads each checkpoint's plain data (no model is built); a checkpoint that cannot be read is
 kept as a `BrokenRun` with the reason, so one bad file never hides the others.
 """
@@ -13,10 +17,28 @@ from typing import Any
 
 import timm
 
-from core.errors import CxrError
+from core.errors import ConfigError, CxrError
 from core.models.classifier import ModelConfig
+from core.models.kinds import ATTENTION_KINDS, CLASS_SPECIFIC, DEFAULT_KIND, KIND_TITLES
 from core.models.registry import PAPER_BACKBONES, describe_backbone
 from core.runs import LOCALIZATION, METRICS, PREDICTIONS, RunFolder, find_runs
+
+# How a model's title ends, by attention kind (None: the baseline).
+VARIANT_SUFFIX: dict[str | None, str] = {
+    None: " (baseline)",
+    "spatial": " + attention",
+    "cbam": " + CBAM",
+    "class": " + class attention",
+}
+KIND_ORDER: tuple[str | None, ...] = (None, *ATTENTION_KINDS)  # baseline first, then as in core
+
+
+def check_kind(kind: str | None) -> None:
+    """Refuse anything but an attention kind or None (a bool from before kinds, say)."""
+    if kind is not None and (not isinstance(kind, str) or kind not in ATTENTION_KINDS):
+        raise ConfigError(
+            f"attention kind {kind!r}: choose None (baseline) or one of {', '.join(ATTENTION_KINDS)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -52,6 +74,21 @@ class ModelEntry:
         return self.config.attention
 
     @property
+    def kind(self) -> str | None:
+        """The attention kind: None (baseline), "spatial", "cbam" or "class"."""
+        return self.config.kind
+
+    @property
+    def class_specific(self) -> bool:
+        """Whether its own attention maps are per label (a class head), not one for all labels."""
+        return self.kind is not None and CLASS_SPECIFIC[self.kind]
+
+    @property
+    def kind_title(self) -> str:
+        """The mechanism in words: "spatial gate (CBAM, the paper's)", ..., "none (baseline)"."""
+        return KIND_TITLES[self.kind] if self.kind else "none (baseline)"
+
+    @property
     def labels(self) -> tuple[str, ...]:
         return self.config.labels
 
@@ -64,10 +101,39 @@ class ModelEntry:
         return self.source == "phantom"
 
     @property
+    def attention_summary(self) -> str:
+        """The attention mechanism and where it sits, in one line (model cards)."""
+        config = self.config
+        if self.kind is None:
+            return "none (baseline)"
+        if self.class_specific:
+            return (
+                f"{self.kind_title}: one map per label on the final feature map, "
+                f"T = {config.attention_temperature:g}, lambda = {config.attention_lambda:g}"
+            )
+        stages = ", ".join(map(str, config.attention_stages))
+        kernel = config.attention_kernel
+        return f"{self.kind_title}: one map for every label, after stages {stages}, kernel {kernel}"
+
+    @property
+    def final_map(self) -> str:
+        """The final feature map's side at the input size, e.g. "8 x 8 at 128 px (output stride
+        16)"; a head on an earlier stage is named (its stride is the backbone's, not recorded)."""
+        config = self.config
+        if config.head_stage != -1:
+            return f"stage {config.head_stage}'s map (the head reads an earlier stage)"
+        side = -(-config.image_size // config.output_stride)
+        return f"{side} x {side} at {config.image_size} px (output stride {config.output_stride})"
+
+    @property
+    def backbone_title(self) -> str:
+        return describe_backbone(self.backbone).title
+
+    @property
     def title(self) -> str:
-        """How the app names the model, e.g. ``MobileNetV2 + attention``."""
-        base = describe_backbone(self.backbone).title
-        return f"{base} + attention" if self.attention else f"{base} (baseline)"
+        """How the app names the model: ``MobileNetV2 + attention`` (the paper's spatial gate),
+        ``MobileNetV2 + CBAM``, ``MobileNetV2 + class attention``, ``MobileNetV2 (baseline)``."""
+        return self.backbone_title + VARIANT_SUFFIX[self.kind]
 
     @property
     def provenance(self) -> str:
@@ -121,14 +187,32 @@ class Registry:
             seen.update(dict.fromkeys(entry.labels))
         return list(seen)
 
-    def variants(self, backbone: str, attention: bool) -> list[ModelEntry]:
-        """Checkpoints of one backbone and variant, best validation AUC first."""
-        found = [e for e in self.entries if e.backbone == backbone and e.attention == attention]
+    def variants(self, backbone: str, kind: str | None) -> list[ModelEntry]:
+        """Checkpoints of one backbone and attention kind (None: baseline), best validation AUC
+        first."""
+        check_kind(kind)
+        found = [e for e in self.entries if e.backbone == backbone and e.kind == kind]
         return sorted(found, key=lambda e: (-(e.val_auc or -1.0), -e.mtime, e.name))
 
-    def best(self, backbone: str, attention: bool) -> ModelEntry | None:
-        found = self.variants(backbone, attention)
+    def best(self, backbone: str, kind: str | None) -> ModelEntry | None:
+        """The best checkpoint of a backbone with attention of `kind` (None: the baseline)."""
+        found = self.variants(backbone, kind)
         return found[0] if found else None
+
+    def kinds(self, backbone: str) -> list[str | None]:
+        """The attention kinds trained for a backbone, None (baseline) first, then core's order."""
+        present = {e.kind for e in self.entries if e.backbone == backbone}
+        return [k for k in KIND_ORDER if k in present]
+
+    def attention_kind(self, backbone: str) -> str | None:
+        """The kind the attention switch turns on by default: the paper's spatial gate when
+        trained, else the first kind there is; None when the backbone has no attention model."""
+        kinds = [k for k in self.kinds(backbone) if k is not None]
+        return DEFAULT_KIND if DEFAULT_KIND in kinds else next(iter(kinds), None)
+
+    def class_specific_backbones(self) -> list[str]:
+        """Backbones with a class-specific model, in `backbones` order."""
+        return [b for b in self.backbones() if any(CLASS_SPECIFIC[k] for k in self.kinds(b) if k)]
 
     def evaluated(self) -> list[ModelEntry]:
         return [e for e in self.entries if e.evaluated]

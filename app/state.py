@@ -9,13 +9,16 @@ shows. Assigning it through the Session State API makes Streamlit send it to the
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 # Explore an image
 SOURCE = "explore.source"  # "sample" or "upload"
 SAMPLE = "explore.sample"  # file name of the chosen sample
 UPLOAD = "explore.upload"  # the file_uploader widget
+VIEW = "explore.view"  # "mechanisms" (one backbone: gate, class map, Grad-CAM) or "backbones"
+MECHANISMS_BACKBONE = "explore.mechanisms.backbone"  # the backbone of the mechanisms view
+GRADCAM_OF = "explore.mechanisms.gradcam_of"  # whose Grad-CAM it shows: "baseline" or a kind
 BACKBONES = "explore.backbones"  # chosen backbones, one column each
 LABEL = "explore.label"  # the label explained
 METHOD = "explore.method"  # explanation method (core.explain name)
@@ -47,6 +50,7 @@ LOC_RUN = "localization.gallery_run"
 TIMELINE_RUN = "timeline.run"
 TIMELINE_IMAGE = "timeline.image"  # position of the film in the run's timeline
 TIMELINE_EPOCH = "timeline.epoch"
+TIMELINE_MAP = "timeline.map"  # the map whose curves are drawn: a gate's name or "class"
 
 # About
 ABOUT_RUN = "about.run"
@@ -57,20 +61,37 @@ def attention_key(backbone: str) -> str:
     return f"explore.attention.{backbone}"
 
 
+def kind_key(backbone: str) -> str:
+    """Per-column choice: which attention kind the switch turns on (when several are trained)."""
+    return f"explore.kind.{backbone}"
+
+
 def ablate_key(backbone: str) -> str:
     """Per-column switch: run the attention model with every gate set to 1."""
     return f"explore.ablate.{backbone}"
 
 
 def defaults(
-    backbones: list[str], labels: list[str], evaluated: list[str], localized: list[str]
+    backbones: list[str],
+    labels: list[str],
+    evaluated: list[str],
+    localized: list[str],
+    attention_kinds: Mapping[str, str | None] | None = None,
+    class_backbones: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Fresh defaults for one session, from what the registry offers: backbones, labels, and the
-    names of evaluated and localized runs. A None is filled in by the page that knows the options.
+    """Fresh defaults for one session, from what the registry offers: backbones, labels, the
+    names of evaluated and localized runs, each backbone's default attention kind (the paper's
+    gate when trained) and the backbones with a class-specific model (the Explore page opens on
+    the mechanisms view when there is one). A None is filled in by the page that knows the options.
     """
+    kinds = dict(attention_kinds or {})
+    contrast = list(class_backbones or [])
     return {
         SOURCE: "sample",
         SAMPLE: None,
+        VIEW: "mechanisms" if contrast else "backbones",
+        MECHANISMS_BACKBONE: (contrast or backbones or [None])[0],
+        GRADCAM_OF: "baseline",
         BACKBONES: backbones[:2],
         LABEL: labels[0] if labels else None,
         METHOD: "attention",
@@ -91,6 +112,7 @@ def defaults(
         LOC_METRIC: "pointing_game",
         LOC_RUN: localized[0] if localized else None,
         **{attention_key(b): True for b in backbones},
+        **{kind_key(b): kinds.get(b) for b in backbones},
         **{ablate_key(b): False for b in backbones},
     }
 

@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 import torch
 
 from core.explain.base import upsample
+from core.explain.localization import map_maximum
+from core.models.class_attention import CLASS_MAP
 from core.training.timeline import EpochMaps, Timeline
 
 
@@ -45,14 +47,15 @@ def truth_outline(truth: np.ndarray) -> list[tuple[str, np.ndarray]]:
 
 
 def lesion_focus(heat: np.ndarray, truth: np.ndarray) -> LesionFocus:
-    """Mean of `heat` (view size) inside and outside the truth mask, and whether its peak is inside."""
+    """Mean of `heat` (view size) inside and outside the truth mask, and whether its peak is
+    inside (the pointing game's peak, `core.explain.localization.map_maximum`: none for a flat
+    map)."""
     inside = truth.astype(bool)
-    peak = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    flat = float(heat.max() - heat.min()) <= 1e-6
+    peak = map_maximum(heat)
     return LesionFocus(
         float(heat[inside].mean()) if inside.any() else float("nan"),
         float(heat[~inside].mean()) if (~inside).any() else float("nan"),
-        bool(inside[peak]) and not flat,
+        peak is not None and bool(inside[peak]),
     )
 
 
@@ -96,14 +99,18 @@ def _label_index(timeline: Timeline, image: int) -> int:
     return list(timeline.images.labels).index(timeline.images.findings[image])
 
 
-def focus_figure(curves: dict[str, list[float]], title: str = "") -> go.Figure:
-    """The gate inside vs outside the lesion, and the finding's probability, over the epochs."""
+def focus_figure(curves: dict[str, list[float]], title: str = "", what: str = "gate") -> go.Figure:
+    """The map (`what`: "gate", "class map") inside vs outside the lesion, and the finding's
+    probability, over the epochs."""
     fig = go.Figure()
     fig.add_scatter(
-        x=curves["epoch"], y=curves["inside"], name="gate inside the lesion", mode="lines+markers"
+        x=curves["epoch"],
+        y=curves["inside"],
+        name=f"{what} inside the lesion",
+        mode="lines+markers",
     )
     fig.add_scatter(
-        x=curves["epoch"], y=curves["outside"], name="gate elsewhere", mode="lines+markers"
+        x=curves["epoch"], y=curves["outside"], name=f"{what} elsewhere", mode="lines+markers"
     )
     fig.add_scatter(
         x=curves["epoch"],
@@ -116,6 +123,42 @@ def focus_figure(curves: dict[str, list[float]], title: str = "") -> go.Figure:
     fig.update_yaxes(range=[0, 1])
     fig.update_layout(height=280, title=title, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+@dataclass(frozen=True)
+class MapPanel:
+    """One map of an epoch, as the page shows it."""
+
+    title: str
+    small: np.ndarray  # (h, w) at the map's own resolution
+    name: str | None  # the gate's name ("stage4", "class"); None for Grad-CAM
+    zrange: tuple[float, float] | None  # None: the map's own range
+
+
+def map_words(name: str) -> str:
+    """What a recorded map is: "class map" (a class-specific head's, of the shown finding) or
+    "gate" (a spatial gate's, the same for every label)."""
+    return "class map" if name == CLASS_MAP else "gate"
+
+
+def map_name(name: str) -> str:
+    """A recorded map in a few words: "class map of the finding", "gate after stage4"."""
+    return "class map of the finding" if name == CLASS_MAP else f"gate after {name}"
+
+
+def map_panels(maps: EpochMaps, image: int, finding: str) -> list[MapPanel]:
+    """The maps of one film after one epoch: gates (stretched over their own range, which is often
+    tiny), a class-specific head's map of the shown finding (a probability: on 0-1), Grad-CAM
+    (divided by its peak: on 0-1)."""
+    panels = []
+    for name in sorted(maps.gates):
+        small = maps.gates[name][image]
+        if name == CLASS_MAP:
+            panels.append(MapPanel(f"Class map of {finding}", small, name, (0.0, 1.0)))
+        else:
+            panels.append(MapPanel(f"Gate after {name} (every label)", small, name, None))
+    panels.append(MapPanel("Grad-CAM (final features)", maps.gradcam[image], None, (0.0, 1.0)))
+    return panels
 
 
 def epoch_maps(timeline: Timeline, epoch: int) -> EpochMaps:

@@ -1,9 +1,11 @@
 """The Streamlit app, page by page, through `streamlit.testing.v1.AppTest` (no browser).
 
-A session fixture builds a small, real set of runs: a phantom dataset, one attention and one
-baseline checkpoint for two backbones (64 px, untrained weights: what is checked is that the app
-shows what the models compute), evaluated and localized by the project's own `evaluate` and
-`localize` code, plus one broken checkpoint. Uploads go through AppTest's file_uploader.
+A session fixture builds a small, real set of runs: a phantom dataset, one attention (the paper's
+spatial gate) and one baseline checkpoint for two backbones and a class-specific MobileNetV2 (64
+px, untrained weights: what is checked is that the app shows what the models compute), evaluated
+and localized by the project's own `evaluate` and `localize` code, the class model with a
+two-epoch timeline written by `core.training.timeline`, plus one broken checkpoint. Uploads go
+through AppTest's file_uploader.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from core.models.classifier import AttentionClassifier, ModelConfig
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 BACKBONES = ("mobilenetv2_100", "resnet18")
+CLASS_RUN = "mobilenetv2_100+class"  # the class-specific model (CSRA head, output stride 16)
 SIZE = 64
 TIMEOUT = 180  # seconds per AppTest run: generous, the CI machine is shared
 
@@ -91,8 +94,27 @@ def _write_samples(index, folder: Path, count: int = 2) -> None:
     (folder / "samples.json").write_text(json.dumps({"note": note, "samples": entries}))
 
 
+def _write_class_timeline(run: Path, model: AttentionClassifier, index) -> None:
+    """Two epochs of a class model's timeline, as `fit` writes them (core.training.timeline): the
+    model as saved, then with its class weights moved, so the maps change between epochs."""
+    from core.training.timeline import (
+        epoch_maps,
+        pick_timeline_images,
+        write_epoch_maps,
+        write_timeline_images,
+    )
+
+    films = pick_timeline_images(index, index.items, ALL14, SIZE)
+    write_timeline_images(run, films)
+    write_epoch_maps(run, epoch_maps(model, films, 1))
+    with torch.no_grad():
+        model.head.classifier.weight.add_(torch.randn_like(model.head.classifier.weight))
+    write_epoch_maps(run, epoch_maps(model, films, 2))
+
+
 def build_app_data(root: Path) -> AppData:
-    """Phantom data, 4 checkpoints (2 backbones x attention on/off), evaluated and localized."""
+    """Phantom data, 5 checkpoints (2 backbones x spatial gate on/off, a class-specific
+    MobileNetV2), evaluated and localized; the class model with a timeline."""
     from core.data.chestxray14 import open_dataset
     from core.data.phantom import generate_phantom
     from core.evaluation import evaluate_run
@@ -117,6 +139,22 @@ def build_app_data(root: Path) -> AppData:
             save_checkpoint(run / "checkpoint.pt", model, training)
             evaluate_run(run, n_resamples=20, progress=False, num_workers=0)  # no worker processes
             localize_run(run, method="attention" if attention else "gradcam", control=False)
+    torch.manual_seed(2)
+    config = ModelConfig(
+        "mobilenetv2_100",
+        ALL14,
+        attention=True,
+        attention_kind="class",
+        output_stride=16,
+        image_size=SIZE,
+    )
+    model = AttentionClassifier(config).eval()
+    save_checkpoint(
+        runs / CLASS_RUN / "checkpoint.pt", model, _training(data, index.fingerprint, 0.8)
+    )
+    evaluate_run(runs / CLASS_RUN, n_resamples=20, progress=False, num_workers=0)
+    localize_run(runs / CLASS_RUN, method="attention", control=False)
+    _write_class_timeline(runs / CLASS_RUN, model, index)
     (runs / "broken").mkdir()
     (runs / "broken" / "checkpoint.pt").write_bytes(b"not a checkpoint")
     _write_samples(index, root / "samples")
@@ -213,6 +251,23 @@ def dicom_bytes(modality: str = "DX", side: int = 80) -> bytes:
     return buffer.getvalue()
 
 
+def backbones_view(at: AppTest) -> AppTest:
+    """Switch Explore to the backbone columns (it opens on the mechanisms: the fixture has a
+    class-specific model)."""
+    at.radio(key="explore.view").set_value("backbones").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def class_map_by_hand(checkpoint: Path, pixels: np.ndarray, label: str) -> np.ndarray:
+    """A class head's map of `label` at the view's size, from core's forward pass alone."""
+    loaded = load_checkpoint(checkpoint)
+    x = config_input(model_view(pixels, loaded.config.image_size)[None], loaded.config)
+    with torch.no_grad():
+        small = loaded.model.forward_with_maps(x).maps["class"][:, [ALL14.index(label)]]
+    return torch.nn.functional.interpolate(small, size=(SIZE, SIZE), mode="bilinear")[0, 0].numpy()
+
+
 def upload(at: AppTest, name: str, data: bytes, mime: str = "application/octet-stream") -> None:
     if at.radio(key="explore.source").value != "upload":
         at.radio(key="explore.source").set_value("upload").run()
@@ -222,16 +277,28 @@ def upload(at: AppTest, name: str, data: bytes, mime: str = "application/octet-s
 # --- the registry and the command -------------------------------------------------------------
 
 
-def test_registry_groups_variants_and_lists_broken_runs(app_data):
+def test_registry_groups_variants_by_kind_and_lists_broken_runs(app_data):
     from app.registry import scan_runs
+    from core.errors import ConfigError
 
     registry = scan_runs(app_data.runs)
     assert registry.backbones() == ["mobilenetv2_100", "resnet18"]  # paper backbone first
-    best = registry.best("resnet18", True)
-    assert best.name == "resnet18-att" and best.attention and best.is_phantom
-    assert registry.best("resnet18", False).name == "resnet18"
+    best = registry.best("resnet18", "spatial")
+    assert best.name == "resnet18-att" and best.kind == "spatial" and best.is_phantom
+    assert best.title == "resnet18 + attention" and not best.class_specific
+    assert registry.best("resnet18", None).name == "resnet18"
+    assert registry.best("resnet18", "class") is None
     assert "synthetic phantom" in best.provenance and "0.750" in best.provenance
-    assert len(registry.evaluated()) == 4 and len(registry.localized()) == 4
+    # kinds per backbone, baseline first; the attention switch means the paper's gate
+    assert registry.kinds("mobilenetv2_100") == [None, "spatial", "class"]
+    assert registry.attention_kind("mobilenetv2_100") == "spatial"
+    csra = registry.best("mobilenetv2_100", "class")
+    assert csra.name == CLASS_RUN and csra.class_specific and csra.title.endswith("class attention")
+    assert csra.final_map == "4 x 4 at 64 px (output stride 16)"
+    assert registry.class_specific_backbones() == ["mobilenetv2_100"]
+    with pytest.raises(ConfigError, match="attention kind True"):
+        registry.best("resnet18", True)  # the bool of before kinds is refused, not misread
+    assert len(registry.evaluated()) == 5 and len(registry.localized()) == 5
     [broken] = registry.broken
     assert broken.path.name == "broken" and "not a readable checkpoint" in broken.reason
 
@@ -300,8 +367,107 @@ def test_app_command_starts_streamlit_with_the_stated_limits(tmp_path):
 # --- Explore an image ---------------------------------------------------------------------------
 
 
+def test_explore_opens_on_the_mechanisms_of_a_lesion_sample(app, app_data):
+    """Default page: a sample with a lesion, its finding explained, and for MobileNetV2 (the
+    backbone with a class model) the paper's gate, the class map and the baseline's Grad-CAM side
+    by side on one colour scale, the lesion outlined, their meaning said under the row."""
+    sample = json.loads((app_data.samples / "samples.json").read_text())["samples"][0]
+    finding = sample["findings"][0]
+    assert app.radio(key="explore.view").value == "mechanisms"
+    assert app.selectbox(key="explore.sample").value == sample["image"]
+    assert app.selectbox(key="explore.label").value == finding  # the sample's finding
+    assert app.selectbox(key="explore.mechanisms.backbone").value == "mobilenetv2_100"
+    charts = plotly(app)
+    row = ["mech-spatial", "mech-class", "mech-gradcam"]
+    assert [k for k in charts if k.startswith("mech-")] == row  # side by side, in this order
+    titles = [charts[k]["layout"]["title"]["text"] for k in row]
+    assert titles[0] == "Gate map · one for all labels<br><sup>stage4 · 2x2 map</sup>"
+    assert finding not in titles[0]  # a gate is not titled with a label
+    assert titles[1] == f"Class map · {finding}<br><sup>4x4 map</sup>"
+    assert titles[2] == f"Grad-CAM · {finding}<br><sup>stage4 · 2x2 map</sup>"
+    for key in row:
+        heat = charts[key]["data"][1]
+        assert (heat["zmin"], heat["zmax"]) == (0.0, 1.0)  # one colour scale
+        outlines = [t for t in charts[key]["data"] if t["type"] == "scatter"]
+        assert len(outlines) >= len(sample["masks"])  # the lesion outlined on every map
+    pixels = load_radiograph(app_data.samples / sample["image"]).pixels
+    class_run = app_data.runs / CLASS_RUN / "checkpoint.pt"
+    np.testing.assert_allclose(
+        values(charts["mech-class"]["data"][1]["z"]),
+        class_map_by_hand(class_run, pixels, finding),
+        atol=1e-5,
+    )
+    page = text_on_page(app)
+    assert "The gate map is the same for every label" in page  # under the label selector
+    assert "is one map for all 14 labels" in page and f"belongs to {finding} alone" in page
+    assert f"the green outline is the {finding} lesion" in page
+    expected = probabilities_by_hand(class_run, pixels)[ALL14.index(finding)]
+    assert f"P({finding}) = {expected:.2f}" in page
+    assert "MobileNetV2 (baseline)" in page  # whose Grad-CAM it is
+
+    # another label: the class map and Grad-CAM follow it, the gate map does not change
+    other = next(label for label in ALL14 if label != finding)
+    app.selectbox(key="explore.label").set_value(other).run()
+    assert not app.exception and not app.error
+    again = plotly(app)
+    np.testing.assert_array_equal(
+        values(again["mech-spatial"]["data"][1]["z"]),
+        values(charts["mech-spatial"]["data"][1]["z"]),
+    )
+    new_class = values(again["mech-class"]["data"][1]["z"])
+    np.testing.assert_allclose(new_class, class_map_by_hand(class_run, pixels, other), atol=1e-5)
+    assert not np.allclose(new_class, values(charts["mech-class"]["data"][1]["z"]))
+    assert again["mech-class"]["layout"]["title"]["text"].startswith(f"Class map · {other}")
+    assert f"This film has no {other} lesion" in text_on_page(app)
+
+    # a backbone without a class model says how to train one; Grad-CAM of its gate model
+    app.selectbox(key="explore.mechanisms.backbone").set_value("resnet18").run()
+    app.selectbox(key="explore.mechanisms.gradcam_of").set_value("spatial").run()
+    assert not app.exception and not app.error
+    assert "--attention-kind class" in " ".join(i.value for i in app.info)
+    assert set(k for k in plotly(app) if k.startswith("mech-")) == {"mech-spatial", "mech-gradcam"}
+
+
+def test_explore_columns_choose_the_attention_kind(app, app_data):
+    """The backbone columns: the switch means the paper's gate; a kind select picks the class
+    model; a gate's map is said to be the same for every label."""
+    backbones_view(app)
+    label = app.selectbox(key="explore.label").value
+    kind = app.selectbox(key="explore.kind.mobilenetv2_100")
+    assert kind.value == "spatial" and kind.options == [
+        "spatial gate (CBAM, the paper's)",
+        "class-specific attention (CSRA)",
+    ]
+    captions = " ".join(c.value for c in app.caption)
+    assert "The gate map of MobileNetV2 + attention, resnet18 + attention is class-agnostic" in (
+        captions
+    )
+    kind.set_value("class").run()
+    assert not app.exception and not app.error
+    assert "MobileNetV2 + class attention" in [s.value for s in app.subheader]
+    chart = plotly(app)["map-mobilenetv2_100"]
+    assert chart["layout"]["title"]["text"].startswith(f"Class map · {label}")
+    sample = json.loads((app_data.samples / "samples.json").read_text())["samples"][0]
+    pixels = load_radiograph(app_data.samples / sample["image"]).pixels
+    np.testing.assert_allclose(
+        values(chart["data"][1]["z"]),
+        class_map_by_hand(app_data.runs / CLASS_RUN / "checkpoint.pt", pixels, label),
+        atol=1e-5,
+    )
+    # the shared scale keeps a class map on its own 0-1 scale, as it does a gate's
+    app.toggle(key="explore.shared_scale").set_value(True).run()
+    shared = plotly(app)
+    for backbone in BACKBONES:
+        assert (
+            shared[f"map-{backbone}"]["data"][1]["zmin"],
+            shared[f"map-{backbone}"]["data"][1]["zmax"],
+        ) == (0.0, 1.0)
+    assert "resnet18 + attention is class-agnostic" in " ".join(c.value for c in app.caption)
+
+
 def test_explore_sample_shows_what_the_models_compute(app, app_data):
-    """Default page: the first sample, two backbone columns with attention on."""
+    """Backbone columns: the default sample, two backbone columns with attention on."""
+    backbones_view(app)
     charts = plotly(app)
     assert {"prob-mobilenetv2_100", "prob-resnet18", "map-mobilenetv2_100", "map-resnet18"} <= set(
         charts
@@ -330,6 +496,7 @@ def test_explore_sample_shows_what_the_models_compute(app, app_data):
 
 
 def test_explore_upload_and_attention_switches(app, app_data):
+    backbones_view(app)
     data = png_bytes()
     upload(app, "film.png", data, "image/png")
     assert not app.exception and not app.error
@@ -366,6 +533,7 @@ def test_explore_upload_and_attention_switches(app, app_data):
 
 
 def test_explore_methods_scale_and_difference(app, app_data):
+    backbones_view(app)
     app.selectbox(key="explore.method").set_value("integrated_gradients").run()
     app.toggle(key="explore.difference").set_value(True).run()
     assert not app.exception and not app.error
@@ -428,12 +596,12 @@ def test_downloads_hold_the_shown_numbers_and_overlay(app, app_data):
     from app import columns, images
     from app.registry import scan_runs
 
-    labels = [b.label for b in app.get("download_button")]
+    labels = [b.label for b in backbones_view(app).get("download_button")]
     assert "Download predictions CSV" in labels and labels.count("Download overlay PNG") == 2
     registry = scan_runs(app_data.runs)
     study = images.read_upload("film.png", png_bytes())
     with_streamlit_caches = [
-        columns.build_column(registry, b, True, False, study, "Effusion", "attention", False)
+        columns.build_column(registry, b, "spatial", False, study, "Effusion", "attention", False)
         for b in BACKBONES
     ]
     frame = columns.predictions_frame(study, with_streamlit_caches)
@@ -442,6 +610,7 @@ def test_downloads_hold_the_shown_numbers_and_overlay(app, app_data):
     expected = probabilities_by_hand(app_data.runs / "resnet18-att/checkpoint.pt", study.pixels)
     assert row.probability == pytest.approx(expected[ALL14.index("Effusion")], abs=1e-5)
     assert row.positive == (row.probability >= 0.5) and row.trained_on == "phantom"
+    assert row.attention_kind == "spatial"
     column = with_streamlit_caches[0]
     png = columns.overlay_png(column.view, column.explanation.heat, 0.5, (0.0, 1.0))
     decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
@@ -514,6 +683,18 @@ def test_failures_page_shows_the_most_confident_errors(app, app_data):
     assert not app.exception and not app.error
     assert {"case-attention", "case-gradcam"} <= set(plotly(app))
     assert any(worst.image_id in s.value for s in app.subheader)
+    title = plotly(app)["case-attention"]["layout"]["title"]["text"]
+    assert "Gate map · one for all labels (stage4 · 2x2 map)" in title
+
+    # a class model's own map is the label's: titled with it, its kind named above the gallery
+    app.selectbox(key="failures.run").set_value(CLASS_RUN).run()
+    assert not app.exception and not app.error
+    assert any("class-specific attention (CSRA)" in c.value for c in app.caption)
+    label = app.selectbox(key="failures.label").value
+    opened = [b for b in app.button if b.key and b.key.startswith(("open-fp-", "open-fn-"))]
+    opened[0].click().run()
+    assert not app.exception and not app.error
+    assert f"Class map · {label}" in plotly(app)["case-attention"]["layout"]["title"]["text"]
 
 
 def test_localization_page_charts_the_scores(app, app_data):
@@ -529,6 +710,9 @@ def test_localization_page_charts_the_scores(app, app_data):
     np.testing.assert_allclose(values(bars["y"]), np.array(expected, dtype=float), equal_nan=True)
     overall = app.dataframe[0].value.set_index("run")
     assert overall.loc["mobilenetv2_100-att", "method"] == "attention"
+    assert overall.loc["mobilenetv2_100-att", "attention"] == "spatial gate (CBAM, the paper's)"
+    assert overall.loc[CLASS_RUN, "attention"] == "class-specific attention (CSRA)"
+    assert overall.loc[CLASS_RUN, "map stage"] == "class"
     assert any(key.startswith("gal-") for key in plotly(app))
 
 
@@ -537,9 +721,44 @@ def test_about_page_cards_limitations_and_broken_runs(app):
     assert not app.exception
     page = text_on_page(app)
     assert "not a medical device" in page.lower() and "NLP" in page
-    assert len(app.expander) >= 5  # four model cards and the broken-runs list
+    assert len(app.expander) >= 6  # five model cards and the broken-runs list
+    assert "class-specific attention (CSRA): one map per label" in page
+    assert "spatial gate (CBAM, the paper's): one map for every label" in page
+    assert "4 x 4 at 64 px (output stride 16)" in page
     assert any("not a readable checkpoint" in m.value for m in app.markdown)
     assert any("synthetic phantom" in w.value for w in app.warning)
+
+
+def test_timeline_replays_the_class_map_of_the_shown_finding(app, app_data):
+    from core.training.timeline import read_timeline
+
+    app.switch_page("views/timeline.py").run()
+    assert not app.exception and not app.error
+    assert app.selectbox(key="timeline.run").value == CLASS_RUN  # the one with a timeline
+    timeline = read_timeline(app_data.runs / CLASS_RUN)
+    finding = timeline.images.findings[0]
+
+    def shown_and_recorded(epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        chart = plotly(app)["timeline-class"]
+        assert chart["layout"]["title"]["text"].startswith(f"Class map of {finding}<br>")
+        heat = chart["data"][1]
+        assert (heat["zmin"], heat["zmax"]) == (0.0, 1.0)  # a probability, on its own scale
+        small = next(m for m in timeline.epochs if m.epoch == epoch).gates["class"][0]
+        recorded = torch.nn.functional.interpolate(
+            torch.from_numpy(small)[None, None], size=(SIZE, SIZE), mode="bilinear"
+        )[0, 0].numpy()
+        return values(heat["z"]), recorded
+
+    last, recorded = shown_and_recorded(2)
+    np.testing.assert_allclose(last, recorded, atol=1e-6)
+    app.select_slider(key="timeline.epoch").set_value(1).run()
+    assert not app.exception
+    first, recorded = shown_and_recorded(1)
+    np.testing.assert_allclose(first, recorded, atol=1e-6)
+    assert not np.allclose(first, last)  # the maps changed between the epochs
+    names = [t["name"] for t in plotly(app)["timeline-curves"]["data"]]
+    assert "class map inside the lesion" in names
+    assert any("whose class map peaks on their lesion" in c.value for c in app.caption)
 
 
 def test_models_load_once_and_are_shared(app, app_data):
@@ -548,5 +767,5 @@ def test_models_load_once_and_are_shared(app, app_data):
     path = str(app_data.runs / "resnet18-att" / "checkpoint.pt")
     mtime = Path(path).stat().st_mtime
     first = models.load_model(path, mtime)
-    app.toggle(key="explore.shared_scale").set_value(True).run()
+    backbones_view(app).toggle(key="explore.shared_scale").set_value(True).run()
     assert models.load_model(path, mtime) is first  # st.cache_resource: no reload per click

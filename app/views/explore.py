@@ -1,81 +1,106 @@
-"""Explore an image: upload or pick a sample, compare backbones side by side, switch attention."""
+"""Explore an image: for one backbone, the paper's gate, the class map and Grad-CAM side by side
+(the mechanisms view), or backbones side by side with attention switched on and off."""
 
 import streamlit as st
 
 from app import columns as col
 from app import components, images, settings
 from app import explore_panels as panels
+from app import mechanism_panels as mp
+from app import mechanisms as mech
 from app import state as S
 from core.errors import CxrError
 from core.models.registry import describe_backbone
+
+VIEWS = {
+    "mechanisms": "Mechanisms: gate, class map, Grad-CAM",
+    "backbones": "Backbones side by side",
+}
 
 st.title("Explore an image")
 registry = components.registry()
 backbones, labels = registry.backbones(), registry.labels()
 notice = st.container()  # the phantom notice goes on top, once the models are known
-study = panels.pick_image(images.list_samples(settings.samples_dir()))
-st.session_state[S.BACKBONES] = [b for b in st.session_state[S.BACKBONES] if b in backbones]
-
-st.multiselect(
-    "Backbones, one column each",
-    backbones,
-    key=S.BACKBONES,
-    format_func=lambda b: describe_backbone(b).title,
-)
-label_box, method_box, opacity_box, switch_box = st.columns(4)
-label_box.selectbox("Label to explain", labels, key=S.LABEL)
-method_box.selectbox("Explanation", list(col.METHODS), key=S.METHOD, format_func=col.METHODS.get)
-opacity_box.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=S.OPACITY)
-switch_box.toggle(
-    "Shared colour scale",
-    key=S.SHARED_SCALE,
-    help="One colour range for every column (raw map values), so a weaker map looks weaker.",
-)
-switch_box.toggle("Difference attention on − off", key=S.SHOW_DIFFERENCE)
-chosen = [b for b in st.session_state[S.BACKBONES] if b in backbones]
-if not chosen:
-    st.info("Choose at least one backbone.")
-    st.stop()
-
+found = images.list_samples(settings.samples_dir())
+study = panels.pick_image(found, images.default_sample(settings.samples_dir(), found), labels)
+st.radio("View", list(VIEWS), key=S.VIEW, format_func=VIEWS.get, horizontal=True)
 options = panels.PanelOptions(
     opacity=st.session_state[S.OPACITY],
     shared_scale=st.session_state[S.SHARED_SCALE],
     show_difference=st.session_state[S.SHOW_DIFFERENCE],
     show_truth=st.session_state[S.SHOW_TRUTH],
 )
-slots = st.columns(len(chosen))
-results: list[col.Column] = []
-heads = {}
-for backbone, slot in zip(chosen, slots, strict=True):
-    with slot:
-        heads[backbone] = st.container()  # title and provenance, above the switches
-        attention, ablate = panels.column_switches(registry, backbone)
-        try:
-            with st.spinner("Scoring…"):
-                result = col.build_column(
-                    registry,
-                    backbone,
-                    attention,
-                    ablate,
-                    study,
-                    st.session_state[S.LABEL],
-                    st.session_state[S.METHOD],
-                    with_counterpart=options.show_difference,
-                )
-        except CxrError as exc:
-            st.error(str(exc))
-            continue
-        if result is not None:
-            results.append(result)
+
+if st.session_state[S.VIEW] == "mechanisms":
+    backbone = mech.default_backbone(registry, st.session_state[S.MECHANISMS_BACKBONE])
+    st.session_state[S.MECHANISMS_BACKBONE] = backbone
+    choices = mech.gradcam_choices(registry, backbone)
+    st.session_state[S.GRADCAM_OF] = mech.default_gradcam_of(
+        choices, st.session_state[S.GRADCAM_OF]
+    )
+    pick_box, label_box, gradcam_box, opacity_box = st.columns(4)
+    pick_box.selectbox(
+        "Backbone",
+        backbones,
+        key=S.MECHANISMS_BACKBONE,
+        format_func=lambda b: describe_backbone(b).title,
+    )
+    label_box.selectbox("Label to explain", labels, key=S.LABEL)
+    label_box.caption("The gate map is the same for every label: the label changes the others.")
+    gradcam_box.selectbox(
+        "Grad-CAM of",
+        choices,
+        key=S.GRADCAM_OF,
+        format_func=lambda v: registry.best(backbone, mech.variant_kind(v)).title,
+    )
+    opacity_box.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=S.OPACITY)
+    try:
+        with st.spinner("Scoring…"):
+            row = mech.build_panels(
+                registry, backbone, study, st.session_state[S.LABEL], st.session_state[S.GRADCAM_OF]
+            )
+    except CxrError as exc:
+        st.error(str(exc))
+        st.stop()
+    mp.mechanism_row(row, study, options.opacity, options.show_truth)
+    mp.reading(row, st.session_state[S.LABEL], study)
+    mp.details(row)
+    results = list({p.column.entry.name: p.column for p in row if p.column}.values())
+else:
+    st.session_state[S.BACKBONES] = [b for b in st.session_state[S.BACKBONES] if b in backbones]
+    st.multiselect(
+        "Backbones, one column each",
+        backbones,
+        key=S.BACKBONES,
+        format_func=lambda b: describe_backbone(b).title,
+    )
+    label_box, method_box, opacity_box, switch_box = st.columns(4)
+    label_box.selectbox("Label to explain", labels, key=S.LABEL)
+    label_note = label_box.empty()  # says so when a map shown is the same for every label
+    method_box.selectbox(
+        "Explanation", list(col.METHODS), key=S.METHOD, format_func=col.METHODS.get
+    )
+    opacity_box.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=S.OPACITY)
+    switch_box.toggle(
+        "Shared colour scale",
+        key=S.SHARED_SCALE,
+        help="One colour range for every column (raw map values), so a weaker map looks weaker; "
+        "gates and class maps keep their own 0-1 scale.",
+    )
+    switch_box.toggle("Difference attention on − off", key=S.SHOW_DIFFERENCE)
+    chosen = [b for b in st.session_state[S.BACKBONES] if b in backbones]
+    if not chosen:
+        st.info("Choose at least one backbone.")
+        st.stop()
+    results = panels.backbone_columns(
+        registry, chosen, study, st.session_state[S.LABEL], st.session_state[S.METHOD], options
+    )
+    if note := panels.class_agnostic_note(results):
+        label_note.caption(note)
 
 with notice:
     components.phantom_notice([r.entry for r in results])
     panels.unlike_training_notice(results)
-ranges = col.colour_ranges(results, options.shared_scale)
-for result in results:
-    with slots[chosen.index(result.backbone)]:
-        panels.column_panel(result, study, options, ranges[result.backbone], heads[result.backbone])
-
 st.divider()
 size = results[0].entry.image_size if results else registry.entries[0].image_size
 panels.image_row(study, size, options.show_truth, st.session_state[S.SHOW_IDENTIFIERS])

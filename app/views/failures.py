@@ -24,6 +24,7 @@ pick_run.selectbox(
 )
 entry = registry.by_name(st.session_state[S.FAIL_RUN])
 components.phantom_notice([entry])
+st.caption(f"Attention: {entry.attention_summary}.")
 try:
     predictions = models.run_file(entry, PREDICTIONS)
     metrics = models.run_file(entry, METRICS)
@@ -90,10 +91,10 @@ if index is not None and opened:
     st.subheader(f"{opened}")
     try:
         study = cases.study_for(index, opened)
-        # A baseline has no attention map: show its Grad-CAM beside Integrated Gradients instead.
-        methods = (
-            ("attention", "gradcam") if entry.attention else ("gradcam", "integrated_gradients")
-        )
+        # The model's own map (a gate's, or a class head's map of the label) beside Grad-CAM; a
+        # baseline has none: its Grad-CAM beside Integrated Gradients instead.
+        own = cases.own_method(entry)
+        methods = (own, "gradcam") if own == "attention" else (own, "integrated_gradients")
         for method, slot in zip(methods, st.columns(2), strict=True):
             with slot:
                 figure = cases.case_figure(entry, study, label, method)

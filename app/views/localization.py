@@ -44,7 +44,8 @@ st.plotly_chart(
     key="loc-per-class",
 )
 st.subheader("Overall")
-st.dataframe(tables.overall_frame(results), hide_index=True, width="stretch")
+kinds = {e.name: e.kind_title for e in chosen}
+st.dataframe(tables.overall_frame(results, kinds), hide_index=True, width="stretch")
 st.caption(
     "Pointing game: the map's maximum falls inside a box of the finding. IoBB accuracy: share of "
     "boxes whose thresholded map overlaps them with IoBB above T (Wang et al. 2017). Energy in box: "
@@ -55,8 +56,14 @@ st.caption(
 st.subheader("Gallery: boxes against maps")
 if st.session_state[S.LOC_RUN] not in names:
     st.session_state[S.LOC_RUN] = names[0]
-st.selectbox("Run", names, key=S.LOC_RUN)
+st.selectbox(
+    "Run", names, key=S.LOC_RUN, format_func=lambda n: components.run_label(registry.by_name(n))
+)
 entry = registry.by_name(st.session_state[S.LOC_RUN])
+st.caption(
+    f"Each film with the model's own map: {entry.attention_summary}"
+    + ("." if entry.attention else "; a baseline has no attention map, so Grad-CAM.")
+)
 index, why = cases.dataset_for(entry)
 if index is None:
     st.caption(f"Images not shown: {why}.")
@@ -72,7 +79,7 @@ for i, image_id in enumerate(boxed):
         try:
             study = cases.study_for(index, image_id)
             label = index.boxes.loc[index.boxes["image_id"] == image_id, "label"].iloc[0]
-            method = "attention" if entry.attention else "gradcam"
-            st.plotly_chart(cases.case_figure(entry, study, label, method), key=f"gal-{image_id}")
+            figure = cases.case_figure(entry, study, label, cases.own_method(entry))
+            st.plotly_chart(figure, key=f"gal-{image_id}")
         except CxrError as exc:
             st.error(str(exc))

@@ -10,7 +10,8 @@ from core.training.timeline import has_timeline
 st.title("Attention over training")
 st.caption(
     "During training, `fit` keeps the maps of a few validation films after every epoch. Slide "
-    "through the epochs to watch the attention gate (and Grad-CAM) find the lesion, or fail to."
+    "through the epochs to watch the attention find the lesion, or fail to: a spatial gate's map "
+    "(one for every label), a class-specific head's map of the film's finding, and Grad-CAM."
 )
 registry = components.registry()
 runs = [e for e in registry.entries if has_timeline(e.run.path)]
@@ -21,10 +22,10 @@ if not runs:
         "ChestX-ray14's validation split has no boxes)."
     )
     st.stop()
-names = [e.name for e in runs]
-attention_first = sorted(names, key=lambda n: not registry.by_name(n).attention)
+# class-specific maps first (they can find the lesion), then the gates, then the baselines
+names = [e.name for e in sorted(runs, key=lambda e: (not e.class_specific, not e.attention))]
 if st.session_state.get(S.TIMELINE_RUN) not in names:
-    st.session_state[S.TIMELINE_RUN] = attention_first[0]
+    st.session_state[S.TIMELINE_RUN] = names[0]
 st.selectbox(
     "Run",
     names,
@@ -63,8 +64,7 @@ size = view.shape[-1]
 outline = tv.truth_outline(truth)
 finding = images.findings[image]
 probability = float(maps.probabilities[image, list(images.labels).index(finding)])
-panels = [(f"Gate after {name}", maps.gates[name][image], name) for name in sorted(maps.gates)]
-panels.append(("Grad-CAM (final features)", maps.gradcam[image], None))
+panels = tv.map_panels(maps, image, finding)
 columns = st.columns(len(panels) + 1)
 with columns[0]:
     st.plotly_chart(
@@ -72,11 +72,10 @@ with columns[0]:
         key="timeline-film",
     )
     st.metric(f"P({finding}) after epoch {epoch}", f"{probability:.2f}")
-for column, (title, small, gate) in zip(columns[1:], panels, strict=True):
-    heat = tv.map_in_view(small, size)
+for column, panel in zip(columns[1:], panels, strict=True):
+    heat = tv.map_in_view(panel.small, size)
     focus = tv.lesion_focus(heat, truth)
-    # Gates keep their own [0, 1] scale (0.5 everywhere = not looking anywhere in particular).
-    zrange = (float(heat.min()), float(heat.max())) if gate else (0.0, 1.0)
+    zrange = panel.zrange or (float(heat.min()), float(heat.max()))
     with column:
         st.plotly_chart(
             figures.overlay_figure(
@@ -84,28 +83,35 @@ for column, (title, small, gate) in zip(columns[1:], panels, strict=True):
                 heat,
                 zrange=zrange,
                 contours=outline,
-                title=f"{title}<br><sup>{small.shape[0]}x{small.shape[1]} map, "
+                title=f"{panel.title}<br><sup>{panel.small.shape[0]}x{panel.small.shape[1]} map, "
                 f"{'peak on the lesion' if focus.points_at_lesion else 'peak elsewhere'}</sup>",
             ),
-            key=f"timeline-{title}",
+            key=f"timeline-{panel.name or 'gradcam'}",
         )
-        if gate:
+        if panel.name:
             st.caption(
-                f"Gate {heat.min():.2f}-{heat.max():.2f}; mean {focus.inside:.2f} on the lesion, "
-                f"{focus.outside:.2f} elsewhere."
+                f"{tv.map_words(panel.name).capitalize()} {heat.min():.2f}-{heat.max():.2f}; "
+                f"mean {focus.inside:.2f} on the lesion, {focus.outside:.2f} elsewhere."
             )
 
 gates = sorted(maps.gates)
 if gates:
-    gate = gates[0] if len(gates) == 1 else st.radio("Gate", gates, horizontal=True)
+    if st.session_state.get(S.TIMELINE_MAP) not in gates:
+        st.session_state[S.TIMELINE_MAP] = gates[-1]
+    if len(gates) > 1:
+        st.radio("Map", gates, key=S.TIMELINE_MAP, horizontal=True, format_func=tv.map_name)
+    gate = st.session_state[S.TIMELINE_MAP]
+    what = tv.map_words(gate)
     st.plotly_chart(
         tv.focus_figure(
-            tv.focus_curves(timeline, image, gate), title=f"This film over the epochs ({gate})"
+            tv.focus_curves(timeline, image, gate),
+            title=f"This film over the epochs ({tv.map_name(gate)})",
+            what=what,
         ),
         key="timeline-curves",
     )
     hits = tv.pointing_by_epoch(timeline, gate)
     st.caption(
-        "Films of this timeline whose gate peaks on the lesion, by epoch: "
+        f"Films of this timeline whose {what} peaks on their lesion, by epoch: "
         + ", ".join(f"{e}: {share:.0%}" for e, share in hits)
     )

@@ -31,6 +31,9 @@ SHOWCASE: tuple[tuple[str, str | None], ...] = (
     ("phantom_pneumothorax", "Pneumothorax"),
     ("phantom_cardiomegaly", "Cardiomegaly"),
 )
+# The film the app's Explore page opens on: a compact lesion the maps can be judged against (the
+# normal film teaches nothing about where attention looks).
+DEFAULT = "phantom_mass"
 OUT = Path(__file__).resolve().parent / "samples"
 RATES = base_rates(TEACHING.rare_floor)  # the default (teaching) phantom's case mix
 
@@ -100,6 +103,7 @@ def main() -> None:
         "size": SIZE,
         "boxes": "x, y, w, h in pixels of the image (the masks' bounding boxes)",
         "regenerate": "python assets/make_samples.py",
+        "default": f"{DEFAULT}.png",
         "samples": samples,
     }
     (OUT / "samples.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -303,6 +303,26 @@ def test_registry_groups_variants_by_kind_and_lists_broken_runs(app_data):
     assert broken.path.name == "broken" and "not a readable checkpoint" in broken.reason
 
 
+def test_the_default_sample_has_a_lesion(app_data, tmp_path):
+    from app.images import default_sample, list_samples
+    from app.settings import SAMPLES_DIR
+
+    shipped = default_sample(SAMPLES_DIR, list_samples(SAMPLES_DIR))
+    assert shipped.name == "phantom_mass.png" and shipped.labels == ("Mass",) and shipped.masks
+    # without a "default" in samples.json: the first film with a finding, not the normal one
+    index = json.loads((app_data.samples / "samples.json").read_text())
+    normal = {"image": "normal.png", "findings": [], "boxes": {}, "masks": {}}
+    shutil.copy(app_data.samples / index["samples"][0]["image"], tmp_path / "normal.png")
+    for entry in index["samples"]:
+        for name in [entry["image"], *entry["masks"].values()]:
+            shutil.copy(app_data.samples / name, tmp_path / name)
+    index["samples"].insert(0, normal)
+    (tmp_path / "samples.json").write_text(json.dumps(index))
+    samples = list_samples(tmp_path)
+    assert samples[0].name == "normal.png"
+    assert default_sample(tmp_path, samples).name == index["samples"][1]["image"]
+
+
 def test_runs_folder_from_script_arguments_then_environment():
     from app.settings import DEFAULT_RUNS, runs_root
 

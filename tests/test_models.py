@@ -1,4 +1,4 @@
-"""The paper's backbones with and without spatial attention: build, forward, maps, ablation."""
+"""The paper's backbones with each attention kind: build, forward, maps, ablation, output stride."""
 
 import pytest
 import torch
@@ -127,3 +127,127 @@ def test_local_pretrained_weights_load_and_missing_file_fails_fast(tmp_path):
         AttentionClassifier(
             ModelConfig("efficientnet_b0", ALL14), pretrained_file=str(tmp_path / "model.pth")
         )
+
+
+def randomise_head(model: AttentionClassifier, seed: int = 0) -> None:
+    """Give a class-specific head weights of the size training reaches and non-zero biases (it
+    starts at std 0.01 and zero bias); a linear head is left as it is."""
+    if not model.class_specific:
+        return
+    gen = torch.Generator().manual_seed(seed)
+    head = model.head
+    with torch.no_grad():
+        head.classifier.weight.copy_(torch.randn(head.classifier.weight.shape, generator=gen))
+        head.bias.copy_(torch.randn(head.bias.shape, generator=gen))
+
+
+def class_model(**changes) -> AttentionClassifier:
+    options = dict(attention=True, attention_kind="class", attention_lambda=0.3, image_size=64)
+    torch.manual_seed(0)
+    model = AttentionClassifier(ModelConfig("mobilenetv2_100", PAPER13, **(options | changes)))
+    randomise_head(model.eval())
+    return model
+
+
+def test_class_maps_are_one_per_label_in_unit_interval():
+    model = class_model(output_stride=16)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        maps = model.forward_with_maps(x).maps
+        scores = model.head.score_maps(model.features(x))
+    assert model.class_specific and list(maps) == ["class"]
+    m = maps["class"]
+    assert m.shape == (2, len(PAPER13), 4, 4)  # output stride 16 at 64 px
+    assert 0.0 <= m.min() < m.max() <= 1.0
+    # Each label's map is the probability of that label from each place alone ...
+    assert torch.allclose(m, torch.sigmoid(scores + model.head.bias.view(1, -1, 1, 1)))
+    # ... and the labels' maps differ in where they peak, not only in level.
+    peaks = m.flatten(2).argmax(dim=2)
+    assert len(set(peaks[0].tolist())) > 1
+
+
+@pytest.mark.parametrize("temperature", [2.0, 99.0])
+def test_class_head_logits_and_its_ablation_by_hand(temperature):
+    model = class_model(attention_temperature=temperature)
+    head, x = model.head, torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        scores = head.score_maps(model.features(x)).flatten(2)  # (B, L, places)
+        normal = model.forward_with_maps(x)
+        ablated = model.forward_with_maps(x, ablate_attention=True)
+    # CSRA: the average score, plus lambda x the softmax(T s)-weighted score (T = 99: the max).
+    base = scores.mean(dim=2) + head.bias
+    if temperature >= 99:
+        attended = scores.amax(dim=2)
+    else:
+        weights = torch.exp(temperature * scores)
+        attended = (weights * scores).sum(dim=2) / weights.sum(dim=2)
+    assert torch.allclose(normal.logits, base + 0.3 * attended, atol=1e-5)
+    # Ablated: the attention term is gone; what is left is the average-pooled score and the bias.
+    assert torch.allclose(ablated.logits, base, atol=1e-5)
+    assert (normal.logits - ablated.logits).abs().mean() > 1e-2
+    assert torch.equal(normal.maps["class"], ablated.maps["class"])  # the maps still reported
+
+
+def test_cbam_applies_channel_then_spatial_attention_and_ablation_passes_features():
+    from core.models.attention import ChannelSpatialAttention, gate_call
+
+    model = AttentionClassifier(
+        ModelConfig("mobilenetv2_100", ALL14, attention=True, attention_kind="cbam")
+    ).eval()
+    randomise_gates(model)
+    cbam = model.final_attention
+    assert isinstance(cbam, ChannelSpatialAttention) and cbam.name == "stage4"
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        trunk = model.backbone.forward_features(x)
+        recalibrated = cbam.channel(trunk)
+        with gate_call() as call:
+            gated = model.features(x)
+        with gate_call(ablate=True):
+            ablated = model.features(x)
+    # The channel half rescales each channel of each film by a weight in (0, 1)...
+    # (read where each channel is largest; MobileNetV2's ReLU6 leaves some channels all zero)
+    flat, place = trunk.flatten(2), trunk.flatten(2).abs().argmax(dim=2, keepdim=True)
+    live = flat.gather(2, place).abs() > 1e-6
+    weights = torch.where(live, recalibrated.flatten(2).gather(2, place), 0) / torch.where(
+        live, flat.gather(2, place), 1
+    )
+    assert live.float().mean() > 0.5
+    assert weights[live].min() > 0.0 and weights[live].max() < 1.0 and weights[live].std() > 0.01
+    assert torch.allclose(recalibrated, trunk * weights.unsqueeze(-1), atol=1e-5)
+    # ... then the spatial gate's map, computed from the recalibrated features, multiplies them.
+    expected_map = cbam.spatial.attention_map(recalibrated)
+    assert torch.allclose(call.maps["stage4"], expected_map)
+    assert torch.allclose(gated, recalibrated * expected_map, atol=1e-6)
+    # Ablated, both halves stand aside: the trunk's features pass unchanged.
+    assert torch.equal(ablated, trunk)
+
+
+@pytest.mark.parametrize("backbone", list(PAPER_BACKBONES))
+def test_output_stride_16_gives_every_paper_backbone_finer_maps(backbone):
+    config = ModelConfig(
+        backbone, PAPER13, attention=True, attention_stages=(-2, -1), output_stride=16
+    )
+    model = AttentionClassifier(config).eval()
+    with torch.no_grad():
+        out = model.forward_with_maps(torch.randn(2, 3, 64, 64))
+        final = model.features(torch.randn(1, 3, 64, 64))
+    assert out.logits.shape == (2, 13) and torch.isfinite(out.logits).all()
+    # The last stage dilated instead of strided: 4 x 4 at 64 px (2 x 2 at stride 32), the same
+    # size as the stage before it.
+    assert {name: tuple(m.shape) for name, m in out.maps.items()} == {
+        "stage3": (2, 1, 4, 4),
+        "stage4": (2, 1, 4, 4),
+    }
+    assert final.shape[-2:] == (4, 4)
+
+
+@pytest.mark.parametrize("backbone", ["densenet121", "vgg11"])
+def test_a_backbone_that_cannot_dilate_is_a_one_line_config_error(backbone):
+    # DenseNet does not take output_stride; VGG takes it and asserts 32.
+    with torch.device("meta"), pytest.raises(ConfigError) as error:
+        AttentionClassifier(ModelConfig(backbone, ALL14, output_stride=16))
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"{backbone} cannot change its output stride")
+    assert message.endswith("leave --output-stride at 32")

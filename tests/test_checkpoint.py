@@ -1,4 +1,5 @@
-"""Checkpoints: identical logits after a round trip, and one clear error for each broken file."""
+"""Checkpoints: identical logits after a round trip (every attention kind, both output strides;
+checkpoints from before the kinds), and one clear error for each broken file."""
 
 import subprocess
 import sys
@@ -10,7 +11,8 @@ from core.errors import CheckpointError
 from core.labels import PAPER13
 from core.models.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from core.models.classifier import AttentionClassifier, ModelConfig
-from tests.test_models import randomise_gates
+from core.models.kinds import ATTENTION_KINDS, KIND_TITLES
+from tests.test_models import randomise_gates, randomise_head
 
 TRAINING = {
     "epochs": 2,
@@ -50,6 +52,62 @@ def test_round_trip_gives_identical_logits_and_metadata(saved):
 
 def _payload(path):
     return torch.load(path, weights_only=True)
+
+
+# The fields a checkpoint saved before attention kinds existed lacks.
+KIND_FIELDS = ("attention_kind", "attention_temperature", "attention_lambda", "output_stride")
+
+
+@pytest.mark.parametrize("kind", ATTENTION_KINDS)
+def test_every_attention_kind_round_trips_with_identical_logits_and_maps(kind, tmp_path):
+    config = ModelConfig(
+        "mobilenetv2_100",
+        PAPER13,
+        attention=True,
+        attention_kind=kind,
+        attention_temperature=2.0,
+        attention_lambda=0.3,
+        output_stride=16,
+        image_size=64,
+    )
+    torch.manual_seed(1)
+    model = AttentionClassifier(config).eval()
+    randomise_gates(model)
+    randomise_head(model)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "checkpoint.pt", model, TRAINING))
+    assert loaded.config == config and loaded.model.class_specific == (kind == "class")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        ours, theirs = model.forward_with_maps(x), loaded.model.forward_with_maps(x)
+    assert torch.equal(ours.logits, theirs.logits)
+    assert ours.maps.keys() == theirs.maps.keys() == {"class" if kind == "class" else "stage4"}
+    for name, maps in ours.maps.items():
+        # Output stride 16 at 64 px: 4 x 4 maps, one per label for the class head.
+        assert maps.shape == (2, len(PAPER13) if kind == "class" else 1, 4, 4)
+        assert torch.equal(maps, theirs.maps[name])
+        assert maps.std() > 0  # the maps compared are not a uniform start
+
+
+def test_a_checkpoint_from_before_attention_kinds_loads_as_spatial_stride_32(saved, tmp_path):
+    model, path = saved
+    data = _payload(path)
+    for name in KIND_FIELDS:
+        del data["model"][name]
+    torch.save(data, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert old.config.attention_kind == "spatial" and old.config.output_stride == 32
+    assert old.config == model.config and not old.model.class_specific
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(old.model(x), model(x))
+    out = subprocess.run(
+        [sys.executable, "-m", "train.cli", "inspect", str(tmp_path / "old.pt")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"attention        {KIND_TITLES['spatial']}, after stage4 (stages -1;" in out
+    assert "output stride    32: final feature map 2x2 at 64 px" in out
 
 
 def test_not_a_checkpoint(tmp_path):
@@ -120,7 +178,8 @@ def test_inspect_cli_prints_metadata_and_one_line_errors(saved, tmp_path):
     cmd = [sys.executable, "-m", "train.cli", "inspect", str(path)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     assert "MobileNetV2 (mobilenetv2_100)" in out
-    assert "spatial, stages -1" in out
+    assert "attention        spatial gate (CBAM, the paper's), after stage4 (stages -1;" in out
+    assert "attention maps   one for all labels, per gate: stage4 2x2 at 64 px" in out
     assert "synthetic phantom" in out
     assert "Effusion 0.300" in out
 
@@ -180,3 +239,50 @@ def test_ood_section_that_does_not_fit_the_model_is_refused(saved, tmp_path):
     path = save_checkpoint(tmp_path / "t.pt", model, TRAINING, calibration=calibration)
     with pytest.raises(CheckpointError, match="temperatures do not name the model's labels"):
         load_checkpoint(path)
+
+
+def test_inspect_says_what_a_class_specific_head_is_and_where_its_maps_are(tmp_path, capsys):
+    import json
+
+    from train.cli import main
+
+    config = ModelConfig(
+        "mobilenetv2_100",
+        PAPER13,
+        attention=True,
+        attention_kind="class",
+        attention_temperature=99.0,
+        attention_lambda=0.2,
+        output_stride=16,
+        image_size=128,
+    )
+    path = save_checkpoint(tmp_path / "checkpoint.pt", AttentionClassifier(config), TRAINING)
+    assert main(["inspect", str(tmp_path)]) == 0  # the run folder is enough
+    lines = capsys.readouterr().out.splitlines()
+    head = "in the head (temperature 99 = max pooling, lambda 0.2)"
+    assert f"attention        {KIND_TITLES['class']}, {head}" in lines
+    assert "attention maps   one per label (13): 8x8 at 128 px" in lines
+    assert "output stride    16 (last stage dilated): final feature map 8x8 at 128 px" in lines
+    assert main(["inspect", str(path), "--json"]) == 0
+    model = json.loads(capsys.readouterr().out)["model"]
+    assert (model["attention_kind"], model["output_stride"]) == ("class", 16)
+
+
+def test_inspect_json_gives_an_old_checkpoint_the_fields_it_lacks(saved, tmp_path, capsys):
+    import json
+
+    from train.cli import main
+
+    _, path = saved
+    data = _payload(path)
+    for name in KIND_FIELDS:
+        del data["model"][name]
+    torch.save(data, tmp_path / "old.pt")
+    assert main(["inspect", str(tmp_path / "old.pt"), "--json"]) == 0
+    model = json.loads(capsys.readouterr().out)["model"]
+    assert (model["attention_kind"], model["output_stride"]) == ("spatial", 32)
+    data["model"]["attention_kind"] = "sideways"
+    torch.save(data, tmp_path / "bad.pt")
+    assert main(["inspect", str(tmp_path / "bad.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "attention kind 'sideways'" in err

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from core.errors import CheckpointError, ConfigError
 from core.models.checkpoint import read_checkpoint_data
+from core.models.classifier import ModelConfig
+from core.models.kinds import KIND_TITLES
 from core.models.registry import describe_backbone
 
 
@@ -17,9 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def checkpoint_metadata(data: dict) -> dict:
-    """Everything in a checkpoint except the weights, plus their count; the OOD description's
-    per-layer tensors are summarised as their shapes."""
+    """Everything in a checkpoint except the weights, plus their count; the model config with
+    every field (a checkpoint from before a field existed shows its default: attention kind
+    "spatial", output stride 32); the OOD description's per-layer tensors as their shapes."""
     meta = {k: v for k, v in data.items() if k != "state_dict"}
+    try:
+        meta["model"] = ModelConfig.from_dict(data["model"]).to_dict()
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"invalid model config ({exc})") from None
     meta["n_parameters"] = int(sum(t.numel() for t in data["state_dict"].values()))
     if isinstance(meta.get("ood"), dict):
         ood = dict(meta["ood"])
@@ -43,14 +51,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     model, training = meta["model"], meta.get("training") or {}
     data = training.get("data") or {}
-    stages = ", ".join(str(s) for s in model.get("attention_stages", ()))
     lines = [
         f"checkpoint       {path}",
         f"format           {meta['format']} v{meta['format_version']}, "
         f"cxr-attention {meta.get('package_version', '?')}, created {meta.get('created', '?')}",
         f"backbone         {describe_backbone(model['backbone']).title} ({model['backbone']}), "
         f"{meta['n_parameters'] / 1e6:.2f}M parameters",
-        f"attention        {'spatial, stages ' + stages if model['attention'] else 'none (baseline)'}",
+        *attention_lines(ModelConfig.from_dict(model)),
         f"input            {model['image_size']} px, {model['in_chans']} channel(s), "
         f"mean {_fmt(model['mean'])}, std {_fmt(model['std'])}",
         f"labels ({len(model['labels'])})      {', '.join(model['labels'])}",
@@ -82,6 +89,65 @@ def run(args: argparse.Namespace) -> int:
     lines += trust_lines(meta)
     print("\n".join(lines))
     return 0
+
+
+def attention_lines(config: ModelConfig) -> list[str]:
+    """The attention kind, where it sits, its maps (per label or shared, their sizes at the
+    model's input size) and the output stride."""
+    size = config.image_size
+    shapes = map_shapes(config)
+    final = shapes.pop("final", None)
+    at = f" at {size} px"
+
+    def cells(hw: tuple[int, int] | None) -> str:
+        return "?" if hw is None else f"{hw[0]}x{hw[1]}"
+
+    dilated = " (last stage dilated)" if config.output_stride < 32 else ""
+    stride = (
+        f"output stride    {config.output_stride}{dilated}: final feature map {cells(final)}{at}"
+    )
+    if config.kind is None:
+        return ["attention        none (baseline)", stride]
+    title = KIND_TITLES[config.kind]
+    if config.kind == "class":
+        head = (
+            f"attention        {title}, in the head (temperature {config.attention_temperature:g}"
+            f"{' = max pooling' if config.attention_temperature >= 99 else ''}, lambda "
+            f"{config.attention_lambda:g})"
+        )
+        maps = f"attention maps   one per label ({len(config.labels)}): {cells(final)}{at}"
+        return [head, maps, stride]
+    stages = ", ".join(str(s) for s in config.attention_stages)
+    names = ", ".join(shapes) or "?"
+    options = [f"{config.attention_kernel}x{config.attention_kernel} convolution"]
+    if config.attention_normalise:
+        options.append("mean-normalised")
+    if config.attention_pool != "maxmean":
+        options.append(f"{config.attention_pool} pooling")
+    gate = f"attention        {title}, after {names} (stages {stages}; {', '.join(options)})"
+    per_gate = ", ".join(f"{name} {cells(hw)}" for name, hw in shapes.items()) or "?"
+    maps = f"attention maps   one for all labels, per gate: {per_gate}{at}"
+    return [gate, maps, stride]
+
+
+def map_shapes(config: ModelConfig) -> dict[str, tuple[int, int]]:
+    """(h, w) of each attention map (a class head's under "class") and of the final feature map
+    ("final") at the model's input size, from the model built on the meta device (no weights);
+    empty when this timm cannot build the backbone."""
+    import torch
+
+    from core.models.classifier import AttentionClassifier
+
+    try:
+        with torch.device("meta"):
+            model = AttentionClassifier(config).eval()
+    except ConfigError:
+        return {}
+    x = torch.zeros(1, config.in_chans, config.image_size, config.image_size, device="meta")
+    with torch.no_grad():
+        out = model.forward_with_maps(x)
+        final = tuple(model.features(x).shape[-2:])
+    return {name: tuple(m.shape[-2:]) for name, m in out.maps.items()} | {"final": final}
 
 
 def trust_lines(meta: dict) -> list[str]:

@@ -19,6 +19,7 @@ from core.inference import load_scoring_models, predict_files
 from core.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.models.classifier import AttentionClassifier, ModelConfig
 from tests.test_dicom import make_dataset, save
+from tests.test_models import randomise_head
 from train.cli import main
 
 LABELS = ("Atelectasis", "Effusion", "Mass", "Nodule")
@@ -43,6 +44,24 @@ def build_checkpoint(path: Path, attention: bool, image_size: int, seed: int) ->
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> Path:
     return build_checkpoint(tmp_path_factory.mktemp("runA") / "checkpoint.pt", True, 64, 0)
+
+
+@pytest.fixture(scope="module")
+def class_ckpt(tmp_path_factory) -> Path:
+    """A class-specific head (one map per label) at output stride 16: 4 x 4 maps at 64 px."""
+    torch.manual_seed(2)
+    config = ModelConfig(
+        "mobilenetv2_100",
+        LABELS,
+        attention=True,
+        attention_kind="class",
+        output_stride=16,
+        image_size=64,
+    )
+    model = AttentionClassifier(config)
+    randomise_head(model)
+    path = tmp_path_factory.mktemp("runC") / "checkpoint.pt"
+    return save_checkpoint(path, model, {"thresholds": THRESHOLDS, "epochs": 0})
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +115,13 @@ def test_json_schema_and_values(capsys, ckpt: Path, tmp_path: Path) -> None:
         assert set(record) == {
             "image",
             "probabilities",
+            "attention_kind",
             "calibrated",
             "positive",
             "out_of_distribution",
         }
         assert record["calibrated"] is False and record["out_of_distribution"] is None
+        assert record["attention_kind"] == "spatial"
         assert list(record["probabilities"]) == list(LABELS)  # the checkpoint's order
         expected = direct_probabilities(checkpoint, path)
         np.testing.assert_allclose(list(record["probabilities"].values()), expected, atol=2e-6)
@@ -198,9 +219,13 @@ def test_save_maps_writes_expected_files(capsys, ckpt: Path, tmp_path: Path) -> 
     maps = tmp_path / "maps"
     argv = ["predict", str(ckpt), str(a), str(b), "--save-maps", str(maps)]
     assert main(argv) == 0
-    # Default: maps for each image's positive findings with the model's own method (attention).
-    for stem in ("film", "film-2"):
-        assert (maps / f"{stem}_attention_Effusion.png").exists()
+    # Default: the model's own method (attention); a gate's map is one for all labels, so one
+    # file per gate, named after the gate.
+    assert {p.name for p in maps.iterdir()} == {
+        f"{stem}_{suffix}.png"
+        for stem in ("film", "film-2")
+        for suffix in ("input", "attention_stage4")
+    }
     for f in maps.iterdir():
         f.unlink()
     assert main([*argv, "--labels", "Effusion,Nodule", "--method", "attention,gradcam"]) == 0
@@ -208,13 +233,7 @@ def test_save_maps_writes_expected_files(capsys, ckpt: Path, tmp_path: Path) -> 
     expected = {
         f"{stem}_{suffix}.png"
         for stem in ("film", "film-2")
-        for suffix in (
-            "input",
-            "attention_Effusion",
-            "attention_Nodule",
-            "gradcam_Effusion",
-            "gradcam_Nodule",
-        )
+        for suffix in ("input", "attention_stage4", "gradcam_Effusion", "gradcam_Nodule")
     }
     assert {p.name for p in maps.iterdir()} == expected
     # The input file is exactly the model's view (uint8, before normalisation).
@@ -222,6 +241,58 @@ def test_save_maps_writes_expected_files(capsys, ckpt: Path, tmp_path: Path) -> 
     np.testing.assert_array_equal(written, model_view(load_radiograph(b).pixels, 64))
     overlay = cv2.imread(str(maps / "film_gradcam_Effusion.png"), cv2.IMREAD_UNCHANGED)
     assert overlay.shape == (64, 64, 3)
+
+
+def class_overlay(checkpoint: Checkpoint, image_path: Path, label: str) -> np.ndarray:
+    """The overlay of one label's class-specific map computed by hand (RGB uint8): the model
+    view, the head's map of that label, bilinear to the view's size, on the fixed 0-1 scale."""
+    from core.explain.overlay import overlay
+
+    size = checkpoint.config.image_size
+    view = model_view(load_radiograph(image_path).pixels, size)
+    with torch.no_grad():
+        out = checkpoint.model.forward_with_maps(config_input(view[None], checkpoint.config))
+    own = out.maps["class"][:, [checkpoint.labels.index(label)]]  # (1, 1, 4, 4)
+    heat = torch.nn.functional.interpolate(own, size=(size, size), mode="bilinear")[0, 0]
+    return overlay(view, heat.numpy(), opacity=0.4, vmin=0.0, vmax=1.0)
+
+
+def test_save_maps_of_a_class_model_writes_one_map_per_label(
+    capsys, class_ckpt: Path, ckpt: Path, tmp_path: Path
+) -> None:
+    a = write_png(tmp_path / "a.png", film(4))
+    maps = tmp_path / "maps"
+    status, (record,), _ = predict_json(capsys, str(class_ckpt), str(a), "--save-maps", str(maps))
+    assert status == 0 and record["attention_kind"] == "class"
+    # Default: the image's positive findings, each under its own name (Effusion always, Mass never).
+    assert "Effusion" in record["positive"] and "Mass" not in record["positive"]
+    assert {p.name for p in maps.iterdir()} == {"a_input.png"} | {
+        f"a_attention_{label}.png" for label in record["positive"]
+    }
+    assert (
+        main(["predict", str(class_ckpt), str(a), "--save-maps", str(maps), "--labels", "all"]) == 0
+    )
+    capsys.readouterr()
+    written = {label: cv2.imread(str(maps / f"a_attention_{label}.png")) for label in LABELS}
+    checkpoint = load_checkpoint(class_ckpt)
+    for label, bgr in written.items():
+        # Each file is that label's own map, as the head computes it.
+        expected = class_overlay(checkpoint, a, label)
+        np.testing.assert_allclose(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), expected, atol=1)
+    assert not np.array_equal(written["Effusion"], written["Nodule"])
+    # Beside a gate model: each model's files carry its name, per label and per gate.
+    for f in maps.iterdir():
+        f.unlink()
+    argv = [str(class_ckpt), "--ckpt", str(ckpt), str(a), "--labels", "Nodule"]
+    status, (record,), _ = predict_json(capsys, *argv, "--save-maps", str(maps))
+    assert status == 0
+    kinds = {tag: block["attention_kind"] for tag, block in record["models"].items()}
+    assert kinds == {class_ckpt.parent.name: "class", ckpt.parent.name: "spatial"}
+    assert {p.name for p in maps.iterdir()} == {
+        "a_input.png",
+        f"a_{class_ckpt.parent.name}_attention_Nodule.png",
+        f"a_{ckpt.parent.name}_attention_stage4.png",
+    }
 
 
 def test_several_checkpoints(capsys, ckpt: Path, baseline_ckpt: Path, tmp_path: Path) -> None:
@@ -247,6 +318,7 @@ def test_several_checkpoints(capsys, ckpt: Path, baseline_ckpt: Path, tmp_path: 
     assert record["probabilities"] == record["models"][tag]["probabilities"]
     assert record["models"]["base"]["probabilities"] != record["probabilities"]
     assert record["models"]["base"]["checkpoint"] == str(baseline_ckpt)
+    assert record["models"]["base"]["attention_kind"] is None  # a baseline
     assert {p.name for p in maps.iterdir()} == {
         "a_input_48px.png",
         "a_input_64px.png",

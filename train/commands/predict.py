@@ -6,12 +6,13 @@ checkpoint's per-label validation threshold (Youden's J by default; `--threshold
 
     {"image": "scans/a.png",
      "probabilities": {"Atelectasis": 0.1234, ...},   # the first model (CKPT), all its labels
+     "attention_kind": "class",                        # spatial, cbam, class; null for a baseline
      "calibrated": true,                               # probabilities temperature-scaled on validation
      "positive": ["Effusion", ...],                    # labels at/over threshold, most probable first
      "out_of_distribution": {"score": 12.3, "threshold": 2.9, "flagged": true},
                                                        # null for checkpoints without an OOD description
-     "models": {"runA": {"checkpoint": "...", "probabilities": {...}, "calibrated": ...,
-                         "positive": [...], "out_of_distribution": {...}},
+     "models": {"runA": {"checkpoint": "...", "probabilities": {...}, "attention_kind": ...,
+                         "calibrated": ..., "positive": [...], "out_of_distribution": {...}},
                 "runB": {...}}}                        # only when --ckpt adds models
 
 Probabilities are calibrated (per-label temperature scaling fitted on the validation split at the
@@ -26,11 +27,19 @@ with several models the columns are `<model>:<label>`, `<model>:positive`, ... A
 after its run folder (`RUN/checkpoint.pt`) or its file stem.
 
 `--save-maps DIR` writes `<stem>_input.png` (the model view, exactly what the model sees before
-normalisation; `<stem>_input_<S>px.png` per size when models differ in input size) and
-`<stem>_<method>_<Label>.png` overlays (`<stem>_<model>_<method>_<Label>.png` with several models)
-for the `--labels` asked for, else for each image's positive findings (its top finding if none).
+normalisation; `<stem>_input_<S>px.png` per size when models differ in input size) and overlays
+(`<stem>_<model>_...` with several models):
+
+- per label, `<stem>_<method>_<Label>.png`, for Grad-CAM and for the attention of a class-specific
+  head (one map per label), for the `--labels` asked for, else for each image's positive findings
+  (its top finding if none): the findings a reader would look for;
+- per gate, `<stem>_attention_<gate>.png` (`stage4`, ...), for the attention of a spatial or cbam
+  gate, whatever the labels: one gate's map serves every label, so a label in its name would claim
+  what the map does not know.
+
 Files sharing a stem get `-2`, `-3`, ... in input order. Overlays use a fixed 0-1 colour scale:
-attention maps are the gate's own values, Grad-CAM maps are divided by their maximum.
+attention maps are the model's own values (a gate's sigmoid, a class head's per-place
+probability), Grad-CAM maps are divided by their maximum.
 
 `--labels` and `--method` take comma lists or repeat (`--labels Effusion,Mass`), never swallowing
 the image arguments. Probabilities in JSON and CSV are rounded to 6 decimals.
@@ -47,14 +56,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-import numpy as np
-
 from core.errors import ConfigError, RadiographError
 from core.labels import canonical_label
-from train.commands.predict_output import Output
+from train.commands.predict_output import Output, save_maps
 
 if TYPE_CHECKING:
-    from core.inference import ScoredBatch, ScoringModel
+    from core.inference import ScoringModel
     from core.progress import ProgressBar
 
 METHODS = ("attention", "gradcam")
@@ -78,7 +85,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--csv", metavar="OUT", help="also write one CSV row per image to OUT")
-    parser.add_argument("--save-maps", metavar="DIR", help="write model views and map overlays")
+    parser.add_argument(
+        "--save-maps",
+        metavar="DIR",
+        help="write each image's model view and map overlays: Grad-CAM and class-specific "
+        "attention one per label (--labels, else the image's positive findings), a gate's "
+        "attention one per gate (<stem>_attention_stage4.png: the same map for every label)",
+    )
     # Comma lists (or the flag repeated), not nargs="+", so a flag never swallows the image paths.
     parser.add_argument(
         "--method",
@@ -183,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             out.add(result)
             if maps_dir is not None:
-                _save_maps(maps_dir, result, models, methods, asked, thresholds, stems, device)
+                save_maps(maps_dir, result, models, methods, asked, thresholds, stems, device)
             progress.update(len(result.images))
         out.close()
     if failures and len(paths) > 1:
@@ -259,62 +272,6 @@ def _unique_stems(paths: list[Path]) -> dict[str, str]:
         used.add(stem)
         stems[str(path)] = stem
     return stems
-
-
-def _save_maps(
-    folder: Path,
-    batch: ScoredBatch,
-    models: list[ScoringModel],
-    methods: dict[str, list[str]],
-    asked: tuple[str, ...],
-    thresholds: dict[str, dict[str, float]],
-    stems: dict[str, str],
-    device,
-) -> None:
-    import cv2
-
-    from core.explain.overlay import overlay
-    from core.inference import explanation_maps
-
-    sizes = sorted({m.image_size for m in models})
-    for image in batch.images:
-        stem = stems[image.source]
-        for size in sizes:
-            suffix = "" if len(sizes) == 1 else f"_{size}px"
-            _write_png(folder / f"{stem}_input{suffix}.png", image.views[size])
-    for m in models:
-        wanted = [
-            _labels_to_map(batch.probabilities[m.tag][i], m, asked, thresholds[m.tag])
-            for i in range(len(batch.images))
-        ]
-        indices = sorted({m.labels.index(label) for labels in wanted for label in labels})
-        views = np.stack([image.views[m.image_size] for image in batch.images])
-        tag = f"_{m.tag}" if len(models) > 1 else ""
-        for method in methods[m.tag]:
-            maps = explanation_maps(m, views, indices, method, device)
-            for i, image in enumerate(batch.images):
-                for label in wanted[i]:
-                    heat = maps[i, indices.index(m.labels.index(label))]
-                    rgb = overlay(views[i], heat, opacity=0.4, vmin=0.0, vmax=1.0)
-                    name = f"{stems[image.source]}{tag}_{method}_{label}.png"
-                    _write_png(folder / name, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-
-
-def _labels_to_map(
-    p: np.ndarray, m: ScoringModel, asked: tuple[str, ...], thresholds: dict[str, float]
-) -> list[str]:
-    from core.inference import positive_labels
-
-    if asked:
-        return list(asked)
-    return positive_labels(p, m.labels, thresholds) or [m.labels[int(np.argmax(p))]]
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    import cv2
-
-    if not cv2.imwrite(str(path), image):
-        raise ConfigError(f"cannot write {path}: check that the folder is writable")
 
 
 def _open_csv(path: str) -> TextIO:

@@ -1,4 +1,5 @@
-"""`predict`'s outputs: the table (streamed), the JSON list (printed at the end) and the CSV rows.
+"""`predict`'s outputs: the table (streamed), the JSON list (printed at the end), the CSV rows and
+the map files of `--save-maps`.
 
 The formats are documented in `train/commands/predict.py`; an image a model flags as unlike its
 training films is marked in the table with `OOD_MARK`.
@@ -9,11 +10,16 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from core.errors import ConfigError
+
 if TYPE_CHECKING:
+    import torch
+
     from core.inference import ScoredBatch, ScoringModel
 
 OOD_MARK = "[UNLIKE TRAINING FILMS: output unreliable]"
@@ -77,6 +83,7 @@ class Output:
                 "probabilities": {
                     label: round(float(v), 6) for label, v in zip(m.labels, p, strict=True)
                 },
+                "attention_kind": m.checkpoint.config.kind,
                 "calibrated": m.checkpoint.calibrated,
                 "positive": positive,
                 "out_of_distribution": None if verdict is None else verdict.as_dict(),
@@ -120,3 +127,93 @@ class Output:
             json.dump(self.records, sys.stdout, indent=2)
             sys.stdout.write("\n")
         sys.stdout.flush()
+
+
+def save_maps(
+    folder: Path,
+    batch: ScoredBatch,
+    models: list[ScoringModel],
+    methods: dict[str, list[str]],
+    asked: tuple[str, ...],
+    thresholds: dict[str, dict[str, float]],
+    stems: dict[str, str],
+    device: torch.device | str,
+) -> None:
+    """Write each image's model view(s) and its overlays (names in train/commands/predict.py):
+    per label for Grad-CAM and class-specific attention, per gate for a gate's attention."""
+    from core.inference import explanation_maps
+
+    sizes = sorted({m.image_size for m in models})
+    for image in batch.images:
+        stem = stems[image.source]
+        for size in sizes:
+            suffix = "" if len(sizes) == 1 else f"_{size}px"
+            write_png(folder / f"{stem}_input{suffix}.png", image.views[size])
+    for m in models:
+        views = np.stack([image.views[m.image_size] for image in batch.images])
+        prefixes = [
+            f"{stems[image.source]}{f'_{m.tag}' if len(models) > 1 else ''}"
+            for image in batch.images
+        ]
+        wanted = [
+            labels_to_map(batch.probabilities[m.tag][i], m, asked, thresholds[m.tag])
+            for i in range(len(batch.images))
+        ]
+        indices = sorted({m.labels.index(label) for labels in wanted for label in labels})
+        for method in methods[m.tag]:
+            if method == "attention" and not m.checkpoint.model.class_specific:
+                for gate, maps in gate_maps(m, views, device).items():
+                    for i, prefix in enumerate(prefixes):
+                        _write_overlay(folder / f"{prefix}_attention_{gate}.png", views[i], maps[i])
+                continue
+            maps = explanation_maps(m, views, indices, method, device)
+            for i, prefix in enumerate(prefixes):
+                for label in wanted[i]:
+                    heat = maps[i, indices.index(m.labels.index(label))]
+                    _write_overlay(folder / f"{prefix}_{method}_{label}.png", views[i], heat)
+
+
+def gate_maps(
+    m: ScoringModel, views: np.ndarray, device: torch.device | str
+) -> dict[str, np.ndarray]:
+    """Each attention gate's map of a uint8 batch of views: {gate: float32 (B, S, S) in [0, 1]},
+    upsampled from the gate's own grid, values as the gate computed them."""
+    import torch
+
+    from core.data.preprocess import config_input
+    from core.explain import explain
+
+    model = m.checkpoint.model
+    x = config_input(torch.from_numpy(np.ascontiguousarray(views)), m.checkpoint.config, device)
+    return {
+        gate: explain(model, x, [0], "attention", stage=gate).maps[:, 0].cpu().numpy()
+        for gate in model.gate_names
+    }
+
+
+def labels_to_map(
+    p: np.ndarray, m: ScoringModel, asked: tuple[str, ...], thresholds: dict[str, float]
+) -> list[str]:
+    """The labels mapped for one image: those asked for, else its positive findings (at or over
+    threshold), else its most probable one."""
+    from core.inference import positive_labels
+
+    if asked:
+        return list(asked)
+    return positive_labels(p, m.labels, thresholds) or [m.labels[int(np.argmax(p))]]
+
+
+def _write_overlay(path: Path, view: np.ndarray, heat: np.ndarray) -> None:
+    import cv2
+
+    from core.explain.overlay import overlay
+
+    rgb = overlay(view, heat, opacity=0.4, vmin=0.0, vmax=1.0)
+    write_png(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    import cv2
+
+    if not cv2.imwrite(str(path), image):
+        raise ConfigError(f"cannot write {path}: check that the folder is writable")

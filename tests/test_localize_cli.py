@@ -16,8 +16,9 @@ import torch
 from core.explain.localize_run import truth_cases
 from core.explain.table import localization_table, table_labels
 from core.labels import ALL14
-from core.models.checkpoint import save_checkpoint
+from core.models.checkpoint import load_checkpoint, save_checkpoint
 from core.models.classifier import AttentionClassifier, ModelConfig
+from tests.test_models import randomise_head
 from train.cli import main
 
 REALDATA = Path(__file__).parents[2] / "shared" / "realdata"
@@ -31,6 +32,7 @@ SCHEMA = {
     "per_class",
     "overall",
     "map_stage",
+    "maps",
 }
 ENTRY = {"n_boxes", "pointing_game", "iobb_acc", "energy_in_box"}
 
@@ -75,18 +77,23 @@ def write_dataset(root: Path) -> Path:
     return root
 
 
-def write_run(run: Path, data: Path, attention: bool = True) -> Path:
+def write_run(run: Path, data: Path, attention: bool = True, kind: str = "spatial") -> Path:
+    """An untrained test_resnet run on `data` (a class head: output stride 16, weights drawn
+    large enough that its labels' maps differ)."""
     torch.manual_seed(0)
     config = ModelConfig(
         "test_resnet",
         ALL14,
         attention=attention,
+        attention_kind=kind,
+        output_stride=16 if kind == "class" else 32,
         image_size=64,
         in_chans=1,
         mean=(0.5,),
         std=(0.25,),
     )
     model = AttentionClassifier(config).eval()
+    randomise_head(model)
     training = {"data": {"source": "chestxray14", "root": str(data), "label_set": "all14"}}
     save_checkpoint(run / "checkpoint.pt", model, training)
     return run
@@ -116,6 +123,7 @@ def test_localize_writes_the_schema_and_the_random_control(dataset, tmp_path, ca
     report = json.loads((run / "localization.json").read_text())
     assert set(report) == SCHEMA
     assert report["method"] == "gradcam" and report["map_stage"] == "stage4"
+    assert report["maps"] == "gradcam (stage4)"
     assert (report["n_boxes"], report["n_images"], report["source"]) == (3, 2, "chestxray14")
     assert list(report["per_class"]) == ["Effusion", "Infiltration", "Nodule"]  # model order
     for entry in [report["overall"], *report["per_class"].values()]:
@@ -126,6 +134,7 @@ def test_localize_writes_the_schema_and_the_random_control(dataset, tmp_path, ca
     assert whole["iobb_acc"] == {"0.1": 1.0, "0.25": 1.0, "0.5": 1.0}
     control = json.loads((run / "localization_random.json").read_text())
     assert set(control) == SCHEMA and control["method"] == "random"
+    assert control["maps"] == "random control"
     assert control["n_boxes"] == 3
 
     rows = localization_table([run])
@@ -143,7 +152,51 @@ def test_localize_attention_limit_and_stage(dataset, tmp_path):
     )
     report = json.loads((run / "localization.json").read_text())
     assert (report["n_images"], report["n_boxes"], report["map_stage"]) == (1, 2, "stage4")
+    assert report["maps"] == "attention gate stage4 (one map for all labels)"
     assert not (run / "localization_random.json").exists()
+
+
+def own_map_energy(checkpoint, data: Path, image: str, box: tuple, label: str) -> float:
+    """Energy of a class head's map of `label` in one box of the box file, by hand: the model
+    view of the 96 px image, the head's map upsampled to it, its mass inside the box."""
+    from core.data.preprocess import config_input, model_view, square_geometry
+    from core.data.radiograph import load_radiograph
+    from core.explain.localization import Box, box_mask, box_to_view
+
+    film = load_radiograph(data / "images" / image)
+    size = checkpoint.config.image_size
+    view = model_view(film.pixels, size)
+    with torch.no_grad():
+        out = checkpoint.model.forward_with_maps(config_input(view[None], checkpoint.config))
+    own = out.maps["class"][:, [checkpoint.labels.index(label)]]
+    heat = torch.nn.functional.interpolate(own, size=(size, size), mode="bilinear")[0, 0].numpy()
+    scale = film.width / 1024  # the box file's frame
+    in_image = Box(*(v * scale for v in box))
+    mask = box_mask(
+        [box_to_view(in_image, square_geometry(film.height, film.width, size))], heat.shape
+    )
+    return float(heat[mask].sum() / heat.sum())
+
+
+def test_localize_scores_each_label_with_its_own_class_specific_map(dataset, tmp_path, capsys):
+    run = write_run(tmp_path / "tiny+class", dataset, kind="class")
+    assert main(["localize", str(run), "--method", "attention", "--no-control"]) == 0
+    assert "class-specific attention (one map per label) on 3 boxes" in capsys.readouterr().out
+    report = json.loads((run / "localization.json").read_text())
+    assert report["map_stage"] == "class"
+    assert report["maps"] == "class-specific attention (one map per label)"
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    nodule = ("00000001_000.png", (600, 200, 100, 100))
+    effusion = ("00000002_000.png", (100, 500, 300, 400))
+    # Each label's score is its own map's, computed by hand; the other label's map would give
+    # another share of the same box (by 3.3e-4 and 8e-4 here: an untrained head's maps are flat).
+    pairs = (("Nodule", nodule, "Effusion"), ("Effusion", effusion, "Nodule"))
+    for label, (image, box), other in pairs:
+        scored = report["per_class"][label]["energy_in_box"]
+        assert scored == pytest.approx(
+            own_map_energy(checkpoint, dataset, image, box, label), abs=1e-5
+        )
+        assert abs(own_map_energy(checkpoint, dataset, image, box, other) - scored) > 1e-4
 
 
 def test_localize_errors_are_one_line(dataset, tmp_path, capsys):
@@ -181,3 +234,38 @@ def test_localize_on_real_chestxray14_boxes(tmp_path):
     report = json.loads((run / "localization.json").read_text())
     assert report["n_images"] == 3 and report["n_boxes"] >= 3
     assert report["source"] == "chestxray14" and report["split"] == "test"
+
+
+@pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata not present")
+@pytest.mark.filterwarnings("ignore::core.data.chestxray14.DatasetWarning")  # 23 of 112,120 present
+def test_localize_class_specific_maps_on_real_chestxray14_boxes(tmp_path, capsys):
+    """Issue 17, real films: a class-specific head's own maps through `localize`, on every
+    ChestX-ray14 box of the sample, beside the random control, in the table `compare` prints."""
+    import pandas as pd
+
+    manifest = pd.read_csv(REALDATA / "manifest.csv").dropna(subset=["bbox_xywh_1024"])
+    boxed = manifest[manifest["official_split"] == "test"]
+    n_boxes = sum(len(cell.split(";")) for cell in boxed["bbox_xywh_1024"])
+    run = write_run(tmp_path / "tiny+class", REALDATA, kind="class")
+    assert main(["localize", str(run), "--method", "attention"]) == 0
+    line = capsys.readouterr().out
+    assert f"class-specific attention (one map per label) on {n_boxes} boxes" in line
+    report = json.loads((run / "localization.json").read_text())
+    control = json.loads((run / "localization_random.json").read_text())
+    assert set(report) == set(control) == SCHEMA
+    assert (
+        (report["n_images"], report["n_boxes"])
+        == (len(boxed), n_boxes)
+        == (
+            control["n_images"],
+            control["n_boxes"],
+        )
+    )
+    assert report["source"] == "chestxray14" and report["map_stage"] == "class"
+    labels = {cell.split(":")[0] for cells in boxed["bbox_xywh_1024"] for cell in cells.split(";")}
+    assert set(report["per_class"]) == {"Infiltration" if n == "Infiltrate" else n for n in labels}
+    rows = localization_table([run])
+    kinds = {(r["kind"], r["metric"]) for r in rows}
+    for metric in ("pointing_game", "iobb@0.1", "energy_in_box"):
+        assert ("run", metric) in kinds and ("control", metric) in kinds
+    assert any(r["kind"] == "published" for r in rows)

@@ -8,7 +8,13 @@ energy in box; see `localization.py`) and writes RUN/localization.json:
     {"run", "method", "split", "n_boxes", "n_images", "source",
      "per_class": {label: {"n_boxes", "pointing_game", "iobb_acc": {"0.1", "0.25", "0.5"},
                            "energy_in_box"}},
-     "overall": {same keys, pooled over all boxes}, "map_stage"}
+     "overall": {same keys, pooled over all boxes}, "map_stage",
+     "maps": what was scored, in words ("class-specific attention (one map per label)",
+             "attention gate stage4 (one map for all labels)", "gradcam (stage4)", ...)}
+
+Every label is scored with its own map where the method has one: Grad-CAM and Integrated
+Gradients of that label's logit, and a class-specific head's (CSRA) map of that label; a gate's
+one map serves every label.
 
 Unless the method is itself "random", the random control is scored on the same boxes and written
 beside it as RUN/localization_random.json (same schema), so `compare` can print it next to ours.
@@ -205,6 +211,17 @@ def score_cases(
     return scores, stage
 
 
+def describe_maps(model, method: str, stage: str) -> str:
+    """What a localization scored, in words: whose map, from where, per label or shared."""
+    if method == "random":
+        return "random control"
+    if method != "attention":
+        return f"{method} ({stage})"
+    if model.class_specific:
+        return "class-specific attention (one map per label)"
+    return f"attention gate {stage} (one map for all labels)"
+
+
 def localization_report(
     scores: dict[str, list[MapScore]],
     labels: Sequence[str],
@@ -215,8 +232,10 @@ def localization_report(
     n_images: int,
     source: str,
     map_stage: str,
+    maps: str | None = None,
 ) -> dict[str, Any]:
-    """The localization.json dict from per-label scores (labels in the model's order)."""
+    """The localization.json dict from per-label scores (labels in the model's order); `maps`
+    says what was scored (`describe_maps`; default: the method and stage)."""
     per_class = {
         label: summarize_scores(scores[label], IOBB_THRESHOLDS)
         for label in labels
@@ -233,6 +252,7 @@ def localization_report(
         "per_class": per_class,
         "overall": summarize_scores(pooled, IOBB_THRESHOLDS),
         "map_stage": map_stage,
+        "maps": maps or f"{method} ({map_stage})",
     }
 
 
@@ -306,6 +326,7 @@ def localize_run(
         run=folder.name,
         method=method,
         map_stage=map_stage,
+        maps=describe_maps(model, method, map_stage),
         **common,
     )
     write_json(folder.path / LOCALIZATION, report)
@@ -316,8 +337,9 @@ def localize_run(
             run=folder.name,
             method="random",
             map_stage="random",
+            maps=describe_maps(model, "random", "random"),
             **common,
         )
         write_json(folder.path / CONTROL_FILE, control_report)
-    log.info("localization of %s (%s) written to %s", folder.name, method, folder.path)
+    log.info("localization of %s (%s) written to %s", folder.name, report["maps"], folder.path)
     return report

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     iobb = ", ".join(f"T={t} {v:.3f}" for t, v in overall["iobb_acc"].items() if v is not None)
     pointing = overall["pointing_game"]
     print(
-        f"{report['run']}: {args.method} maps ({report['map_stage']}) on {report['n_boxes']} boxes "
+        f"{report['run']}: {report['maps']} on {report['n_boxes']} boxes "
         f"of {report['n_images']} {report['split']} images: pointing game {pointing:.3f}; "
         f"IoBB accuracy {iobb}"
     )

@@ -25,8 +25,9 @@ RUN/metrics.json (NaN written as null; `core.metrics.summarize_predictions` docu
     labels         the checkpoint's labels, in order
     data           source ("phantom" | "chestxray14"), root, fingerprint (of the folder scored),
                    trained_on_fingerprint (of the training data; differs for external data)
-    model          backbone, attention, attention_stages ([] without attention), image_size,
-                   pretrained (the weights file the run started from, or null)
+    model          backbone, attention, attention_kind ("spatial" | "cbam" | "class", null for
+                   a baseline), attention_stages (the gated stages; [] without gates), output_stride,
+                   image_size, pretrained (the weights file the run started from, or null)
     threshold_source  where the operating thresholds came from (the checkpoint's validation
                    choice, or a validation pass at evaluation for checkpoints without them)
     micro_auc, micro_auc_ci, macro_auc, macro_auc_ci   AUCs and 95% patient-bootstrap intervals
@@ -341,9 +342,12 @@ def evaluate_run(
         "model": {
             "backbone": checkpoint.config.backbone,
             "attention": bool(checkpoint.config.attention),
+            # spatial, cbam or class (core.models.kinds); None for a baseline
+            "attention_kind": checkpoint.config.kind,
             "attention_stages": list(checkpoint.config.attention_stages)
-            if checkpoint.config.attention
+            if checkpoint.config.attention and checkpoint.config.kind != "class"
             else [],
+            "output_stride": int(checkpoint.config.output_stride),
             "image_size": int(checkpoint.config.image_size),
             "pretrained": checkpoint.training.get("pretrained"),
         },

@@ -178,7 +178,9 @@ def test_metrics_json_schema_and_aucs_recomputed_from_predictions(evaluated, dat
     assert metrics["model"] == {
         "backbone": "mobilenetv2_100",
         "attention": False,
+        "attention_kind": None,
         "attention_stages": [],
+        "output_stride": 32,
         "image_size": 32,
         "pretrained": None,
     }

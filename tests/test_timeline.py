@@ -21,12 +21,16 @@ MAIN = Path(__file__).resolve().parents[1] / "app" / "main.py"
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def phantom(tmp_path_factory):
     data = tmp_path_factory.mktemp("phantom") / "data"
     generate_phantom(data, n=240, size=64, seed=3, workers=1)
-    config = FitConfig(
+    return data
+
+
+def tiny_fit(data, out, **changes) -> Path:
+    options = dict(
         data=str(data),
-        out=str(tmp_path_factory.mktemp("runs") / "tiny+attention"),
+        out=str(out),
         backbone="test_efficientnet",
         attention=True,
         attention_stages=(-2, -1),
@@ -38,7 +42,43 @@ def run(tmp_path_factory):
         threads=1,
         progress=False,
     )
-    return fit(config).path
+    return fit(FitConfig(**(options | changes))).path
+
+
+@pytest.fixture(scope="module")
+def run(phantom, tmp_path_factory):
+    return tiny_fit(phantom, tmp_path_factory.mktemp("runs") / "tiny+attention")
+
+
+def test_a_class_specific_head_records_the_map_of_the_finding_shown(phantom, tmp_path):
+    """gate_class: per film, the class head's map of the label the film is shown for."""
+    import torch
+
+    from core.data.preprocess import config_input
+    from core.models.checkpoint import load_checkpoint
+
+    run = tiny_fit(
+        phantom, tmp_path / "tiny+class", attention_kind="class", output_stride=16, epochs=2
+    )
+    timeline = read_timeline(run)
+    images = timeline.images
+    n = len(images.image_ids)
+    assert [m.epoch for m in timeline.epochs] == [1, 2]
+    for maps in timeline.epochs:
+        assert list(maps.gates) == ["class"]
+        assert maps.gates["class"].shape == (n, 4, 4)  # output stride 16 at 64 px
+        assert maps.gates["class"].min() >= 0.0 and maps.gates["class"].max() <= 1.0
+    # The best epoch's maps are the saved model's, each for its own film's finding.
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    recorded = timeline.epochs[checkpoint.training["best_epoch"] - 1].gates["class"]
+    with torch.no_grad():
+        out = checkpoint.model.forward_with_maps(config_input(images.views, checkpoint.config))
+    shown = [checkpoint.labels.index(finding) for finding in images.findings]
+    expected = out.maps["class"][torch.arange(n), shown].numpy()
+    np.testing.assert_allclose(recorded, expected, atol=1e-3)  # stored as float16
+    # ... and not one label's map for every film: another label's maps differ.
+    other = out.maps["class"][torch.arange(n), [(k + 1) % len(checkpoint.labels) for k in shown]]
+    assert np.abs(other.numpy() - recorded).max() > 1e-2
 
 
 def test_every_epoch_keeps_the_maps_of_the_same_films(run):

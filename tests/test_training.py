@@ -298,6 +298,18 @@ def test_bad_options_are_refused_by_name():
         FitConfig.from_dict({"data": "d", "out": "o"})
 
 
+def test_fit_refuses_a_finer_map_for_a_backbone_that_cannot_dilate(phantom, tmp_path, capsys):
+    out = tmp_path / "vgg"
+    argv = ["fit", "--data", str(phantom), "--backbone", "vgg11", "--output-stride", "16"]
+    assert main([*argv, "--image-size", "64", "--out", str(out), "--no-progress"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert err == [
+        "cxr-attention fit: error: vgg11 cannot change its output stride (not supported): "
+        "leave --output-stride at 32"
+    ]
+    assert not out.exists()  # refused before a run folder was made
+
+
 def test_presets_hold_fitconfig_fields_and_flags_override_them(capsys):
     for path in PRESETS.glob("*.yaml"):
         FitConfig.from_dict({"data": "d", "out": "o", "backbone": TINY} | load_preset(path.stem))

@@ -32,10 +32,10 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     assert "1. evaluation phantom: 48 films at 64 px, seed 2026" in err and "[9/9]" in err
     record = json.loads((zoo / "ZOO.json").read_text())
     assert record["command"] == "cxr-attention demo --retrain"
-    # the baseline, the paper's gate and the class-specific head, all at output stride 16
+    # the baseline, the paper's gate and the class-specific head (reading stage 3)
     names = ["mobilenetv2_100", "mobilenetv2_100+attention", "mobilenetv2_100+class"]
     assert list(record["runs"]) == names
-    assert record["recipe"]["backbone_options"]["mobilenetv2_100"] == {"output_stride": 16}
+    assert record["recipe"]["variant_options"][names[2]] == {"head_stage": -2}
     assert record["runs"][names[2]]["localization_method"] == "attention"
     assert record["runs"][names[2]]["map_stage"] == "class"
     for name in names:

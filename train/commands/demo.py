@@ -158,7 +158,7 @@ def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     runs = []
     for i, variant in enumerate(variants):
         with steps.step(2 + i):
-            own = options | recipe.options_for(variant.backbone)
+            own = options | recipe.options_for(variant.name)
             config = FitConfig.from_dict(variant_options(own, variant, training / "runs"))
             runs.append(fit(config).path)
     with steps.step(len(titles) - 1):

@@ -3,6 +3,7 @@ checkpoints from before the kinds), and one clear error for each broken file."""
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -55,7 +56,13 @@ def _payload(path):
 
 
 # The fields a checkpoint saved before attention kinds existed lacks.
-KIND_FIELDS = ("attention_kind", "attention_temperature", "attention_lambda", "output_stride")
+KIND_FIELDS = (
+    "attention_kind",
+    "attention_temperature",
+    "attention_lambda",
+    "output_stride",
+    "head_stage",
+)
 
 
 @pytest.mark.parametrize("kind", ATTENTION_KINDS)
@@ -96,6 +103,7 @@ def test_a_checkpoint_from_before_attention_kinds_loads_as_spatial_stride_32(sav
     torch.save(data, tmp_path / "old.pt")
     old = load_checkpoint(tmp_path / "old.pt")
     assert old.config.attention_kind == "spatial" and old.config.output_stride == 32
+    assert old.config.head_stage == -1
     assert old.config == model.config and not old.model.class_specific
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
@@ -266,6 +274,14 @@ def test_inspect_says_what_a_class_specific_head_is_and_where_its_maps_are(tmp_p
     assert main(["inspect", str(path), "--json"]) == 0
     model = json.loads(capsys.readouterr().out)["model"]
     assert (model["attention_kind"], model["output_stride"]) == ("class", 16)
+    # The other way to a finer map: the network ends a stage early (stage3, stride 16).
+    shallow = replace(config, output_stride=32, head_stage=-2)
+    path = save_checkpoint(tmp_path / "shallow.pt", AttentionClassifier(shallow), TRAINING)
+    assert main(["inspect", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "attention maps   one per label (13): 8x8 at 128 px" in lines
+    ends = "network ends at stage3 (head stage -2): final feature map 8x8 at 128 px"
+    assert f"output stride    32, {ends}" in lines
 
 
 def test_inspect_json_gives_an_old_checkpoint_the_fields_it_lacks(saved, tmp_path, capsys):

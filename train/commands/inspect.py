@@ -95,7 +95,7 @@ def attention_lines(config: ModelConfig) -> list[str]:
     """The attention kind, where it sits, its maps (per label or shared, their sizes at the
     model's input size) and the output stride."""
     size = config.image_size
-    shapes = map_shapes(config)
+    shapes, last_stage = map_shapes(config)
     final = shapes.pop("final", None)
     at = f" at {size} px"
 
@@ -103,8 +103,12 @@ def attention_lines(config: ModelConfig) -> list[str]:
         return "?" if hw is None else f"{hw[0]}x{hw[1]}"
 
     dilated = " (last stage dilated)" if config.output_stride < 32 else ""
+    ends = ""
+    if config.head_stage != -1:
+        ends = f", network ends at {last_stage or '?'} (head stage {config.head_stage})"
     stride = (
-        f"output stride    {config.output_stride}{dilated}: final feature map {cells(final)}{at}"
+        f"output stride    {config.output_stride}{dilated}{ends}: final feature map "
+        f"{cells(final)}{at}"
     )
     if config.kind is None:
         return ["attention        none (baseline)", stride]
@@ -130,10 +134,10 @@ def attention_lines(config: ModelConfig) -> list[str]:
     return [gate, maps, stride]
 
 
-def map_shapes(config: ModelConfig) -> dict[str, tuple[int, int]]:
+def map_shapes(config: ModelConfig) -> tuple[dict[str, tuple[int, int]], str | None]:
     """(h, w) of each attention map (a class head's under "class") and of the final feature map
-    ("final") at the model's input size, from the model built on the meta device (no weights);
-    empty when this timm cannot build the backbone."""
+    ("final") at the model's input size, and the name of the last stage kept, from the model
+    built on the meta device (no weights); ({}, None) when this timm cannot build the backbone."""
     import torch
 
     from core.models.classifier import AttentionClassifier
@@ -142,12 +146,13 @@ def map_shapes(config: ModelConfig) -> dict[str, tuple[int, int]]:
         with torch.device("meta"):
             model = AttentionClassifier(config).eval()
     except ConfigError:
-        return {}
+        return {}, None
     x = torch.zeros(1, config.in_chans, config.image_size, config.image_size, device="meta")
     with torch.no_grad():
         out = model.forward_with_maps(x)
         final = tuple(model.features(x).shape[-2:])
-    return {name: tuple(m.shape[-2:]) for name, m in out.maps.items()} | {"final": final}
+    shapes = {name: tuple(m.shape[-2:]) for name, m in out.maps.items()}
+    return shapes | {"final": final}, model.stages[-1].name
 
 
 def trust_lines(meta: dict) -> list[str]:

@@ -133,7 +133,8 @@ def overlay_figure(
             zmax=zrange[1],
             colorscale=colorscale,
             opacity=opacity,
-            colorbar=dict(title=colorbar_title, thickness=12, len=0.8),
+            # the title along the bar: a long one ("P(Consolidation)") does not narrow the map
+            colorbar=dict(title=dict(text=colorbar_title, side="right"), thickness=12, len=0.8),
             hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>",
         )
     for label, x, y, w, h in boxes:
@@ -160,7 +161,9 @@ def overlay_figure(
         )
     fig.update_xaxes(visible=False, range=[-0.5, size_x - 0.5])
     fig.update_yaxes(visible=False, range=[size_y - 0.5, -0.5], scaleanchor="x")
-    return _layout(fig, height=400, title=title, margin=dict(l=10, r=10, t=60, b=10))
+    # Room for the colour bar whatever its title, so that maps side by side come out one size.
+    right = 90 if heat is not None else 10
+    return _layout(fig, height=400, title=title, margin=dict(l=10, r=right, t=60, b=10))
 
 
 def roc_figure(

@@ -133,6 +133,7 @@ class MapPanel:
     small: np.ndarray  # (h, w) at the map's own resolution
     name: str | None  # the gate's name ("stage4", "class"); None for Grad-CAM
     zrange: tuple[float, float] | None  # None: the map's own range
+    colorbar: str = "gate"  # what the colour measures
 
 
 def map_words(name: str) -> str:
@@ -154,10 +155,12 @@ def map_panels(maps: EpochMaps, image: int, finding: str) -> list[MapPanel]:
     for name in sorted(maps.gates):
         small = maps.gates[name][image]
         if name == CLASS_MAP:
-            panels.append(MapPanel(f"Class map of {finding}", small, name, (0.0, 1.0)))
+            title = f"Class map of {finding}"
+            panels.append(MapPanel(title, small, name, (0.0, 1.0), f"P({finding})"))
         else:
             panels.append(MapPanel(f"Gate after {name} (every label)", small, name, None))
-    panels.append(MapPanel("Grad-CAM (final features)", maps.gradcam[image], None, (0.0, 1.0)))
+    gradcam = maps.gradcam[image]
+    panels.append(MapPanel("Grad-CAM (final features)", gradcam, None, (0.0, 1.0), "÷ peak"))
     return panels
 
 

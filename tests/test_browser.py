@@ -1,8 +1,10 @@
 """The app in a real browser: Debian's Chromium driven by Playwright.
 
 Starts `cxr-attention app` on a free localhost port as a user does (fresh HOME, stdin not a
-terminal), uploads a PNG and a DICOM, switches attention off and on, and checks that probabilities
-and a map appear and that no exception reaches the page. Then checks that the upload left no trace:
+terminal), sees the Explore page open on the mechanisms of a lesion sample (the paper's gate, the
+class map of its finding and Grad-CAM, side by side), then in the backbone columns uploads a PNG
+and a DICOM, switches attention off and on, and checks that probabilities and a map appear and
+that no exception reaches the page. Then checks that the upload left no trace:
 the DICOM's patient identifiers, its bytes and the uploaded file names appear neither in the server's
 log (at the default level and with --debug) nor in any file under its HOME, TMPDIR, working folder
 or runs folder.
@@ -16,10 +18,12 @@ Skipped when /usr/bin/chromium is absent, unless CXR_REQUIRE_BROWSER=1 (CI), whe
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -63,7 +67,8 @@ def _require_browser() -> None:
 
 
 def _build_runs(root: Path) -> tuple[Path, Path]:
-    """One attention and one baseline MobileNetV2 (128 px, phantom provenance) and two samples."""
+    """A spatial-gate, a class-specific and a baseline MobileNetV2 (128 px, phantom provenance)
+    and two samples."""
     from core.data.chestxray14 import open_dataset
     from core.data.phantom import generate_phantom
     from core.labels import ALL14
@@ -76,15 +81,22 @@ def _build_runs(root: Path) -> tuple[Path, Path]:
     generate_phantom(data, n=12, size=256, seed=1, workers=1)
     index = open_dataset(data)
     runs = root / "runs"
-    for attention in (True, False):
+    for kind in ("spatial", "class", None):
         torch.manual_seed(0)
-        model = AttentionClassifier(
-            ModelConfig("mobilenetv2_100", ALL14, attention=attention, image_size=SIZE)
-        ).eval()
+        stride = 16 if kind == "class" else 32  # the class map 8 x 8, as in the demo zoo
+        config = ModelConfig(
+            "mobilenetv2_100",
+            ALL14,
+            attention=kind is not None,
+            attention_kind=kind or "spatial",
+            output_stride=stride,
+            image_size=SIZE,
+        )
+        model = AttentionClassifier(config).eval()
         for gate in model.modules():
             if isinstance(gate, SpatialAttention):
                 torch.nn.init.ones_(gate.bn.weight)  # a non-uniform map from untrained weights
-        name = "mobilenetv2_100-att" if attention else "mobilenetv2_100"
+        name = config.variant
         save_checkpoint(
             runs / name / "checkpoint.pt", model, _training(data, index.fingerprint, 0.7)
         )
@@ -96,6 +108,12 @@ def _build_runs(root: Path) -> tuple[Path, Path]:
 class Zoo:
     runs: Path
     samples: Path
+
+    @property
+    def finding(self) -> str:
+        """The finding of the sample the Explore page opens on (the first with one)."""
+        index = json.loads((self.samples / "samples.json").read_text())
+        return next(s["findings"][0] for s in index["samples"] if s["findings"])
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +169,23 @@ def _open(playwright, url: str):
     )
     page = browser.new_page(viewport={"width": 1500, "height": 2600})
     page.goto(url, timeout=RUN_TIMEOUT_MS)
-    # the default page: a phantom sample with its ground truth, two columns of numbers
-    _shows(page, "Above the validation threshold")
+    # the default page: a phantom sample with its ground truth, the mechanisms side by side
+    _shows(page, "All maps share one colour scale")
     return browser, page
+
+
+def _assert_side_by_side(page, keys: list[str]) -> None:
+    """The maps of the charts `keys` in one row, left to right, each drawn at the same size (the
+    plot areas, whatever their titles and colour bars say)."""
+    boxes = []
+    for key in keys:
+        chart = page.locator(f".st-key-{key}")
+        expect(chart.locator(".heatmaplayer")).to_be_attached(timeout=RUN_TIMEOUT_MS)
+        boxes.append(chart.locator(".nsewdrag").first.bounding_box())
+    assert all(abs(b["y"] - boxes[0]["y"]) < 2 for b in boxes), boxes
+    assert [b["x"] for b in boxes] == sorted(b["x"] for b in boxes), boxes
+    assert all(b["x"] + b["width"] <= c["x"] + 1 for b, c in pairwise(boxes)), boxes
+    assert all(abs(b["width"] - boxes[0]["width"]) < 2 for b in boxes), boxes
 
 
 def _switch_to_upload(page) -> None:
@@ -200,6 +232,25 @@ def test_upload_png_and_dicom_switch_attention(served, zoo, tmp_path):
         try:
             _idle(page)
             assert page.get_by_text("Trained on synthetic phantom radiographs").count() >= 1
+            _assert_no_exception(page)
+            # the three maps of the lesion sample's finding, side by side, the lesion outlined
+            finding = zoo.finding
+            row = ["mech-spatial", "mech-class", "mech-gradcam"]
+            _assert_side_by_side(page, row)
+            titles = [page.locator(f".st-key-{key} .gtitle").text_content() for key in row]
+            assert titles[0].startswith("Gate map · one for all labels"), titles
+            assert titles[1].startswith(f"Class map · {finding}"), titles
+            assert titles[2].startswith(f"Grad-CAM · {finding}"), titles
+            for key in row:  # the lesion's mask outline on every map
+                assert page.locator(f".st-key-{key} .scatterlayer .trace").count() >= 1
+            _shows(page, "The gate map is the same for every label")
+            _shows(page, f"belongs to {finding} alone")
+            _shot(page, tmp_path, "explore_mechanisms")
+
+            page.get_by_text("Backbones side by side", exact=True).click()
+            _shows(page, "Above the validation threshold")
+            _shows(page, "is class-agnostic")
+            _idle(page)
             _assert_no_exception(page)
             _shot(page, tmp_path, "explore_sample")
 

@@ -83,6 +83,7 @@ for column, panel in zip(columns[1:], panels, strict=True):
                 heat,
                 zrange=zrange,
                 contours=outline,
+                colorbar_title=panel.colorbar,
                 title=f"{panel.title}<br><sup>{panel.small.shape[0]}x{panel.small.shape[1]} map, "
                 f"{'peak on the lesion' if focus.points_at_lesion else 'peak elsewhere'}</sup>",
             ),

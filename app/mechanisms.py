@@ -156,7 +156,12 @@ def reading_notes(panels: list[Panel], label: str, truth_labels: tuple[str, ...]
         if column is None:
             continue
         name, n = column.entry.title, len(column.labels)
-        if panel.role in ("spatial", "cbam"):
+        if panel.role == "cbam":
+            notes.append(
+                f"**{panel.heading}** ({name}) first reweights the feature channels, then gates "
+                "the places as the paper's gate does: again one map for all labels."
+            )
+        elif panel.role == "spatial":
             notes.append(
                 f"**{panel.heading}** ({name}) is one map for all {n} labels: choosing another "
                 "label leaves it unchanged. It multiplies the features before they are pooled "

@@ -599,6 +599,7 @@ def test_bad_uploads_are_one_line_and_the_app_keeps_working(app):
         assert not app.get("plotly_chart")
     upload(app, "good.png", png_bytes(), "image/png")
     assert not app.error and len(app.get("plotly_chart")) >= 4
+    assert "No lesion is outlined: this image carries no ground truth" in text_on_page(app)
 
 
 def test_dicom_identifiers_hidden_until_asked(app):

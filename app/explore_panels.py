@@ -216,9 +216,14 @@ def class_agnostic_note(results: list[col.Column]) -> str:
     gates = [r.entry.title for r in results if col.class_agnostic(r.entry, r.explanation.method)]
     if not gates:
         return ""
+    if len(gates) == 1:
+        return (
+            f"ℹ️ The gate map of {gates[0]} is class-agnostic: the same for every label, so the "
+            "label changes only the other maps."
+        )
     return (
-        f"ℹ️ The gate map of {', '.join(gates)} is class-agnostic: the same for every label, so "
-        "the label changes only the other maps."
+        f"ℹ️ The gate maps of {', '.join(gates[:-1])} and {gates[-1]} are class-agnostic: the "
+        "same for every label, so the label changes only the other maps."
     )
 
 

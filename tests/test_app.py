@@ -459,8 +459,9 @@ def test_explore_columns_choose_the_attention_kind(app, app_data):
         "class-specific attention (CSRA)",
     ]
     captions = " ".join(c.value for c in app.caption)
-    assert "The gate map of MobileNetV2 + attention, resnet18 + attention is class-agnostic" in (
-        captions
+    assert (
+        "The gate maps of MobileNetV2 + attention and resnet18 + attention are class-agnostic"
+        in (captions)
     )
     kind.set_value("class").run()
     assert not app.exception and not app.error

@@ -2,9 +2,10 @@
 comparison.json (the same numbers, machine-readable).
 
 Contents: which runs, on which data and split; the paper's micro-AUCs beside ours; per-class AUC per
-variant with 95% patient-bootstrap CIs, micro and macro; attention minus baseline per backbone with
-DeLong p-values (Holm-adjusted across classes) and CIs; early lift; localization (when runs have
-localization.json); published macro AUCs; ROC curves (HTML).
+variant with 95% patient-bootstrap CIs, micro and macro; each attention variant (spatial gate,
+cbam, class-specific) minus its backbone's baseline with DeLong p-values (Holm-adjusted across
+classes) and CIs; early lift; localization (when runs have localization.json); the mechanism study
+with its plain words (when runs have study.json); published macro AUCs; ROC curves (HTML).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from core.report.localization import localization_tables
 from core.report.pairs import PairComparison, compare_pair, difference_table, pair_runs
 from core.report.render_html import render_html
 from core.report.render_md import render_markdown
-from core.report.results import describe_data, load_results, union_labels
+from core.report.results import RunResult, describe_data, load_results, union_labels
 from core.report.roc import roc_curves
+from core.report.study import StudyEntry, study_maps_table, study_table, versus_from_labels
+from core.report.study_words import study_in_words
 from core.report.tables import (
     Estimate,
     auc_table,
@@ -72,7 +75,7 @@ def build_report(
         Section("auc", "AUC per class", tables=[auc_table(results, labels)]),
         Section(
             "differences",
-            "Attention minus baseline, per backbone",
+            "Each attention variant minus its backbone's baseline",
             _in_words(pairs, phantom),
             [difference_table(p) for p in pairs],
         ),
@@ -81,9 +84,25 @@ def build_report(
     loc = localization_tables(results)
     if loc:
         sections.append(Section("localization", "Localization of findings", tables=loc))
+    entries = study_entries(results, pairs)
+    if entries:
+        missing = [r.name for r in results if r.study is None]
+        text = "\n\n".join(study_in_words(entries))
+        if missing:
+            text += (
+                f"\n\nNot studied (no study.json; run `cxr-attention study`): {', '.join(missing)}."
+            )
+        sections.append(
+            Section(
+                "study",
+                "The attention study: where each map points, and whether it matters",
+                text,
+                [study_table(entries), study_maps_table(entries)],
+            )
+        )
     sections.append(Section("published", "Published results", tables=[published_table()]))
     return ComparisonReport(
-        title="cxr-attention: spatial attention vs baseline",
+        title="cxr-attention: attention vs baseline",
         data=describe_data(results),
         phantom=phantom,
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -95,13 +114,48 @@ def build_report(
     )
 
 
+def study_entries(
+    results: Sequence[RunResult], pairs: Sequence[PairComparison]
+) -> list[StudyEntry]:
+    """The runs that have study.json, in report order, each with its pair's figures."""
+    by_attention = {p.attention.name: p for p in pairs}
+    entries = []
+    for r in results:
+        if r.study is None:
+            continue
+        pair = by_attention.get(r.name)
+        versus = None
+        if pair is not None:
+            macro = pair.overall["macro"]
+            versus = versus_from_labels(
+                macro["difference"],
+                macro["ci"],
+                [
+                    (label, row["difference"], row["p_holm"])
+                    for label, row in pair.per_class.items()
+                ],
+            )
+        macro_auc = r.metrics.get("macro_auc")
+        entries.append(
+            StudyEntry(
+                r.name,
+                r.backbone,
+                r.kind,
+                float("nan") if macro_auc is None else float(macro_auc),
+                r.study,
+                versus,
+            )
+        )
+    return entries
+
+
 def _in_words(pairs: Sequence[PairComparison], phantom: bool) -> str:
     """The differences section's paragraphs: one per pair, and what the phantom shows."""
     if not pairs:
         return "No backbone has both an attention run and a baseline run to pair."
     paragraphs = [
         attention_effect(
-            p.title,
+            p.variant_title,
             p.n_images,
             p.overall["macro"]["auc_attention"],
             p.overall["macro"]["auc_baseline"],
@@ -115,9 +169,10 @@ def _in_words(pairs: Sequence[PairComparison], phantom: bool) -> str:
 
 
 def _micro_differences(pairs: Sequence[PairComparison]) -> dict[str, Estimate]:
-    """Micro-AUC difference with its paired bootstrap CI, per backbone (first pair of each)."""
+    """Micro-AUC difference with its paired bootstrap CI, per backbone (the first pair of the
+    paper's spatial gate: the paper table's mechanism)."""
     out: dict[str, Estimate] = {}
-    for pair in pairs:
+    for pair in (p for p in pairs if p.kind == "spatial"):
         micro = pair.overall["micro"]
         out.setdefault(pair.backbone, Estimate(micro["difference"], micro["ci"], signed=True))
     return out

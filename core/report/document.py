@@ -52,6 +52,7 @@ class ComparisonReport:
             "pairs": [
                 {
                     "backbone": p.backbone,
+                    "kind": p.kind,
                     "baseline": p.baseline.name,
                     "attention": p.attention.name,
                     "n_images": p.n_images,

@@ -1,4 +1,6 @@
-"""Attention minus baseline, per backbone: paired tests on the images both runs scored.
+"""Each attention variant minus its backbone's baseline: paired tests on the images both scored.
+
+A backbone's baseline serves every attention kind of that backbone (spatial gate, cbam, class).
 
 Per class: DeLong's test (difference, its 95% CI and p), p-values Holm-adjusted across the classes
 of one pair. Micro and macro AUC: the difference with a paired patient-bootstrap 95% CI (the same
@@ -7,6 +9,7 @@ resampled patients for both models).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +24,7 @@ from core.report.tables import Cell, Estimate, PValue, Table
 
 @dataclass
 class PairComparison:
-    """One backbone's attention run against its baseline run, on their shared images."""
+    """One attention run (of some kind) against its backbone's baseline, on their shared images."""
 
     backbone: str
     baseline: RunResult
@@ -37,16 +40,26 @@ class PairComparison:
 
     @property
     def title(self) -> str:
+        """The backbone's title, e.g. 'MobileNetV2'."""
         return describe_backbone(self.backbone).title
+
+    @property
+    def kind(self) -> str | None:
+        return self.attention.kind
+
+    @property
+    def variant_title(self) -> str:
+        """E.g. 'MobileNetV2 + class-specific attention (CSRA)'."""
+        return self.attention.title
 
 
 def pair_runs(results: Sequence[RunResult]) -> tuple[list[tuple[RunResult, RunResult]], list[str]]:
-    """Match each attention run with a baseline of the same backbone evaluated on the same data.
+    """Match each attention run with a baseline of the same backbone evaluated on the same data
+    (one baseline may serve several attention kinds).
 
     Returns the (baseline, attention) pairs and notes about runs left unpaired.
     """
     pairs, notes = [], []
-    used: set[str] = set()
     for att in (r for r in results if r.attention):
         candidates = [
             r
@@ -55,7 +68,6 @@ def pair_runs(results: Sequence[RunResult]) -> tuple[list[tuple[RunResult, RunRe
             and r.backbone == att.backbone
             and r.fingerprint == att.fingerprint
             and r.split == att.split
-            and r.name not in used
         ]
         if not candidates:
             notes.append(f"{att.name}: no baseline of {att.backbone} on the same data to pair with")
@@ -69,9 +81,7 @@ def pair_runs(results: Sequence[RunResult]) -> tuple[list[tuple[RunResult, RunRe
                 r.name,
             )
         )
-        base = candidates[0]
-        used.add(base.name)
-        pairs.append((base, att))
+        pairs.append((candidates[0], att))
     return pairs, notes
 
 
@@ -128,13 +138,13 @@ def _label_columns(predictions: pd.DataFrame, labels: Sequence[str]) -> pd.DataF
 def difference_table(pair: PairComparison) -> Table:
     """One pair as a table: per class and overall, baseline, attention, difference, p."""
     table = Table(
-        f"difference_{pair.backbone}",
-        f"{pair.title}: attention minus baseline ({pair.attention.name} vs {pair.baseline.name})",
+        "difference_" + re.sub(r"[^A-Za-z0-9_]+", "_", pair.attention.name),
+        f"{pair.variant_title} minus its baseline ({pair.attention.name} vs {pair.baseline.name})",
         [
             "finding",
             "positives",
             "AUC baseline",
-            "AUC attention",
+            f"AUC {pair.attention.mechanism}",
             "difference [95% CI]",
             "DeLong p",
             "Holm p",
@@ -157,7 +167,7 @@ def difference_table(pair: PairComparison) -> Table:
                 Estimate(row["difference"], row["ci"], signed=True),
                 PValue(row["p"]),
                 PValue(row["p_holm"]),
-                _paper_gain(label),
+                _paper_gain(label, pair.kind),
             ]
         )
     for key in ("micro", "macro"):
@@ -176,7 +186,7 @@ def difference_table(pair: PairComparison) -> Table:
     return table
 
 
-def _paper_gain(label: str) -> Cell:
-    """The paper's reported gain for its three largest-gain classes, else empty."""
-    gain = PAPER_LARGEST_GAINS.get(label)
+def _paper_gain(label: str, kind: str | None = "spatial") -> Cell:
+    """The paper's reported gain for its three largest-gain classes (its spatial gate), else empty."""
+    gain = PAPER_LARGEST_GAINS.get(label) if kind == "spatial" else None
     return "" if gain is None else Estimate(gain, signed=True, digits=2)

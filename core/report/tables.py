@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.models.kinds import ATTENTION_KINDS
 from core.models.registry import PAPER_BACKBONES
 from core.report.paper import PUBLISHED_MACRO_AUC, paper_result
 from core.report.results import RunResult
@@ -59,14 +60,32 @@ class PValue:
         return self.value
 
 
-Cell = str | int | float | Estimate | PValue | None
+@dataclass(frozen=True)
+class Against:
+    """A figure beside its control's, printed "0.620 (0.050)"."""
+
+    value: float
+    control: float
+    digits: int = 3
+
+    def text(self) -> str:
+        def one(x: float) -> str:
+            return "—" if math.isnan(x) else f"{x:.{self.digits}f}"
+
+        return f"{one(self.value)} ({one(self.control)})"
+
+    def as_json(self) -> dict[str, float]:
+        return {"value": self.value, "control": self.control}
+
+
+Cell = str | int | float | Estimate | PValue | Against | None
 
 
 def cell_text(cell: Cell) -> str:
     """How a cell prints in both renderers."""
     if cell is None:
         return "—"
-    if isinstance(cell, Estimate | PValue):
+    if isinstance(cell, Estimate | PValue | Against):
         return cell.text()
     if isinstance(cell, float):
         return "—" if math.isnan(cell) else f"{cell:.3f}"
@@ -74,7 +93,7 @@ def cell_text(cell: Cell) -> str:
 
 
 def cell_json(cell: Cell) -> Any:
-    if isinstance(cell, Estimate | PValue):
+    if isinstance(cell, Estimate | PValue | Against):
         return cell.as_json()
     return cell
 
@@ -99,12 +118,14 @@ class Table:
 
 
 def run_order(results: Sequence[RunResult]) -> list[RunResult]:
-    """Paper backbones first in the paper's order, then others; baseline before attention."""
+    """Paper backbones first in the paper's order, then others; within a backbone the baseline,
+    then the attention kinds in `ATTENTION_KINDS` order (the paper's spatial gate first)."""
     paper = list(PAPER_BACKBONES)
 
     def key(r: RunResult) -> tuple:
         rank = paper.index(r.backbone) if r.backbone in paper else len(paper)
-        return (rank, r.backbone, r.attention, r.name)
+        kind = 0 if r.kind is None else 1 + ATTENTION_KINDS.index(r.kind)
+        return (rank, r.backbone, kind, r.name)
 
     return sorted(results, key=key)
 
@@ -143,7 +164,7 @@ def _counts(result: RunResult) -> str:
 
 
 def runs_table(results: Sequence[RunResult]) -> Table:
-    """Which run is which: backbone, attention and where, image size, data, split."""
+    """Which run is which: backbone, attention kind and where, image size, data, split."""
     table = Table(
         "runs",
         "Runs",
@@ -162,7 +183,9 @@ def runs_table(results: Sequence[RunResult]) -> Table:
     for r in results:
         model = r.metrics.get("model", {})
         stages = model.get("attention_stages") or []
-        attention = f"yes (stages {', '.join(map(str, stages))})" if r.attention else "no"
+        attention = r.mechanism if r.attention else "no"
+        if r.kind in ("spatial", "cbam") and stages:
+            attention += f", stages {', '.join(map(str, stages))}"
         table.rows.append(
             [
                 r.name,
@@ -225,7 +248,8 @@ def early_lift_tables(results: Sequence[RunResult], labels: Sequence[str]) -> li
 def paper_table(
     results: Sequence[RunResult], differences: dict[str, Estimate] | None = None
 ) -> Table:
-    """The paper's reported micro-AUCs beside ours, per backbone.
+    """The paper's reported micro-AUCs beside ours, per backbone; "with attention" is the paper's
+    mechanism, the spatial gate (other kinds are in the study and difference tables).
 
     `differences` ({backbone: micro-AUC difference with its paired CI}) replaces the plain
     difference of the two runs' micro-AUCs where a paired comparison exists.
@@ -240,7 +264,7 @@ def paper_table(
             "paper: with attention",
             "paper: difference",
             "ours: without attention",
-            "ours: with attention",
+            "ours: with the spatial gate",
             "ours: difference",
         ],
     )
@@ -253,9 +277,10 @@ def paper_table(
     backbones = list(dict.fromkeys(r.backbone for r in results))
     for backbone in backbones:
         published = paper_result(backbone)
-        ours = {r.attention: r for r in results if r.backbone == backbone}
-        without = _auc_estimate(ours[False].metrics, "micro_auc") if False in ours else None
-        with_ = _auc_estimate(ours[True].metrics, "micro_auc") if True in ours else None
+        ours = {r.kind: r for r in reversed(results) if r.backbone == backbone}  # first run wins
+        without = _auc_estimate(ours[None].metrics, "micro_auc") if None in ours else None
+        gated = ours.get("spatial")
+        with_ = _auc_estimate(gated.metrics, "micro_auc") if gated is not None else None
         diff = differences.get(backbone) or (
             Estimate(with_.value - without.value, signed=True)
             if with_ is not None and without is not None

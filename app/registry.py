@@ -121,7 +121,10 @@ class ModelEntry:
         16)"; a head on an earlier stage is named (its stride is the backbone's, not recorded)."""
         config = self.config
         if config.head_stage != -1:
-            return f"stage {config.head_stage}'s map (the head reads an earlier stage)"
+            return (
+                f"the map of feature stage {config.head_stage} (the head reads that stage, "
+                f"before the last: finer), {config.image_size} px input"
+            )
         side = -(-config.image_size // config.output_stride)
         return f"{side} x {side} at {config.image_size} px (output stride {config.output_stride})"
 

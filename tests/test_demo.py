@@ -29,7 +29,7 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     err = capsys.readouterr().err
     # the zoo's own steps, then the demo's
     assert "1. training phantom: 48 films at 64 px, seed 0" in err and "[6/6]" in err
-    assert "1. evaluation phantom: 48 films at 64 px, seed 2026" in err and "[9/9]" in err
+    assert "1. evaluation phantom: 48 films at 64 px, seed 2026" in err and "[12/12]" in err
     record = json.loads((zoo / "ZOO.json").read_text())
     assert record["command"] == "cxr-attention demo --retrain"
     # the baseline, the paper's gate and the class-specific head (reading stage 3)

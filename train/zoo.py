@@ -37,7 +37,13 @@ ZOO_DIR = Path(__file__).resolve().parents[1] / "assets" / "zoo"
 ZOO_FILE = "ZOO.json"
 COMMAND = "cxr-attention demo --retrain"
 SHIPPED = ("checkpoint.pt", "config.json", "history.csv")  # and the timeline/ folder
-EVALUATION = ("metrics.json", "predictions.csv", "localization.json", "localization_random.json")
+EVALUATION = (
+    "metrics.json",
+    "predictions.csv",
+    "localization.json",
+    "localization_random.json",
+    "study.json",  # the attention study (core.study): every map's figures, faithfulness, cost
+)
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,16 @@ def localize(run: Path, data: Path, limit: int) -> str:
     return f"{method}: pointing game {report['overall']['pointing_game']:.2f}"
 
 
+def study(run: Path, data: Path, limit: int) -> str:
+    """Every map of the run against the lesion masks, faithfulness and cost (RUN/study.json)."""
+    from core.study.run import run_study
+
+    result = run_study(run, data=data, limit=limit)
+    own = result.get("own_map") or next(iter(result["maps"]))
+    pointing = result["maps"][own]["localization"]["overall"]["pointing_game"]
+    return f"{own}: pointing game {pointing:.2f}"
+
+
 def evaluate_zoo(
     folder: Path, settings: DemoSettings, progress: bool, fresh: bool = False
 ) -> list[Path]:
@@ -204,6 +214,7 @@ def evaluate_zoo(
         f"install the demo zoo from {settings.zoo}: {len(names)} models",
         *[f"evaluate {name}" for name in names],
         *[f"localize the maps of {name}" for name in names],
+        *[f"attention study of {name}" for name in names],
         "compare -> report",
     ]
     steps = Steps(titles)
@@ -235,6 +246,12 @@ def evaluate_zoo(
                 outcome["note"] = "shipped with the evaluation"
             else:
                 outcome["note"] = localize(run, phantom, recipe.localize_limit)
+    for i, run in enumerate(runs):
+        with steps.step(2 + 2 * len(runs) + i) as outcome:
+            if shipped[run]:
+                outcome["note"] = "shipped with the evaluation"
+            else:
+                outcome["note"] = study(run, phantom, recipe.localize_limit)
     with steps.step(len(titles) - 1):
         paths = compare_runs(runs, folder / "report", n_resamples=settings.n_resamples)
     record = {"settings": settings.as_json(), "runs": [r.name for r in runs]}
@@ -295,6 +312,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="VARIANT",
         default=[],
         help="with --retrain: train only these variants (e.g. mobilenetv2_100+class), keep the rest",
+    )
+    p.add_argument(
+        "--reship",
+        action="store_true",
+        help="evaluate the zoo's models here and ship that evaluation and ZOO.json into --zoo, "
+        "without training (after a change to how the evaluation is made or recorded)",
     )
     p.add_argument(
         "--rebuild",
@@ -359,12 +382,12 @@ def settings_from(args: argparse.Namespace) -> DemoSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
     folder = Path(args.dir).expanduser() if args.dir else default_dir()
     settings = settings_from(args)
     try:
-        if settings.retrain:
+        if args.reship:
+            reship_zoo(folder, settings, progress=args.progress)
+        elif settings.retrain:
             from core.training.progress import console_logging
 
             console_logging()  # one line per epoch from each model's training
@@ -374,16 +397,8 @@ def run(args: argparse.Namespace) -> int:
                     "on 2 CPU cores)",
                     file=sys.stderr,
                 )
-            started = time.perf_counter()
             retrain_zoo(folder, settings, progress=args.progress)
-            trained = time.perf_counter() - started
-            runs = evaluate_zoo(folder, settings, progress=args.progress, fresh=True)
-            for run in runs:
-                ship_evaluation(run, Path(settings.zoo))
-            per_run = _train_seconds(folder / "training" / "runs", runs, trained)
-            record_zoo(settings, runs, per_run)
-            settings = replace(settings, zoo_created=read_zoo(Path(settings.zoo))["created"])
-            _rewrite_marker(folder, settings)
+            reship_zoo(folder, settings, progress=args.progress)
         elif args.rebuild or not is_built(folder, settings):
             evaluate_zoo(folder, settings, progress=args.progress, fresh=args.rebuild)
         else:
@@ -402,7 +417,16 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
-def _train_seconds(training_runs: Path, runs: list[Path], total: float) -> dict[str, float]:
+def reship_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
+    """Evaluate every model of the zoo here, then ship that evaluation and a new ZOO.json."""
+    runs = evaluate_zoo(folder, settings, progress=progress, fresh=True)
+    for run in runs:
+        ship_evaluation(run, Path(settings.zoo))
+    record_zoo(settings, runs, _train_seconds(folder / "training" / "runs", runs))
+    _rewrite_marker(folder, replace(settings, zoo_created=read_zoo(Path(settings.zoo))["created"]))
+
+
+def _train_seconds(training_runs: Path, runs: list[Path]) -> dict[str, float]:
     """Each run's training time from its history.csv (the sum of its epochs)."""
     import pandas as pd
 

@@ -1,5 +1,7 @@
-"""Tables and curves for the Compare page, from evaluated run folders (metrics.json and
-predictions.csv). The statistics are core's: `core.metrics.delong`, `core.metrics.auc`.
+"""Tables and curves for the Compare page, from evaluated run folders (metrics.json,
+predictions.csv, and study.json where `cxr-attention study` ran). The statistics are core's:
+`core.metrics.delong`, `core.metrics.auc`; the study table and its words are the comparison
+report's (`core.report.study`, `core.report.study_words`), so page and report say the same.
 """
 
 from __future__ import annotations
@@ -13,8 +15,15 @@ import numpy as np
 import pandas as pd
 
 from app.registry import ModelEntry
+from core.errors import CxrError
 from core.metrics import compare_runs_delong, roc_curve_points
+from core.models.kinds import ATTENTION_KINDS, KIND_TITLES
+from core.models.registry import describe_backbone
+from core.report.study import StudyEntry, study_table, versus_from_labels
+from core.report.study_words import study_in_words
+from core.report.tables import cell_text
 from core.report.words import attention_effect
+from core.study import STUDY
 
 
 @dataclass
@@ -32,6 +41,17 @@ class Evaluated:
     @property
     def labels(self) -> list[str]:
         return list(self.metrics.get("labels") or self.entry.labels)
+
+    @property
+    def kind(self) -> str | None:
+        """The attention kind ("spatial", "cbam", "class"), None for a baseline."""
+        return self.entry.config.kind
+
+    @property
+    def title(self) -> str:
+        """The backbone and its mechanism, e.g. "MobileNetV2 + class-specific attention (CSRA)"."""
+        base = describe_backbone(self.entry.backbone).title
+        return f"{base} + {KIND_TITLES[self.kind]}" if self.kind else f"{base} (baseline)"
 
 
 def _num(value: Any) -> float:
@@ -67,17 +87,18 @@ def auc_table(runs: Sequence[Evaluated]) -> pd.DataFrame:
 
 
 def attention_pairs(runs: Sequence[Evaluated]) -> list[tuple[Evaluated, Evaluated]]:
-    """(attention, baseline) pairs of the same backbone and label list, best validation AUC first."""
+    """(attention, baseline) pairs: every attention run, whatever its kind, with the first
+    baseline of the same backbone and label list; the paper's spatial gate first per backbone."""
+    order = {kind: i for i, kind in enumerate(ATTENTION_KINDS)}
     pairs = []
-    for run in runs:
-        if not run.entry.attention:
-            continue
+    for run in sorted(
+        (r for r in runs if r.kind is not None),
+        key=lambda r: (r.entry.backbone, order[r.kind], r.name),
+    ):
         partners = [
             r
             for r in runs
-            if not r.entry.attention
-            and r.entry.backbone == run.entry.backbone
-            and r.labels == run.labels
+            if r.kind is None and r.entry.backbone == run.entry.backbone and r.labels == run.labels
         ]
         if partners:
             pairs.append((run, partners[0]))
@@ -96,12 +117,70 @@ def paired_delong(attention: Evaluated, baseline: Evaluated) -> pd.DataFrame:
 def effect_in_words(attention: Evaluated, baseline: Evaluated, table: pd.DataFrame) -> str:
     """The pair's result as one paragraph (`core.report.words.attention_effect`)."""
     return attention_effect(
-        attention.entry.title.removesuffix(" + attention"),
+        attention.title,
         table.attrs["n_images"],
         float(attention.metrics["macro_auc"]),
         float(baseline.metrics["macro_auc"]),
         list(zip(table["label"], table["difference"], table["p_holm"], strict=True)),
     )
+
+
+def read_study(run: Evaluated) -> dict[str, Any] | None:
+    """The run's study.json, None when `cxr-attention study` has not been run on it."""
+    folder = run.entry.run
+    return folder.read_json(STUDY, "study") if folder.has(STUDY) else None
+
+
+def study_entries(
+    runs: Sequence[Evaluated], delong: dict[str, pd.DataFrame]
+) -> tuple[list[StudyEntry], list[str]]:
+    """The runs with study.json as the study table's entries, and one line per unreadable file.
+
+    `delong` maps an attention run's name to its `paired_delong` table against its baseline; the
+    macro AUC difference is that of metrics.json (the page computes no bootstrap interval).
+    """
+    baselines = {a.name: b for a, b in attention_pairs(runs)}
+    entries, problems = [], []
+    for run in runs:
+        try:
+            study = read_study(run)
+        except CxrError as exc:
+            problems.append(f"{run.name}: {exc}")
+            continue
+        if study is None:
+            continue
+        versus = None
+        base = baselines.get(run.name)
+        if base is not None and run.name in delong:
+            table = delong[run.name]
+            versus = versus_from_labels(
+                _num(run.metrics.get("macro_auc")) - _num(base.metrics.get("macro_auc")),
+                None,
+                list(zip(table["label"], table["difference"], table["p_holm"], strict=True)),
+            )
+        entries.append(
+            StudyEntry(
+                run.name,
+                run.entry.backbone,
+                run.kind,
+                _num(run.metrics.get("macro_auc")),
+                study,
+                versus,
+            )
+        )
+    return entries, problems
+
+
+def study_frame(entries: Sequence[StudyEntry]) -> pd.DataFrame:
+    """The comparison report's study table (`core.report.study.study_table`) as text cells."""
+    table = study_table(entries)
+    rows = [[cell_text(c) for c in row] for row in table.rows]
+    return pd.DataFrame(rows, columns=table.columns, index=[e.name for e in entries])
+
+
+def study_words(entries: Sequence[StudyEntry]) -> list[str]:
+    """Paragraphs computed from the study table's figures (`core.report.study_words`)."""
+    return study_in_words(entries)
 
 
 def roc_curves(
@@ -116,7 +195,7 @@ def roc_curves(
             run.predictions[f"y_true_{label}"], run.predictions[f"y_score_{label}"]
         )
         if not math.isnan(curve.auc):
-            curves.append((run.entry.title + f" · {run.name}", curve.fpr, curve.tpr, curve.auc))
+            curves.append((f"{run.title} · {run.name}", curve.fpr, curve.tpr, curve.auc))
     return curves
 
 
@@ -142,7 +221,7 @@ def reliability_curves(
     curves = []
     for run in runs:
         calibration = run.metrics.get("calibration") or {}
-        name = f"{run.entry.title} · {run.name}"
+        name = f"{run.title} · {run.name}"
         curve = (calibration.get("reliability") or {}).get(label)
         if not (curve and curve.get("mean_score")):
             continue

@@ -336,3 +336,28 @@ def test_missing_run_folder_is_one_line(tmp_path, capsys):
     assert main(["study", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cxr-attention fit" in err[0]
+
+
+def test_compare_page_shows_the_study_table_and_its_words(runs, studied, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from app.settings import RUNS_ENV
+
+    monkeypatch.setenv(RUNS_ENV, str(runs["class"].parent))
+    main_script = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+    at = AppTest.from_file(main_script, default_timeout=180)
+    at.run()
+    at.switch_page("views/compare.py").run()
+    assert not at.exception and not at.error
+    (table,) = [d.value for d in at.dataframe if "own map: pointing (random)" in d.value.columns]
+    own = studied["class"]["maps"]["attention:class"]
+    value = own["localization"]["overall"]["pointing_game"]
+    control = own["random"]["overall"]["pointing_game"]
+    row = table.loc["test_resnet+class"]
+    assert row["mechanism"] == "class-specific attention (CSRA)"
+    assert row["own map: pointing (random)"] == f"{value:.3f} ({control:.3f})"
+    assert table.loc["test_resnet", "own map: pointing (random)"] == "—"
+    text = " ".join(m.value for m in at.markdown)
+    assert f"its own map points into the lesion {value:.2f} of the time" in text
+    assert "test_resnet + spatial gate (CBAM, the paper's): its own map (stage4)" in text
+    assert "either model" not in text + " ".join(i.value for i in at.info)

@@ -1,4 +1,5 @@
-"""Compare models: AUC table with CIs, attention minus baseline (DeLong), ROC, calibration, subgroups."""
+"""Compare models: AUC table with CIs, each attention variant minus its baseline (DeLong), the
+attention study (where each map points, from study.json), ROC, calibration, subgroups."""
 
 import streamlit as st
 
@@ -46,20 +47,22 @@ st.subheader("Attention minus baseline")
 pairs = comparison.attention_pairs(runs)
 if not pairs:
     st.caption("Select an attention run and the baseline of the same backbone to compare them.")
+delong = {}
 for attention, baseline in pairs:
     try:
         table = comparison.paired_delong(attention, baseline)
     except CxrError as exc:
         st.error(str(exc))
         continue
+    delong[attention.name] = table
     if table["difference"].isna().all():
         st.caption(
-            f"{attention.entry.title} vs baseline: no label has two positive and two negative "
+            f"{attention.title} vs baseline: no label has two positive and two negative "
             "test images, so DeLong's test is undefined for every label."
         )
         continue
     st.markdown(comparison.effect_in_words(attention, baseline, table))
-    title = f"{attention.entry.title} − baseline, on {table.attrs['n_images']} shared test images"
+    title = f"{attention.title} − baseline, on {table.attrs['n_images']} shared test images"
     st.plotly_chart(
         figures.auc_difference_figure(
             table["label"], table["difference"], table["p_holm"], title=title + " (Holm-adjusted p)"
@@ -71,6 +74,23 @@ for attention, baseline in pairs:
 
 if pairs and any(r.entry.is_phantom for r in runs):
     st.info(PHANTOM_ATTENTION_NOTE)
+
+st.subheader("Where each map points: the attention study")
+entries, study_problems = comparison.study_entries(runs, delong)
+for problem in study_problems:
+    st.error(problem)
+if entries:
+    st.dataframe(comparison.study_frame(entries), width="stretch")
+    for paragraph in comparison.study_words(entries):
+        st.markdown(paragraph)
+    unstudied = [r.name for r in runs if r.name not in {e.name for e in entries}]
+    if unstudied:
+        st.caption(f"Not studied yet: {', '.join(unstudied)} (`cxr-attention study RUN`).")
+else:
+    st.caption(
+        "No selected run has a study yet: `cxr-attention study RUN...` scores each map against "
+        "the lesions beside a random control and writes RUN/study.json."
+    )
 
 st.subheader("ROC curves")
 labels = [label for label in registry.labels() if any(label in r.labels for r in runs)]

@@ -230,7 +230,7 @@ def study_maps_table(entries: Sequence[StudyEntry]) -> Table:
                     m["localization"].get("n_boxes"),
                     pointing,
                     control,
-                    pointing / control if control > 0 else math.nan,
+                    Estimate(pointing / control if control > 0 else math.nan, digits=1),
                     PValue(_num(m["pointing_vs_random"].get("p"))),
                     against(m, f"iobb@{IOBB}"),
                     against(m, "energy_in_box"),

@@ -57,7 +57,11 @@ def main() -> None:
             models[name] = model.train()
             inputs[name] = torch.randn(args.batch, 3, size, size)
             with torch.no_grad():
-                out = model.eval().forward_with_maps(inputs[name][:1]) if model.has_attention else None
+                out = (
+                    model.eval().forward_with_maps(inputs[name][:1])
+                    if model.has_attention
+                    else None
+                )
                 final = model.features(inputs[name][:1]).shape[-1]
             model.train()
             finest = max([final, *(m.shape[-1] for m in (out.maps.values() if out else []))])

@@ -86,12 +86,30 @@ def test_find_cache_uses_only_a_matching_cache(tree):
     with pytest.warns(DatasetWarning, match="stale.*cxr-attention cache"):
         assert find_cache(changed, 32) is None
     rebuilt = build_cache(changed, 32, workers=1, progress=False)
-    assert rebuilt.fingerprint == changed.fingerprint
+    assert rebuilt.fingerprint == changed.files_fingerprint
     assert find_cache(changed, 32) is not None
     fresh = model_view(
         load_radiograph(tree / "images_001" / "images" / "00000001_000.png").pixels, 32
     )
     np.testing.assert_array_equal(rebuilt.read(rebuilt.rows(["00000001_000.png"]))[0], fresh)
+
+
+def test_a_phantom_cache_follows_its_files_not_only_its_fingerprint(tmp_path):
+    """A phantom's fingerprint names what made it; its cache must still see a film replaced."""
+    from core.data.phantom import generate_phantom
+
+    root = tmp_path / "phantom"
+    generate_phantom(root, n=20, size=64, seed=0, workers=1)
+    index = open_quietly(root)
+    build_cache(index, 32, workers=1, progress=False)
+    record = json.loads((cache_folder(root, 32) / INDEX_FILE).read_text())
+    assert (record["fingerprint"], record["files"]) == (index.fingerprint, index.files_fingerprint)
+    film = root / "images" / index.items["image_id"].iloc[0]
+    cv2.imwrite(str(film), synthetic_film("replaced", 64))
+    changed = open_quietly(root)
+    assert changed.fingerprint == index.fingerprint
+    with pytest.warns(DatasetWarning, match="stale"):
+        assert find_cache(changed, 32) is None
 
 
 def test_an_up_to_date_cache_is_not_rebuilt_unless_forced(tree):

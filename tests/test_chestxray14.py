@@ -362,6 +362,45 @@ def test_fingerprint_is_stable_and_follows_the_files(tmp_path):
     assert changed != first
     image.unlink()
     assert open_quietly(moved).fingerprint not in (first, changed)
+    index = open_quietly(moved)
+    assert index.files_fingerprint == index.fingerprint  # real data: identified by its files
+
+
+def test_a_phantom_is_known_by_what_made_it_not_by_its_png_bytes(tmp_path):
+    """The demo installs an evaluation only on the very films it was made on, also where another
+    PNG encoder wrote them: re-encoded films keep the phantom's fingerprint."""
+    from core.data.phantom import generate_phantom
+
+    root = tmp_path / "phantom"
+    generate_phantom(root, n=30, size=64, seed=3, workers=1)
+    first = open_quietly(root)
+    films = sorted((root / "images").iterdir()) + sorted((root / "masks").iterdir())
+    sizes = [path.stat().st_size for path in films]
+    for path in films:  # the generator writes at compression 3
+        pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        assert cv2.imwrite(str(path), pixels, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    changed = [p.stat().st_size != size for p, size in zip(films, sizes, strict=True)]
+    assert sum(changed) > len(films) // 2
+    again = open_quietly(root)
+    assert again.fingerprint == first.fingerprint
+    assert again.files_fingerprint != first.files_fingerprint  # the files did change
+    shutil.move(root, tmp_path / "moved")
+    assert open_quietly(tmp_path / "moved").fingerprint == first.fingerprint
+
+    # another seed, a relabelled film, a missing film, or the test films alone: other data
+    generate_phantom(tmp_path / "seed", n=30, size=64, seed=4, workers=1)
+    generate_phantom(tmp_path / "test", n=30, size=64, seed=3, workers=1, splits=("test",))
+    entries = tmp_path / "moved" / "Data_Entry_2017_v2020.csv"
+    lines = entries.read_text().splitlines()
+    name, labels, rest = lines[1].split(",", 2)
+    lines[1] = ",".join([name, "Mass" if labels == "Hernia" else "Hernia", rest])
+    entries.write_text("\n".join(lines) + "\n")
+    relabelled = open_quietly(tmp_path / "moved").fingerprint
+    (tmp_path / "moved" / "images" / name).unlink()
+    missing = open_quietly(tmp_path / "moved").fingerprint
+    others = [open_quietly(tmp_path / f).fingerprint for f in ("seed", "test")]
+    found = [first.fingerprint, relabelled, missing, *others]
+    assert len(set(found)) == len(found)
 
 
 def test_reads_a_generated_phantom_with_its_boxes_and_masks(tmp_path):

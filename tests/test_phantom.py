@@ -90,6 +90,27 @@ def test_same_seed_gives_identical_files_for_any_worker_count(phantom, tmp_path)
     assert [name for name in one if one[name] != two[name]] == []
 
 
+def test_one_split_alone_is_that_splits_films_of_the_whole_set(phantom, tmp_path):
+    generate_phantom(tmp_path / "test", N, SIZE, SEED, workers=2, splits=("test",))
+    whole, alone = tree_bytes(phantom), tree_bytes(tmp_path / "test")
+    test = set(whole["test_list.txt"].decode().split("\n"))
+
+    def films(tree: dict[str, bytes]) -> list[str]:  # images/<id>.png, masks/<stem>_<Label>.png
+        return sorted(n for n in tree if n.startswith(("images/", "masks/")))
+
+    drawn = films(alone)
+    assert drawn == [n for n in films(whole) if Path(n).name[:12] + ".png" in test]
+    assert [name for name in drawn if alone[name] != whole[name]] == []  # byte for byte
+    assert alone["test_list.txt"] == whole["test_list.txt"] and alone["train_val_list.txt"] == b""
+    assert read_entries(tmp_path / "test") == [r for r in read_entries(phantom) if r[0] in test]
+    manifest = json.loads(alone["PHANTOM.json"])
+    assert (manifest["n"], manifest["splits"]) == (N, ["test"])
+    assert manifest["split"] == {"train_val": 0, "test": len(test)} and len(test) < N / 2
+    assert json.loads(whole["PHANTOM.json"])["splits"] == ["train_val", "test"]
+    with pytest.raises(ConfigError, match="unknown phantom split"):
+        generate_phantom(tmp_path / "bad", N, SIZE, SEED, splits=("val",))
+
+
 def test_another_seed_gives_other_images(phantom, tmp_path):
     generate_phantom(tmp_path / "other", N, SIZE, SEED + 1, workers=1)
     first, other = tree_bytes(phantom), tree_bytes(tmp_path / "other")

@@ -161,7 +161,9 @@ def install_evaluation(run: Path, data: Path, fingerprint: str, folder: Path = Z
     """Install the zoo's evaluation of `run` if it was made on these very films; True if so.
 
     `fingerprint` is that of the phantom at `data`; the evaluation's metrics.json records the one
-    it was made on. The copy points at `data`, where the films now are.
+    it was made on. A phantom's fingerprint says what drew it and its labels, not its PNG bytes
+    (`core.data.chestxray14.phantom_fingerprint`), so it holds on machines other than the zoo's.
+    The copy points at `data`, where the films now are.
     """
     source = folder / run.name
     if not all((source / filename).is_file() for filename in EVALUATION):

@@ -4,12 +4,13 @@ Decoding a 1024 x 1024 PNG costs ~10 ms; reading the same image from a memory-ma
 microseconds, so training reads the cache and never starves the GPU. Layout:
 
     DATA/.cxr-cache/<size>/images.u8    raw uint8, shape (N, size, size), C order (np.memmap)
-    DATA/.cxr-cache/<size>/index.json   image ids (row order), dataset fingerprint, size,
-                                        preprocessing version, unreadable images and why
+    DATA/.cxr-cache/<size>/index.json   image ids (row order), dataset and files fingerprints,
+                                        size, preprocessing version, unreadable images and why
 
 Each row is exactly `model_view(load_radiograph(path).pixels, size)`, the one preprocessing path.
-A cache whose fingerprint no longer matches the folder (files added, removed or replaced) is stale:
-readers ignore it with a warning, and `build_cache` rebuilds it.
+A cache whose files fingerprint (`DatasetIndex.files_fingerprint`: names and byte sizes) no longer
+matches the folder (files added, removed or replaced) is stale: readers ignore it with a warning,
+and `build_cache` rebuilds it.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class ImageCache:
     folder: Path
     size: int
     image_ids: tuple[str, ...]
-    fingerprint: str
+    fingerprint: str  # of the files it was built from (`DatasetIndex.files_fingerprint`)
     unreadable: dict[str, str] = field(default_factory=dict)
     _rows: dict[str, int] = field(default_factory=dict, repr=False)
     _array: np.memmap | None = field(default=None, repr=False)
@@ -111,7 +112,9 @@ def open_cache(folder: str | Path) -> ImageCache:
     try:
         index = json.loads((folder / INDEX_FILE).read_text())
         size, image_ids = int(index["size"]), tuple(index["image_ids"])
-        fingerprint, version = str(index["fingerprint"]), int(index["preprocessing_version"])
+        # caches before "files" recorded the files fingerprint as "fingerprint"
+        fingerprint = str(index.get("files", index["fingerprint"]))
+        version = int(index["preprocessing_version"])
         unreadable = dict(index.get("unreadable", {}))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DatasetError(
@@ -139,10 +142,10 @@ def check_cache(index: DatasetIndex, size: int) -> tuple[ImageCache | None, str]
         cache = open_cache(folder)
     except DatasetError as exc:
         return None, str(exc)
-    if cache.fingerprint != index.fingerprint:
+    if cache.fingerprint != index.files_fingerprint:
         return None, (
             f"it is stale, built from other files (fingerprint {cache.fingerprint}, "
-            f"folder now {index.fingerprint})"
+            f"folder now {index.files_fingerprint})"
         )
     if cache.size != size or not cache.covers(index.items["image_id"].tolist()):
         return None, "it lacks images of this selection"
@@ -239,6 +242,7 @@ def _write_index(
         "preprocessing": "core.data.preprocess.model_view(load_radiograph(path).pixels, size)",
         "size": size,
         "fingerprint": index.fingerprint,
+        "files": index.files_fingerprint,
         "source": index.source,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "n_images": len(image_ids),

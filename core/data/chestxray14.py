@@ -21,6 +21,7 @@ import csv
 import gzip
 import hashlib
 import io
+import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -44,6 +45,16 @@ BOX_FILES: tuple[str, ...] = ("BBox_List_2017.csv", "BBox_List_2017.csv.gz")
 TRAIN_VAL_LIST = "train_val_list.txt"
 TEST_LIST = "test_list.txt"
 PHANTOM_MARKER = "PHANTOM.json"
+# What made a phantom (PHANTOM.json): with its label file and lists, its identity on any machine.
+PHANTOM_IDENTITY: tuple[str, ...] = (
+    "generator",
+    "generator_version",
+    "n",
+    "size",
+    "seed",
+    "difficulty",
+    "splits",
+)
 VIEWS: tuple[str, ...] = ("PA", "AP")
 # Boxes of the real dataset are given in the frame of the 1024 x 1024 PNGs.
 BOX_FRAME = 1024
@@ -73,14 +84,17 @@ class DatasetIndex:
     `items` columns: image_id, path (absolute str), patient_id (int), age (float years, NaN when
     missing or impossible), sex, view, split ("train"/"val"/"test"), then one 0/1 int column per label
     in `labels` order. `boxes` columns: image_id, label (canonical name), x, y, w, h (float pixels in
-    the image's own frame). `fingerprint` identifies the source files (label file, split lists, image
-    names and sizes) and does not depend on the view filter or label set.
+    the image's own frame). `fingerprint` identifies the data (`dataset_fingerprint`, or for a phantom
+    `phantom_fingerprint`: the same on every machine that draws it); `files_fingerprint` the files
+    themselves (label file, split lists, image names and byte sizes), which the image cache checks.
+    Neither depends on the view filter or label set.
     """
 
     root: Path
     labels: tuple[str, ...]
     source: str
     fingerprint: str
+    files_fingerprint: str
     items: pd.DataFrame
     boxes: pd.DataFrame
     label_set: str = "all14"
@@ -156,7 +170,11 @@ def open_dataset(
             stacklevel=2,
         )
     names = table["image_id"].to_numpy(dtype=object)[present]
-    fingerprint = dataset_fingerprint(label_path, list_paths, names, images)
+    files = dataset_fingerprint(label_path, list_paths, names, images)
+    phantom = read_phantom_identity(root)
+    fingerprint = (
+        files if phantom is None else phantom_fingerprint(phantom, label_path, list_paths, names)
+    )
     unlisted = present & (table["split"] == splitting.UNASSIGNED).to_numpy()
     if unlisted.any():
         warnings.warn(
@@ -175,6 +193,7 @@ def open_dataset(
         labels=labels,
         source="phantom" if (root / PHANTOM_MARKER).exists() else "chestxray14",
         fingerprint=fingerprint,
+        files_fingerprint=files,
         items=items,
         boxes=boxes,
         label_set=label_set,
@@ -369,12 +388,49 @@ def dataset_fingerprint(
     size, or relabelled, and does not change when the folder moves or the layout changes.
     """
     digest = hashlib.sha256()
-    for path in [label_path, *list_paths]:
-        digest.update(f"{path.name}\n".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    _hash_files(digest, [label_path, *list_paths])
     lines = "".join(f"{name}\t{images[name].stat().st_size}\n" for name in sorted(names))
     digest.update(lines.encode())
     return digest.hexdigest()[:16]
+
+
+def read_phantom_identity(root: Path) -> dict | None:
+    """What made the phantom at `root` ({PHANTOM_IDENTITY key: value} from PHANTOM.json), or None
+    for a real download, or a manifest too old or damaged to say (its films are then identified by
+    their files, `dataset_fingerprint`)."""
+    try:
+        manifest = json.loads((root / PHANTOM_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or "generator_version" not in manifest:
+        return None
+    return {key: manifest.get(key) for key in PHANTOM_IDENTITY}
+
+
+def phantom_fingerprint(
+    identity: dict, label_path: Path, list_paths: list[Path], names: np.ndarray
+) -> str:
+    """A phantom's fingerprint: what made it (generator version, n, size, seed, difficulty, splits
+    drawn), its label file and split lists, and the names of the films present.
+
+    The same wherever the phantom is drawn. Its PNG bytes are not: their sizes change with the PNG
+    encoder's build, and even the pixels differ from machine to machine in a few places by a few
+    grey levels (floating point in NumPy and OpenCV; measured 0-15 of 16,384 pixels at 128 px, at
+    most 9 levels, between the demo zoo's machine and another). The tables are drawn before any
+    pixel and are exact everywhere.
+    """
+    digest = hashlib.sha256()
+    _hash_files(digest, [label_path, *list_paths])
+    digest.update(json.dumps(identity, sort_keys=True).encode())
+    digest.update("".join(f"{name}\n" for name in sorted(names)).encode())
+    return digest.hexdigest()[:16]
+
+
+def _hash_files(digest, paths: list[Path]) -> None:
+    """Feed each file's name and the SHA-256 of its bytes to `digest` (a hashlib object)."""
+    for path in paths:
+        digest.update(f"{path.name}\n".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
 
 
 def _items(

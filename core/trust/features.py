@@ -8,23 +8,44 @@ the head reads: films unlike the training set show up in one or the other.
 
 The hooks belong to the calling thread, as in `core.explain.hooks`: another thread's forward pass
 through the same shared model (another app session) goes through untouched.
+
+The model is read through its feature API alone (`FeatureModel`): core.models sits above this
+package (a checkpoint holds the OOD description and the temperatures), so nothing here imports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from core.data.preprocess import config_input
 from core.errors import DatasetError
-from core.models.classifier import AttentionClassifier
 
 FINAL = "final"
+
+
+class FeatureModel(Protocol):
+    """What the trust code reads of a classifier (`core.models.classifier.AttentionClassifier`)."""
+
+    config: Any  # its ModelConfig: labels, normalisation, input channels
+    stages: Sequence[Any]  # feature stages, each with .name and .module (a path in .backbone)
+    backbone: torch.nn.Module
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The final feature map (B, C, h, w), after any final gate."""
+        ...
+
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Raw logits (B, L) of that map."""
+        ...
+
+    def eval(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +57,7 @@ class PooledOutputs:
 
 
 @contextlib.contextmanager
-def _stage_means(model: AttentionClassifier) -> Iterator[dict[str, torch.Tensor]]:
+def _stage_means(model: FeatureModel) -> Iterator[dict[str, torch.Tensor]]:
     """Within this block, each stage's output mean over (h, w) lands in the yielded dict."""
     owner, found = threading.get_ident(), {}
 
@@ -58,7 +79,7 @@ def _stage_means(model: AttentionClassifier) -> Iterator[dict[str, torch.Tensor]
             handle.remove()
 
 
-def pooled_forward(model: AttentionClassifier, x: torch.Tensor) -> PooledOutputs:
+def pooled_forward(model: FeatureModel, x: torch.Tensor) -> PooledOutputs:
     """Raw logits and pooled features of every stage and of the final (gated) map, one pass."""
     with _stage_means(model) as stages:
         features = model.features(x)
@@ -78,7 +99,7 @@ class SplitOutputs:
 
 @torch.inference_mode()
 def collect_outputs(
-    model: AttentionClassifier,
+    model: FeatureModel,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     device: torch.device | str = "cpu",
 ) -> SplitOutputs:

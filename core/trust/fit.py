@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from core.metrics.calibration import brier_score, expected_calibration_error
-from core.models.classifier import AttentionClassifier
-from core.trust.features import collect_outputs
+from core.trust.features import FeatureModel, collect_outputs
 from core.trust.ood import QUANTILE, OodDetector, fit_ood
 from core.trust.temperature import TemperatureScaling, binary_nll, fit_temperatures
 
@@ -44,7 +43,7 @@ class TrustFit:
 
 
 def fit_trust(
-    model: AttentionClassifier,
+    model: FeatureModel,
     train_batches: Iterable,
     val_batches: Iterable,
     batch_size: int,

@@ -9,7 +9,7 @@ report and opens the app. `--retrain` first rebuilds the zoo itself (the recorde
 assets/zoo; about an hour on 2 CPU cores). Everything else lands in DIR (default
 ~/.cache/cxr-attention/demo, or ./demo when the home folder is not writable):
 
-    DIR/phantom/          the evaluation phantom (ChestX-ray14 layout + masks/)
+    DIR/phantom/          the evaluation phantom's test films (ChestX-ray14 layout + masks/)
     DIR/runs/<variant>/   one run folder per model (checkpoint, timeline, metrics, localization)
     DIR/report/           report.md, report.html
     DIR/training/         (--retrain) the training phantom and the full-precision runs
@@ -86,10 +86,19 @@ def is_built(folder: Path, settings: DemoSettings) -> bool:
 
 
 def build_phantom(
-    root: Path, n: int, size: int, seed: int, difficulty: str, progress: bool
+    root: Path,
+    n: int,
+    size: int,
+    seed: int,
+    difficulty: str,
+    progress: bool,
+    splits: tuple[str, ...] = ("train_val", "test"),
 ) -> bool:
-    """A phantom in `root` unless one with these settings is there; True if (re)built."""
-    from core.data.phantom import GENERATOR_VERSION, generate_phantom
+    """A phantom in `root` unless one with these settings is there; True if (re)built.
+
+    `splits`: whose films to draw (the evaluation phantom draws its test films alone).
+    """
+    from core.data.phantom import GENERATOR_VERSION, generate_phantom, plan_dataset
     from core.progress import progress_bar
 
     manifest = root / "PHANTOM.json"
@@ -104,13 +113,16 @@ def build_phantom(
             "seed": seed,
             "difficulty": difficulty,
             "generator_version": GENERATOR_VERSION,
+            "splits": list(splits),
         }
         if all(made.get(k) == v for k, v in wanted.items()):
             return False
-    with progress_bar(total=n, desc="phantom", unit="img", enabled=progress) as bar:
+    total = sum(p.split in splits for p in plan_dataset(n, seed))
+    with progress_bar(total=total, desc="phantom", unit="img", enabled=progress) as bar:
         generate_phantom(
-            root, n, size, seed, overwrite=True, progress=bar.update, difficulty=difficulty
-        )
+            root, n, size, seed, overwrite=True, progress=bar.update, difficulty=difficulty,
+            splits=splits,
+        )  # fmt: skip
     return True
 
 
@@ -210,7 +222,7 @@ def evaluate_zoo(
     phantom = folder / "phantom"
     titles = [
         f"evaluation phantom: {recipe.eval_images} films at {recipe.size} px, seed "
-        f"{recipe.eval_seed} (no model trained on it)",
+        f"{recipe.eval_seed} (no model trained on it; its test films alone are drawn)",
         f"install the demo zoo from {settings.zoo}: {len(names)} models",
         *[f"evaluate {name}" for name in names],
         *[f"localize the maps of {name}" for name in names],
@@ -222,8 +234,9 @@ def evaluate_zoo(
     (folder / MARKER).unlink(missing_ok=True)
     with steps.step(0) as outcome:
         if not build_phantom(
-            phantom, recipe.eval_images, recipe.size, recipe.eval_seed, recipe.difficulty, progress
-        ):
+            phantom, recipe.eval_images, recipe.size, recipe.eval_seed, recipe.difficulty, progress,
+            splits=("test",),
+        ):  # fmt: skip
             outcome["note"] = "already built, skipped"
     with steps.step(1):
         runs = install_zoo(folder / "runs", names, zoo_folder)

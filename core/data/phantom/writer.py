@@ -7,11 +7,14 @@ OUT/
   Data_Entry_2017_v2020.csv          the real header and columns
   BBox_List_2017.csv                 the real six-cell header; boxes from the masks, in pixels
   train_val_list.txt, test_list.txt  patient-disjoint, no trailing newline (as the real ones)
-  PHANTOM.json                       generator, n, size, seed, prevalences; "synthetic"
+  PHANTOM.json                       generator, n, size, seed, splits drawn, prevalences;
+                                     "synthetic"
 ```
 
 Images are drawn in parallel over chunks; each image depends only on (seed, index, size), so the
-files are byte-identical whatever the number of workers.
+files are byte-identical whatever the number of workers. `splits` draws the films of some splits
+only (the demo's evaluation phantom: its test films); those films, their rows and their list are
+exactly the full set's, the other list is empty.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import multiprocessing
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -46,6 +49,7 @@ BBOX_LIST = "BBox_List_2017.csv"
 TRAIN_VAL_LIST = "train_val_list.txt"
 TEST_LIST = "test_list.txt"
 MANIFEST = "PHANTOM.json"
+SPLITS: tuple[str, ...] = ("train_val", "test")  # the lists' splits, as `PlannedImage.split`
 
 DATA_ENTRY_HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
@@ -90,6 +94,7 @@ def generate_phantom(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     difficulty: str = DEFAULT_DIFFICULTY,
+    splits: Collection[str] = SPLITS,
 ) -> PhantomSummary:
     """Write a synthetic chest-radiograph set of `n` images of `size` x `size` pixels into `out`.
 
@@ -98,13 +103,18 @@ def generate_phantom(
     Deterministic in (n, size, seed, difficulty): the same arguments give byte-identical files for any
     `workers` (default: all cores). `out` must be empty or absent, or hold an earlier phantom set
     and `overwrite=True`. `progress`, if given, is called with the number of images just finished.
+    `splits` ("train_val", "test" or both, the default) says whose films are drawn: the n films
+    are planned all the same, so a split's films are those of the whole set.
     """
     n, size, seed = _check_arguments(n, size, seed)
     setting = as_difficulty(difficulty).name
     workers = _worker_count(workers)
+    drawn = _check_splits(splits)
+    plan = [p for p in plan_dataset(n, seed) if p.split in drawn]
+    if not plan:
+        raise ConfigError(f"{n} films hold none of the split {'/'.join(drawn)}: draw more")
     root = _prepare_folder(Path(out), overwrite)
     started = time.perf_counter()
-    plan = plan_dataset(n, seed)
     rows: list[dict] = []
     for chunk_rows in _render_all(plan, size, seed, setting, root, workers):
         rows.extend(chunk_rows)
@@ -114,11 +124,13 @@ def generate_phantom(
     _write_data_entry(root, plan, rows, size)
     _write_lists(root, plan)
     _write_boxes(root, rows)
-    prevalence = {label: sum(label in row["findings"] for row in rows) / n for label in ALL14}
-    _write_manifest(root, plan, rows, size, seed, setting, prevalence)
+    prevalence = {
+        label: sum(label in row["findings"] for row in rows) / len(rows) for label in ALL14
+    }
+    _write_manifest(root, n, drawn, plan, rows, size, seed, setting, prevalence)
     return PhantomSummary(
         root=root,
-        n_images=n,
+        n_images=len(plan),
         n_patients=len({p.patient_id for p in plan}),
         size=size,
         seed=seed,
@@ -136,6 +148,14 @@ def _check_arguments(n: int, size: int, seed: int) -> tuple[int, int, int]:
     if int(seed) < 0:
         raise ConfigError(f"--seed must be a non-negative integer (got {seed})")
     return int(n), int(size), int(seed)
+
+
+def _check_splits(splits: Collection[str]) -> tuple[str, ...]:
+    chosen = (splits,) if isinstance(splits, str) else tuple(splits)
+    unknown = [name for name in chosen if name not in SPLITS]
+    if unknown or not chosen:
+        raise ConfigError(f"unknown phantom split {unknown or chosen}: choose from {SPLITS}")
+    return tuple(name for name in SPLITS if name in chosen)
 
 
 def _worker_count(workers: int | None) -> int:
@@ -267,6 +287,8 @@ def _write_boxes(root: Path, rows: list[dict]) -> None:
 
 def _write_manifest(
     root: Path,
+    n: int,
+    drawn: tuple[str, ...],
     plan: list[PlannedImage],
     rows: list[dict],
     size: int,
@@ -274,16 +296,16 @@ def _write_manifest(
     difficulty: str,
     prevalence: dict[str, float],
 ) -> None:
-    n = len(plan)
     manifest = {
         "generator": "cxr-attention phantom",
         "generator_version": GENERATOR_VERSION,
         "package_version": core.__version__,
         "note": "synthetic, not patient data",
-        "n": n,
+        "n": n,  # films planned; those of `splits` are drawn
         "size": size,
         "seed": seed,
         "difficulty": difficulty,
+        "splits": list(drawn),
         "n_patients": len({p.patient_id for p in plan}),
         "split": {
             "train_val": sum(p.split == "train_val" for p in plan),
@@ -292,7 +314,7 @@ def _write_manifest(
         "labels": list(ALL14),
         "localized": [label for label in ALL14 if label in LOCALIZED],
         "prevalence": {label: round(prevalence[label], 6) for label in ALL14},
-        "no_finding": round(sum(not row["findings"] for row in rows) / n, 6),
+        "no_finding": round(sum(not row["findings"] for row in rows) / len(rows), 6),
         "design_prevalence": design_prevalence(difficulty),
         "views": {view: sum(row["view"] == view for row in rows) for view in ("PA", "AP")},
         "pixel_spacing_mm": round(FIELD_OF_VIEW_MM / size, 6),

@@ -17,7 +17,10 @@ import torch
 SLOWEST_FIRST = (  # seconds in a 2-worker run on 2 cores
     "test_browser.py",  # 42: the app in Chromium
     "test_zoo.py",  # 37: the shipped zoo on a fresh phantom
+    "test_class_attention.py",  # 35: a class head learns to point at lesions
     "test_training.py",  # 30
+    "test_demo.py",  # 50: three variants, --only, the study
+    "test_study.py",  # 35
     "test_resume.py",  # 28: three trainings with a loader worker
     "test_localization.py",  # 25
     "test_sweep.py",  # 23
@@ -25,7 +28,6 @@ SLOWEST_FIRST = (  # seconds in a 2-worker run on 2 cores
     "test_checkpoint.py",  # 18
     "test_app.py",  # 15
     "test_compare.py",  # 14
-    "test_demo.py",  # 14
     "test_evaluation.py",  # 13
 )
 

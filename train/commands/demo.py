@@ -273,20 +273,22 @@ def evaluate_zoo(
     return runs
 
 
-def record_zoo(settings: DemoSettings, runs: list[Path], seconds: dict[str, float]) -> None:
-    """ZOO.json beside a freshly retrained zoo: recipe, command, time and the measured figures."""
+def record_zoo(settings: DemoSettings, runs: list[Path]) -> None:
+    """ZOO.json beside a freshly evaluated zoo: recipe, command, time and the measured figures.
+
+    A model's training time is the sum of the epochs in its shipped history.csv, so a model kept
+    from an earlier --retrain keeps its own."""
     from core.runs import LOCALIZATION, METRICS
     from train.zoo import write_zoo, zoo_figures
 
-    earlier = (read_zoo(Path(settings.zoo)) or {}).get("runs", {})
+    seconds = _train_seconds(Path(settings.zoo), runs)
     figures = {}
     for run in runs:
         metrics = json.loads((run / METRICS).read_text())
         loc = json.loads((run / LOCALIZATION).read_text())
         control = json.loads((run / "localization_random.json").read_text())
         figures[run.name] = zoo_figures(Path(settings.zoo) / run.name, metrics, loc, control)
-        kept = earlier.get(run.name, {}).get("train_seconds", 0)  # not retrained this time
-        figures[run.name]["train_seconds"] = round(seconds.get(run.name) or kept)
+        figures[run.name]["train_seconds"] = round(seconds[run.name])
     options = fit_options(Path("<training phantom>"), settings, False)
     options = {k: v for k, v in options.items() if k not in ("data", "progress", "workers")}
     write_zoo(Path(settings.zoo), settings.recipe, options, figures)
@@ -435,17 +437,17 @@ def reship_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     runs = evaluate_zoo(folder, settings, progress=progress, fresh=True)
     for run in runs:
         ship_evaluation(run, Path(settings.zoo))
-    record_zoo(settings, runs, _train_seconds(folder / "training" / "runs", runs))
+    record_zoo(settings, runs)
     _rewrite_marker(folder, replace(settings, zoo_created=read_zoo(Path(settings.zoo))["created"]))
 
 
-def _train_seconds(training_runs: Path, runs: list[Path]) -> dict[str, float]:
-    """Each run's training time from its history.csv (the sum of its epochs)."""
+def _train_seconds(zoo: Path, runs: list[Path]) -> dict[str, float]:
+    """Each shipped model's training time from its history.csv (the sum of its epochs)."""
     import pandas as pd
 
     seconds = {}
     for run in runs:
-        history = training_runs / run.name / "history.csv"
+        history = zoo / run.name / "history.csv"
         seconds[run.name] = float(pd.read_csv(history)["seconds"].sum()) if history.is_file() else 0
     return seconds
 

@@ -1,0 +1,52 @@
+"""Issue 17: a class-specific attention head learns maps that point at the lesions (its own module,
+so that it runs beside test_training.py on the other xdist worker)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.data.phantom import generate_phantom
+from core.labels import PAPER13
+from core.models.checkpoint import load_checkpoint
+from train.cli import main
+
+
+@pytest.mark.slow
+def test_class_specific_maps_point_at_unseen_lesions_far_more_often_than_random(tmp_path):
+    """Issue 17: a short real training of a class-specific head (CSRA), then its own per-label
+    maps scored against the lesion masks of a phantom drawn with another seed, beside the random
+    control (`localize --method attention`).
+
+    timm's 0.4 M-parameter `test_resnet` at 96 px with output stride 8 (12 x 12 maps), 6 epochs
+    through `fit`'s flags. Measured with fit seeds 0, 1, 2 (2 CPU cores, about 30 s of fitting):
+    pointing game 0.421 / 0.393 / 0.390 against the control's 0.027 / 0.047 / 0.060 (15.6x, 8.4x,
+    6.5x); energy in mask 0.119 / 0.135 / 0.130 against 0.040 / 0.041 / 0.041; on unseen
+    phantoms of seeds 2 and 3, pointing game 0.34-0.44 against 0.029-0.044. (The suite's
+    `test_efficientnet` does not localize this way: 0.012 against 0.054 at 64 px.)"""
+    import json
+
+    from core.explain.localize_run import localize_run
+
+    data, unseen, run = tmp_path / "phantom", tmp_path / "unseen", tmp_path / "tiny+class"
+    generate_phantom(data, n=800, size=96, seed=0, workers=1)
+    generate_phantom(unseen, n=600, size=96, seed=1, workers=1)
+    argv = ["fit", "--data", str(data), "--backbone", "test_resnet", "--attention-kind", "class",
+            "--output-stride", "8", "--labels", "paper13", "--image-size", "96", "--epochs", "6",
+            "--batch-size", "32", "--lr", "5e-3", "--warmup-epochs", "0.5", "--val-fraction",
+            "0.25", "--seed", "0", "--workers", "0", "--threads", "1", "--no-progress",
+            "--out", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    assert checkpoint.config.kind == "class" and checkpoint.model.class_specific
+    with torch.no_grad():
+        maps = checkpoint.model.forward_with_maps(torch.zeros(1, 3, 96, 96)).maps["class"]
+    assert maps.shape == (1, len(PAPER13), 12, 12)
+
+    ours = localize_run(run, data=unseen, method="attention", split="train")
+    control = json.loads((run / "localization_random.json").read_text())
+    assert ours["map_stage"] == "class" and ours["n_boxes"] == control["n_boxes"] > 200
+    pointing, chance = ours["overall"]["pointing_game"], control["overall"]["pointing_game"]
+    assert pointing >= 5 * chance and pointing >= chance + 0.2
+    energy = ours["overall"]["energy_in_box"]
+    assert energy >= 2.5 * control["overall"]["energy_in_box"]

@@ -21,6 +21,7 @@ def test_the_zoo_is_recorded_and_within_the_assets_budget():
     assert set(zoo["runs"]) == {
         "mobilenetv2_100",
         "mobilenetv2_100+attention",
+        "mobilenetv2_100+class",
         "efficientnet_b0",
         "efficientnet_b0+attention",
     }

@@ -124,6 +124,27 @@ def ood_verdict(loaded: LoadedModel, view: np.ndarray) -> OodVerdict | None:
     return verdicts[0] if verdicts else None
 
 
+FINE_CELLS = 8  # a map of fewer cells a side blurs a lesion of a few percent into one cell
+
+
+def fine_stage(model, method: str, size: int) -> str | None:
+    """The deepest stage whose map is at least FINE_CELLS a side at `size` px, for a gate
+    ("attention") or Grad-CAM; None: the method's default (the final map, or a class head's).
+
+    At 128 px a stride-32 backbone's final map is 4 x 4: the app shows its stage-3 gate and
+    Grad-CAM at 8 x 8 instead, where the model has them.
+    """
+    if method not in ("attention", "gradcam") or (method == "attention" and model.class_specific):
+        return None
+    names = model.gate_names if method == "attention" else [s.name for s in model.stages]
+    cells = {s.name: size // s.reduction for s in model.stages}
+    fine = [name for name in names if cells.get(name, 0) >= FINE_CELLS]
+    deepest = names[-1] if names else None
+    if not fine or fine[-1] == deepest:
+        return None
+    return fine[-1]
+
+
 def analyse_view(
     loaded: LoadedModel, view: np.ndarray, label: str, method: str, ablate_attention: bool = False
 ) -> Analysis:
@@ -140,6 +161,9 @@ def analyse_view(
     model = loaded.checkpoint.model
     x = config_input(view[None], loaded.checkpoint.config)
     options = {"ablate_attention": True} if ablate_attention else {}
+    stage = fine_stage(model, method, view.shape[0])
+    if stage is not None:
+        options["stage"] = stage
     with loaded.lock:
         result = explain(model, x, label, method, **options)
     if result.logits is None:  # a method without a forward pass (e.g. "random")

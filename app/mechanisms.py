@@ -176,7 +176,7 @@ def reading_notes(panels: list[Panel], label: str, truth_labels: tuple[str, ...]
             )
         else:
             notes.append(
-                f"**Grad-CAM** ({name}) weights the final features by the gradient of the "
+                f"**Grad-CAM** ({name}) weights the features of its map's stage by the gradient of the "
                 f"{label} logit: where the evidence for {label} lies, divided by its own peak "
                 "(1 is the strongest place, not a probability)."
             )

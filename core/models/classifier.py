@@ -233,7 +233,7 @@ class AttentionClassifier(nn.Module):
     def _truncate(self, head_stage: int) -> list[StageInfo]:
         """End the backbone at stage `head_stage`; the stages that remain."""
         n = len(self.stages)
-        keep = head_stage % n if -n <= head_stage < n else _bad_stage(head_stage, n)
+        keep = head_stage % n if -n <= head_stage < n else _bad_stage(head_stage, n, "head stage")
         if keep < n - 1:
             prune = getattr(self.backbone, "prune_intermediate_layers", None)
             if prune is None:
@@ -309,5 +309,5 @@ class AttentionClassifier(nn.Module):
         return sum(p.numel() for p in params.values())
 
 
-def _bad_stage(i: int, n: int) -> int:
-    raise ConfigError(f"attention stage {i} does not exist: this backbone has stages 0..{n - 1}")
+def _bad_stage(i: int, n: int, what: str = "attention stage") -> int:
+    raise ConfigError(f"{what} {i} does not exist: this backbone has stages 0..{n - 1}")

@@ -21,13 +21,14 @@ import torch
 
 from core.data.chestxray14 import open_dataset
 from core.data.phantom import generate_phantom
-from core.data.preprocess import config_input
+from core.data.preprocess import config_input, model_view
+from core.data.radiograph import load_radiograph
 from core.errors import CheckpointError
 from core.inference import load_scoring_models, prepare_image, score_views
 from core.metrics import expected_calibration_error, per_class_auc
 from core.models.checkpoint import load_checkpoint, read_checkpoint_data
 from core.training import FitConfig, fit
-from core.trust.features import FINAL, pooled_forward
+from core.trust.features import FINAL, INPUT, LAYOUT_CELLS, pooled_forward
 from core.trust.temperature import fit_temperatures
 from train.cli import main
 
@@ -135,7 +136,8 @@ def test_fit_stores_an_ood_description_and_temperatures(trained):
     checkpoint = load_checkpoint(run / "checkpoint.pt")
     ood = checkpoint.ood
     assert ood is not None and checkpoint.calibrated
-    assert ood.layer_names == tuple(s.name for s in checkpoint.model.stages) + (FINAL,)
+    stages = tuple(s.name for s in checkpoint.model.stages)
+    assert ood.layer_names == (INPUT, *stages, FINAL)
     assert ood.quantile == 0.975 and ood.n_val > 50 and ood.n_train > ood.n_val
     assert math.isfinite(ood.threshold) and ood.threshold > 0
     calibration = read_checkpoint_data(run / "checkpoint.pt")["calibration"]
@@ -151,6 +153,7 @@ def test_pooled_forward_is_the_models_forward_and_leaves_no_hooks(trained):
         out = pooled_forward(model, x)
         assert torch.allclose(out.logits, model(x), atol=1e-6)
     assert out.features[FINAL].shape == (3, model.num_features)
+    assert out.features[INPUT].shape == (3, LAYOUT_CELLS**2)
     assert all(not m._forward_hooks for m in model.modules())
 
 
@@ -171,6 +174,46 @@ def test_real_chest_films_are_flagged_and_unseen_phantom_films_pass(trained):
     unseen = list(index.split("test")["path"])
     assert len(unseen) >= 80
     assert flagged(checkpoint, unseen).mean() <= 0.12
+
+
+def reacquired(film: np.ndarray) -> list[np.ndarray]:
+    """Seven acquisitions of one real film (uint8, 2-D): as stored, brighter and darker exposure,
+    collimated closer, the patient turned 6 degrees, equalised contrast, and a noisy half-size JPEG."""
+    h, w = film.shape
+    unit = film.astype(np.float32) / 255
+    margin = int(0.06 * h)
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 6, 1.0)
+    half = cv2.resize(film, (w // 2, h // 2), interpolation=cv2.INTER_AREA).astype(np.float32)
+    noisy = np.clip(half + np.random.default_rng(0).normal(0, 6, half.shape), 0, 255)
+    _, jpeg = cv2.imencode(".jpg", noisy.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 60])
+    return [
+        film,
+        (255 * unit**0.7).astype(np.uint8),
+        (255 * unit**1.4).astype(np.uint8),
+        cv2.resize(film[margin:-margin, margin:-margin], (w, h), interpolation=cv2.INTER_AREA),
+        cv2.warpAffine(film, turn, (w, h), borderValue=0),
+        cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(film),
+        cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE),
+    ]
+
+
+@needs_real
+def test_a_short_run_flags_re_acquired_real_films_it_was_not_tuned_on(trained, tmp_path):
+    """Issue 18: a short run's features barely tell a real film from a phantom one; the input's
+    layout does. The odd-numbered real films were held out when the layout was chosen."""
+    _data, run = trained
+    checkpoint = load_checkpoint(run / "checkpoint.pt")
+    size = checkpoint.config.image_size
+    held_out = sorted(REAL.iterdir())[1::2]
+    films = [model_view(load_radiograph(p, allow_any_modality=True), 512) for p in held_out]
+    views = [model_view(view, size) for film in films for view in reacquired(film)]
+    verdicts = score_views(checkpoint, np.stack(views)).ood
+    real_share = np.mean([v.flagged for v in verdicts])
+    assert real_share >= 0.98, f"{real_share:.1%} of {len(views)} re-acquired real views flagged"
+    fresh = tmp_path / "fresh"
+    generate_phantom(fresh, n=300, size=SIZE, seed=1, workers=1)
+    phantom_share = flagged(checkpoint, sorted((fresh / "images").glob("*.png"))).mean()
+    assert phantom_share <= 0.10, f"{phantom_share:.1%} of a fresh phantom flagged"
 
 
 def test_images_that_are_not_chest_films_are_flagged(trained, not_chest):

@@ -40,7 +40,7 @@ import core
 from core.errors import CheckpointError, ConfigError
 from core.models.classifier import AttentionClassifier, ModelConfig
 from core.models.compact import QUANTIZED, expand_weights
-from core.trust.features import FINAL
+from core.trust.features import FINAL, INPUT, LAYOUT_CELLS
 from core.trust.ood import OodDetector
 from core.trust.temperature import TemperatureScaling
 
@@ -217,7 +217,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
 
 
 def _check_ood_fits(ood: OodDetector, model: AttentionClassifier) -> None:
-    channels = {stage.name: stage.channels for stage in model.stages} | {FINAL: model.num_features}
+    channels = {stage.name: stage.channels for stage in model.stages} | {
+        FINAL: model.num_features,
+        INPUT: LAYOUT_CELLS**2,
+    }
     for layer in ood.layers:
         if channels.get(layer.name) != layer.mean.numel():
             raise CheckpointError(

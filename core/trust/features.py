@@ -6,6 +6,11 @@ forward hooks held only for the pass, the spatial mean of each feature stage's o
 ...; after a gate where one sits). Early stages describe texture and contrast, the final one what
 the head reads: films unlike the training set show up in one or the other.
 
+It also keeps the input's layout ("input"): the normalised film averaged over an 8 x 8 grid of
+cells, where the body, the lungs and the borders lie. That needs no training, so it tells a real
+film from a phantom one even when a short run's features do not yet (README, "Out-of-distribution
+warning and calibration").
+
 The hooks belong to the calling thread, as in `core.explain.hooks`: another thread's forward pass
 through the same shared model (another app session) goes through untouched.
 
@@ -28,6 +33,8 @@ from core.data.preprocess import config_input
 from core.errors import DatasetError
 
 FINAL = "final"
+INPUT = "input"
+LAYOUT_CELLS = 8  # the input's layout: its mean over LAYOUT_CELLS x LAYOUT_CELLS cells
 
 
 class FeatureModel(Protocol):
@@ -79,13 +86,20 @@ def _stage_means(model: FeatureModel) -> Iterator[dict[str, torch.Tensor]]:
             handle.remove()
 
 
+def input_layout(x: torch.Tensor) -> torch.Tensor:
+    """The model input (B, C, S, S) averaged over channels and LAYOUT_CELLS^2 cells: (B, cells^2)."""
+    grey = x.float().mean(dim=1, keepdim=True)
+    return torch.nn.functional.adaptive_avg_pool2d(grey, LAYOUT_CELLS).flatten(1)
+
+
 def pooled_forward(model: FeatureModel, x: torch.Tensor) -> PooledOutputs:
-    """Raw logits and pooled features of every stage and of the final (gated) map, one pass."""
+    """Raw logits, the input's layout and pooled features of every stage and of the final (gated)
+    map, in one pass."""
     with _stage_means(model) as stages:
         features = model.features(x)
         pooled = features.mean(dim=(2, 3))
         logits = model.head_logits(features)
-    return PooledOutputs(logits, {**stages, FINAL: pooled.float()})
+    return PooledOutputs(logits, {INPUT: input_layout(x), **stages, FINAL: pooled.float()})
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Method (Lee et al., "A simple unified framework for detecting out-of-distribution samples and
 adversarial attacks", NeurIPS 2018, with their feature ensemble over layers, without labels or
-outlier examples): for every feature stage and the final pooled features, one Gaussian is fitted on
+outlier examples): for the input's 8 x 8 layout, every feature stage and the final pooled
+features (`core.trust.features.pooled_forward`), one Gaussian is fitted on
 the TRAINING split (class-agnostic: the labels are not exclusive) with Ledoit-Wolf shrinkage, kept
 as its top principal directions (at most `MAX_COMPONENTS`) plus one variance for the rest (the
 probabilistic-PCA form, exact when a layer has fewer channels). An image's distance to each
@@ -11,9 +12,11 @@ standard deviation 1); the score is the largest standardised distance over the l
 threshold is the `QUANTILE` quantile of the validation scores, so that share of films like the
 training set passes; an image scoring above it is flagged.
 
-Measured on a phantom-trained MobileNetV2 (README, "Out-of-distribution warning and calibration"):
-the final features alone miss half of the real NIH films, early stages catch them all; the ensemble
-flags every real film and every non-chest image while passing about 98% of unseen phantom films.
+Measured on phantom-trained MobileNetV2s (README, "Out-of-distribution warning and calibration"):
+the final features alone miss half of the real NIH films, early stages catch most of them; after
+a short run on a small phantom the stages let 2% of re-acquired real views through, the input's
+layout none. The ensemble flags every real film and every non-chest image while passing about 96 to
+98% of unseen phantom films.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ class OodVerdict:
 class LayerGaussian:
     """The training films' pooled features at one layer, as a Gaussian."""
 
-    name: str  # "stage0", ..., "final"
+    name: str  # "input", "stage0", ..., "final"
     mean: torch.Tensor  # (C,)
     basis: torch.Tensor  # (C, k) principal directions of the shrunk covariance
     inverse_variance: torch.Tensor  # (k,) 1 / variance along each direction

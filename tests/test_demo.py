@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from core.models.checkpoint import load_checkpoint, read_checkpoint_data
+from core.trust.features import INPUT
 from tests.test_sweep import REPO, TINY, mtimes
 from train.cli import main
 
@@ -83,6 +86,22 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
         assert (zoo / name / "checkpoint.pt").stat().st_mtime_ns == kept[name]
         assert again["runs"][name]["train_seconds"] == record["runs"][name]["train_seconds"]
     record = again
+
+    # --refit-trust gives a zoo fitted before the input's layout existed its layout again,
+    # keeping the weights (the shipped zoo's upgrade path)
+    shipped = zoo / names[0] / "checkpoint.pt"
+    old = read_checkpoint_data(shipped)
+    old["ood"]["layers"] = [layer for layer in old["ood"]["layers"] if layer["name"] != INPUT]
+    torch.save(old, shipped)
+    assert INPUT not in load_checkpoint(shipped).ood.layer_names
+    assert main([*argv, "--refit-trust"]) == 0
+    assert "describe mobilenetv2_100's training films again" in capsys.readouterr().err
+    refitted = read_checkpoint_data(shipped)
+    assert load_checkpoint(shipped).ood.layer_names[0] == INPUT
+    assert refitted["state_dict"].keys() == old["state_dict"].keys()
+    for key, value in old["state_dict"].items():
+        assert torch.equal(refitted["state_dict"][key], value), key
+    assert list(json.loads((zoo / "ZOO.json").read_text())["runs"]) == names
 
     # a mistyped --zoo is refused in one line, not answered with an hour of training
     assert main([*argv[:5], str(tmp_path / "no-zoo"), "--no-progress"]) == 2

@@ -140,15 +140,25 @@ def ship_run(run: Path, folder: Path) -> Path:
     """
     from core.models.checkpoint import read_checkpoint_data
     from core.models.compact import compact_checkpoint
-    from core.training.record import refit_trust
 
     target = folder / run.name
     _copy_run(run, target)
     checkpoint = target / SHIPPED[0]
     torch.save(compact_checkpoint(read_checkpoint_data(checkpoint)), checkpoint)
-    refit_trust(target)
-    torch.save(compact_checkpoint(read_checkpoint_data(checkpoint)), checkpoint)
+    refit_shipped(target)
     return target
+
+
+def refit_shipped(shipped: Path, data: Path | None = None) -> None:
+    """Fit a shipped model's OOD description, temperatures and thresholds again on its training
+    films (at `data` when not where it was trained), keeping its 8-bit weights."""
+    from core.models.checkpoint import read_checkpoint_data
+    from core.models.compact import compact_checkpoint
+    from core.training.record import refit_trust
+
+    checkpoint = shipped / SHIPPED[0]
+    refit_trust(shipped, data)
+    torch.save(compact_checkpoint(read_checkpoint_data(checkpoint)), checkpoint)
 
 
 def ship_evaluation(run: Path, folder: Path) -> None:

@@ -166,13 +166,16 @@ def fit_trust_into(
     return trust
 
 
-def refit_trust(run_dir: str | Path) -> TrustFit:
+def refit_trust(run_dir: str | Path, data: str | Path | None = None) -> TrustFit:
     """`fit_trust_into` for a finished run whose weights were changed afterwards, on the data and
-    split its config.json names (in this process, without loader workers)."""
+    split its config.json names (in this process, without loader workers). `data`: where that
+    dataset is on this machine, when not where the run was trained (a shipped model)."""
     from core.training.data import prepare_data
 
     run = RunFolder(Path(run_dir))
     options = run.config()["fit"] | {"out": str(run.path), "workers": 0, "progress": False}
+    if data is not None:
+        options["data"] = str(data)
     config = FitConfig.from_dict(options)
     data = prepare_data(config, detect_context())
     training = load_checkpoint(run.checkpoint).training

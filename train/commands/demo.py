@@ -335,6 +335,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "without training (after a change to how the evaluation is made or recorded)",
     )
     p.add_argument(
+        "--refit-trust",
+        action="store_true",
+        help="fit the zoo's OOD descriptions, temperatures and thresholds again on its training "
+        "phantom drawn here, keeping the weights, then --reship (after a change to what the "
+        "description holds)",
+    )
+    p.add_argument(
         "--rebuild",
         action="store_true",
         help="evaluate the zoo here again instead of installing its shipped evaluation",
@@ -400,7 +407,10 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.dir).expanduser() if args.dir else default_dir()
     settings = settings_from(args)
     try:
-        if args.reship:
+        if args.refit_trust:
+            refit_zoo_trust(folder, settings, progress=args.progress)
+            reship_zoo(folder, settings, progress=args.progress)
+        elif args.reship:
             reship_zoo(folder, settings, progress=args.progress)
         elif settings.retrain:
             from core.training.progress import console_logging
@@ -430,6 +440,37 @@ def run(args: argparse.Namespace) -> int:
     return launch_app(
         folder / "runs", port=args.port, headless=args.headless, host=args.host, debug=args.debug
     )
+
+
+def refit_zoo_trust(folder: Path, settings: DemoSettings, progress: bool) -> None:
+    """Fit every shipped model's OOD description, temperatures and thresholds again on the
+    zoo's training phantom drawn here, keeping its weights (after a change to what the
+    description holds)."""
+    from train.zoo import refit_shipped
+
+    recipe, zoo = settings.recipe, Path(settings.zoo)
+    phantom = folder / "training" / "phantom"
+    variants = recipe.variants()
+    titles = [
+        f"training phantom: {recipe.train_images} films at {recipe.size} px, seed "
+        f"{recipe.train_seed}",
+        *[f"describe {v.name}'s training films again" for v in variants],
+    ]
+    steps = Steps(titles)
+    steps.show_plan(f"cxr-attention demo --refit-trust: the zoo in {zoo}")
+    with steps.step(0) as outcome:
+        if not build_phantom(
+            phantom,
+            recipe.train_images,
+            recipe.size,
+            recipe.train_seed,
+            recipe.difficulty,
+            progress,
+        ):
+            outcome["note"] = "already built, skipped"
+    for i, variant in enumerate(variants):
+        with steps.step(1 + i):
+            refit_shipped(zoo / variant.name, phantom)
 
 
 def reship_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:

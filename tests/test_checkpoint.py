@@ -14,6 +14,7 @@ from core.models.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpo
 from core.models.classifier import AttentionClassifier, ModelConfig
 from core.models.kinds import ATTENTION_KINDS, KIND_TITLES
 from tests.test_models import randomise_gates, randomise_head
+from train.cli import main
 
 TRAINING = {
     "epochs": 2,
@@ -181,7 +182,7 @@ def test_weights_that_do_not_fit_name_the_first_key(saved, tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
 
 
-def test_inspect_cli_prints_metadata_and_one_line_errors(saved, tmp_path):
+def test_inspect_cli_prints_metadata_and_one_line_errors(saved, tmp_path, capsys):
     _, path = saved
     cmd = [sys.executable, "-m", "train.cli", "inspect", str(path)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -193,13 +194,9 @@ def test_inspect_cli_prints_metadata_and_one_line_errors(saved, tmp_path):
 
     bad = tmp_path / "bad.pt"
     bad.write_text("x")
-    result = subprocess.run(
-        [sys.executable, "-m", "train.cli", "inspect", str(bad)], capture_output=True, text=True
-    )
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1
-    assert "Traceback" not in result.stderr
-    assert "not a PyTorch file" in result.stderr
+    assert main(["inspect", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a PyTorch file" in err
 
 
 def _trust_sections(model: AttentionClassifier) -> tuple[dict, dict]:
@@ -252,8 +249,6 @@ def test_ood_section_that_does_not_fit_the_model_is_refused(saved, tmp_path):
 def test_inspect_says_what_a_class_specific_head_is_and_where_its_maps_are(tmp_path, capsys):
     import json
 
-    from train.cli import main
-
     config = ModelConfig(
         "mobilenetv2_100",
         PAPER13,
@@ -286,8 +281,6 @@ def test_inspect_says_what_a_class_specific_head_is_and_where_its_maps_are(tmp_p
 
 def test_inspect_json_gives_an_old_checkpoint_the_fields_it_lacks(saved, tmp_path, capsys):
     import json
-
-    from train.cli import main
 
     _, path = saved
     data = _payload(path)

@@ -29,8 +29,9 @@ def test_class_specific_maps_point_at_unseen_lesions_far_more_often_than_random(
     from core.explain.localize_run import localize_run
 
     data, unseen, run = tmp_path / "phantom", tmp_path / "unseen", tmp_path / "tiny+class"
-    generate_phantom(data, n=800, size=96, seed=0, workers=1)
-    generate_phantom(unseen, n=600, size=96, seed=1, workers=1)
+    # fit reads train and val, the localization the unseen train split: no test films are drawn
+    generate_phantom(data, n=800, size=96, seed=0, workers=1, splits=("train_val",))
+    generate_phantom(unseen, n=600, size=96, seed=1, workers=1, splits=("train_val",))
     argv = ["fit", "--data", str(data), "--backbone", "test_resnet", "--attention-kind", "class",
             "--output-stride", "8", "--labels", "paper13", "--image-size", "96", "--epochs", "6",
             "--batch-size", "32", "--lr", "5e-3", "--warmup-epochs", "0.5", "--val-fraction",

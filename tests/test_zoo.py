@@ -43,14 +43,16 @@ def test_the_shipped_zoo_scores_films_it_never_saw(tmp_path):
     that neither its training nor its recorded evaluation used, about as ZOO.json says."""
     zoo = read_zoo(ZOO_DIR)
     data = tmp_path / "phantom"
-    generate_phantom(data, n=400, size=zoo["recipe"]["size"], seed=11, workers=1)
+    # the train split alone is scored, so only train_val is drawn (the same films as in a full draw)
+    size = zoo["recipe"]["size"]
+    generate_phantom(data, n=300, size=size, seed=11, workers=1, splits=("train_val",))
     for run in install_zoo(tmp_path / "runs", list(zoo["runs"]), ZOO_DIR):
         # every split of this phantom is unseen: the train split gives the most films
         metrics = evaluate_run(
             run, data=data, split="train", n_resamples=0, num_workers=0, progress=False
         )
         recorded = zoo["runs"][run.name]["test_macro_auc"]
-        assert metrics["n_images"] > 250
+        assert metrics["n_images"] > 200
         assert metrics["macro_auc"] > 0.85, run.name
         assert abs(metrics["macro_auc"] - recorded) < 0.05, run.name
         # films like its training films are not called out of distribution (the 8-bit copy's

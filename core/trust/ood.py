@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.covariance import LedoitWolf
 
 from core.errors import CheckpointError, ConfigError
 
@@ -163,6 +162,8 @@ class OodDetector:
 
 def fit_layer(name: str, train: np.ndarray, val: np.ndarray, max_components: int) -> LayerGaussian:
     """One layer's Gaussian from training features (n, C), standardised on validation (m, C)."""
+    from sklearn.covariance import LedoitWolf  # here: importing sklearn costs every command 1.4 s
+
     shrunk = LedoitWolf().fit(np.asarray(train, dtype=np.float64))
     variance, directions = np.linalg.eigh(shrunk.covariance_)
     variance, directions = variance[::-1], directions[:, ::-1]  # largest first

@@ -134,6 +134,24 @@ def fit_options(data: Path, settings: DemoSettings, progress: bool) -> dict[str,
     return options | {"data": str(data), "workers": 0, "progress": progress}
 
 
+def training_phantom_title(recipe: ZooRecipe) -> str:
+    return (
+        f"training phantom: {recipe.train_images} films at {recipe.size} px, seed "
+        f"{recipe.train_seed}"
+    )
+
+
+def draw_training_phantom(
+    root: Path, recipe: ZooRecipe, progress: bool, outcome: dict[str, str]
+) -> None:
+    """The zoo's training phantom in `root`, unless it is there already (then `outcome` says so)."""
+    drawn = build_phantom(
+        root, recipe.train_images, recipe.size, recipe.train_seed, recipe.difficulty, progress
+    )
+    if not drawn:
+        outcome["note"] = "already built, skipped"
+
+
 def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     """Train every variant on a training phantom and ship compact copies into the zoo folder."""
     from core.data.cache import build_cache
@@ -147,8 +165,7 @@ def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     training = folder / "training"
     options = fit_options(training / "phantom", settings, progress)
     titles = [
-        f"training phantom: {recipe.train_images} films at {recipe.size} px, seed "
-        f"{recipe.train_seed}",
+        training_phantom_title(recipe),
         f"image cache at {options.get('image_size', 224)} px",
         *[f"train {v.name} ({options.get('epochs')} epochs)" for v in variants],
         f"ship compact copies into {zoo}",
@@ -156,15 +173,7 @@ def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     steps = Steps(titles)
     steps.show_plan(f"cxr-attention demo --retrain: training the zoo in {training}")
     with steps.step(0) as outcome:
-        if not build_phantom(
-            training / "phantom",
-            recipe.train_images,
-            recipe.size,
-            recipe.train_seed,
-            recipe.difficulty,
-            progress,
-        ):
-            outcome["note"] = "already built, skipped"
+        draw_training_phantom(training / "phantom", recipe, progress, outcome)
     with steps.step(1):
         build_cache(open_dataset(training / "phantom"), int(options.get("image_size", 224)))
     runs = []
@@ -452,22 +461,13 @@ def refit_zoo_trust(folder: Path, settings: DemoSettings, progress: bool) -> Non
     phantom = folder / "training" / "phantom"
     variants = recipe.variants()
     titles = [
-        f"training phantom: {recipe.train_images} films at {recipe.size} px, seed "
-        f"{recipe.train_seed}",
+        training_phantom_title(recipe),
         *[f"describe {v.name}'s training films again" for v in variants],
     ]
     steps = Steps(titles)
     steps.show_plan(f"cxr-attention demo --refit-trust: the zoo in {zoo}")
     with steps.step(0) as outcome:
-        if not build_phantom(
-            phantom,
-            recipe.train_images,
-            recipe.size,
-            recipe.train_seed,
-            recipe.difficulty,
-            progress,
-        ):
-            outcome["note"] = "already built, skipped"
+        draw_training_phantom(phantom, recipe, progress, outcome)
     for i, variant in enumerate(variants):
         with steps.step(1 + i):
             refit_shipped(zoo / variant.name, phantom)

@@ -200,7 +200,8 @@ def reacquired(film: np.ndarray) -> list[np.ndarray]:
 @needs_real
 def test_a_short_run_flags_re_acquired_real_films_it_was_not_tuned_on(trained, tmp_path):
     """Issue 18: a short run's features barely tell a real film from a phantom one; the input's
-    layout does. The odd-numbered real films were held out when the layout was chosen."""
+    layout does. Its 8 x 8 grid was set once, not tuned on any film; half the real films (the
+    odd-numbered ones) are re-acquired 7 ways each."""
     _data, run = trained
     checkpoint = load_checkpoint(run / "checkpoint.pt")
     size = checkpoint.config.image_size

@@ -177,9 +177,9 @@ def refit_trust(run_dir: str | Path, data: str | Path | None = None) -> TrustFit
     if data is not None:
         options["data"] = str(data)
     config = FitConfig.from_dict(options)
-    data = prepare_data(config, detect_context())
+    splits = prepare_data(config, detect_context())
     training = load_checkpoint(run.checkpoint).training
-    return fit_trust_into(run, config, data, training)
+    return fit_trust_into(run, config, splits, training)
 
 
 def _trust_batches(config: FitConfig, data: TrainingData):

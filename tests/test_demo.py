@@ -108,7 +108,11 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holds no demo zoo (no ZOO.json)" in err
 
-    # a zoo without one of its models is refused in one line
+    # a zoo without one of its models is refused in one line, also before refitting any
     (zoo / names[1] / "checkpoint.pt").unlink()
     assert main([*argv, "--rebuild"]) == 2
     assert "lacks mobilenetv2_100+attention" in capsys.readouterr().err
+    before = (zoo / names[0] / "checkpoint.pt").stat().st_mtime_ns
+    assert main([*argv, "--refit-trust"]) == 2
+    assert "lacks mobilenetv2_100+attention" in capsys.readouterr().err
+    assert (zoo / names[0] / "checkpoint.pt").stat().st_mtime_ns == before

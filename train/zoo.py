@@ -109,14 +109,19 @@ def recipe_of(zoo: dict[str, Any]) -> ZooRecipe:
 
 def install_zoo(runs: Path, names: list[str], folder: Path = ZOO_DIR) -> list[Path]:
     """Copy the zoo's runs `names` into `runs`/<name> (replacing what is there); their folders."""
+    require_shipped(names, folder)
     installed = []
     for name in names:
-        source, target = folder / name, runs / name
-        if not (source / SHIPPED[0]).is_file():
-            raise RunError(f"the demo zoo in {folder} lacks {name}: rebuild it with `{COMMAND}`")
-        _copy_run(source, target)
-        installed.append(target)
+        _copy_run(folder / name, runs / name)
+        installed.append(runs / name)
     return installed
+
+
+def require_shipped(names: list[str], folder: Path = ZOO_DIR) -> None:
+    """`RunError` naming the first of `names` whose checkpoint the zoo lacks."""
+    for name in names:
+        if not (folder / name / SHIPPED[0]).is_file():
+            raise RunError(f"the demo zoo in {folder} lacks {name}: rebuild it with `{COMMAND}`")
 
 
 def _copy_run(source: Path, target: Path) -> None:

@@ -455,11 +455,12 @@ def refit_zoo_trust(folder: Path, settings: DemoSettings, progress: bool) -> Non
     """Fit every shipped model's OOD description, temperatures and thresholds again on the
     zoo's training phantom drawn here, keeping its weights (after a change to what the
     description holds)."""
-    from train.zoo import refit_shipped
+    from train.zoo import refit_shipped, require_shipped
 
     recipe, zoo = settings.recipe, Path(settings.zoo)
     phantom = folder / "training" / "phantom"
     variants = recipe.variants()
+    require_shipped([v.name for v in variants], zoo)  # before minutes of work, not after
     titles = [
         training_phantom_title(recipe),
         *[f"describe {v.name}'s training films again" for v in variants],

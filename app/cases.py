@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from app import figures, images, models
-from app.columns import colorbar_title, effective_method, map_heading, map_source
-from app.inference import view_for
-from app.registry import ModelEntry
-from core.errors import CxrError
-from core.runs import METRICS
+from cxr_attention.app import figures, images, models
+from cxr_attention.app.columns import colorbar_title, effective_method, map_heading, map_source
+from cxr_attention.app.inference import view_for
+from cxr_attention.app.registry import ModelEntry
+from cxr_attention.core.errors import CxrError
+from cxr_attention.core.runs import METRICS
 
 
 def data_root_for(entry: ModelEntry) -> str:

@@ -12,15 +12,15 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from app import models
-from app.figures import map_alpha
-from app.images import StudyImage
-from app.inference import Analysis, ExplainedMap, view_for
-from app.registry import ModelEntry, Registry
-from core.errors import RadiographError
-from core.explain.overlay import colorize, difference_map, scale_map, shared_scale
-from core.models.class_attention import CLASS_MAP
-from core.trust.ood import OodVerdict
+from cxr_attention.app import models
+from cxr_attention.app.figures import map_alpha
+from cxr_attention.app.images import StudyImage
+from cxr_attention.app.inference import Analysis, ExplainedMap, view_for
+from cxr_attention.app.registry import ModelEntry, Registry
+from cxr_attention.core.errors import RadiographError
+from cxr_attention.core.explain.overlay import colorize, difference_map, scale_map, shared_scale
+from cxr_attention.core.models.class_attention import CLASS_MAP
+from cxr_attention.core.trust.ood import OodVerdict
 
 METHODS = {
     "attention": "Attention map",

@@ -14,16 +14,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.registry import ModelEntry
-from core.errors import CxrError
-from core.metrics import compare_runs_delong, roc_curve_points
-from core.models.kinds import ATTENTION_KINDS, KIND_TITLES
-from core.models.registry import describe_backbone
-from core.report.study import StudyEntry, study_table, versus_from_labels
-from core.report.study_words import study_in_words
-from core.report.tables import cell_text
-from core.report.words import attention_effect
-from core.study import STUDY
+from cxr_attention.app.registry import ModelEntry
+from cxr_attention.core.errors import CxrError
+from cxr_attention.core.metrics import compare_runs_delong, roc_curve_points
+from cxr_attention.core.models.kinds import ATTENTION_KINDS, KIND_TITLES
+from cxr_attention.core.models.registry import describe_backbone
+from cxr_attention.core.report.study import StudyEntry, study_table, versus_from_labels
+from cxr_attention.core.report.study_words import study_in_words
+from cxr_attention.core.report.tables import cell_text
+from cxr_attention.core.report.words import attention_effect
+from cxr_attention.core.study import STUDY
 
 
 @dataclass

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from app import models
-from app.registry import ModelEntry, Registry
-from app.settings import current_runs_root, reachable_from_network
+from cxr_attention.app import models
+from cxr_attention.app.registry import ModelEntry, Registry
+from cxr_attention.app.settings import current_runs_root, reachable_from_network
 
 PHANTOM_NOTICE = (
     "**Trained on synthetic phantom radiographs, not on patients.** These models show how the "

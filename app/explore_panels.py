@@ -12,13 +12,13 @@ import numpy as np
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from app import columns as col
-from app import figures, images, settings
-from app import state as S
-from app.inference import view_for
-from app.registry import Registry
-from core.errors import CxrError
-from core.models.kinds import KIND_TITLES
+from cxr_attention.app import columns as col
+from cxr_attention.app import figures, images, settings
+from cxr_attention.app import state as S
+from cxr_attention.app.inference import view_for
+from cxr_attention.app.registry import Registry
+from cxr_attention.core.errors import CxrError
+from cxr_attention.core.models.kinds import KIND_TITLES
 
 UNIFORM_GATE = 0.05  # an attention map spanning less than this is called "nearly uniform"
 OOD_WARNING = "This film is unlike the films this model was trained on: its output is unreliable."

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.metrics.subgroups import age_bands
+from cxr_attention.core.metrics.subgroups import age_bands
 
 ALL = "all"
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.data.preprocess import square_geometry
-from core.data.radiograph import Radiograph, load_radiograph
-from core.errors import RadiographError
-from core.explain.localization import Box as LocalBox
-from core.explain.localization import box_mask
-from core.explain.localize_run import mask_in_view
-from core.labels import canonical_label
+from cxr_attention.core.data.preprocess import square_geometry
+from cxr_attention.core.data.radiograph import Radiograph, load_radiograph
+from cxr_attention.core.errors import RadiographError
+from cxr_attention.core.explain.localization import Box as LocalBox
+from cxr_attention.core.explain.localization import box_mask
+from cxr_attention.core.explain.localize_run import mask_in_view
+from cxr_attention.core.labels import canonical_label
 
 SAMPLES_INDEX = "samples.json"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.data.preprocess import config_input, model_view
-from core.inference import score_views
-from core.models.checkpoint import Checkpoint, load_checkpoint
-from core.trust.ood import OodVerdict
+from cxr_attention.core.data.preprocess import config_input, model_view
+from cxr_attention.core.inference import score_views
+from cxr_attention.core.models.checkpoint import Checkpoint, load_checkpoint
+from cxr_attention.core.trust.ood import OodVerdict
 
 
 @dataclass
@@ -156,7 +156,7 @@ def analyse_view(
     `ablate_attention` the model runs with every gate set to 1 (the teaching switch); the OOD
     verdict always comes from the model as trained.
     """
-    from core.explain import explain
+    from cxr_attention.core.explain import explain
 
     model = loaded.checkpoint.model
     x = config_input(view[None], loaded.checkpoint.config)

@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-# `streamlit run app/main.py` puts app/ first on sys.path, not the repository root.
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-import streamlit as st  # noqa: E402
-
-from app import components  # noqa: E402
-from app import state as S  # noqa: E402
+from cxr_attention.app import components
+from cxr_attention.app import state as S
 
 PAGES = (
     ("views/explore.py", "Explore an image", ":material/radiology:"),

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import figures, images
-from app import mechanisms as mech
-from app.columns import map_title
-from app.explore_panels import OOD_WARNING, trust_notice
+from cxr_attention.app import figures, images
+from cxr_attention.app import mechanisms as mech
+from cxr_attention.app.columns import map_title
+from cxr_attention.app.explore_panels import OOD_WARNING, trust_notice
 
 
 def mechanism_row(

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.columns import Column, build_column
-from app.images import StudyImage, truth_in_view
-from app.registry import Registry
-from app.timeline_view import LesionFocus, lesion_focus
-from core.models.registry import describe_backbone
+from cxr_attention.app.columns import Column, build_column
+from cxr_attention.app.images import StudyImage, truth_in_view
+from cxr_attention.app.registry import Registry
+from cxr_attention.app.timeline_view import LesionFocus, lesion_focus
+from cxr_attention.core.models.registry import describe_backbone
 
 BASELINE = "baseline"  # the `GRADCAM_OF` value for the baseline (a kind otherwise)
 ONE_SCALE = (

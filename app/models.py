@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from app import inference
-from app.comparison import Evaluated
-from app.registry import ModelEntry, Registry, runs_signature, scan_runs
-from core.errors import CxrError
-from core.runs import LOCALIZATION, METRICS, PREDICTIONS, RunFolder
-from core.training.timeline import TIMELINE, Timeline, read_timeline
+from cxr_attention.app import inference
+from cxr_attention.app.comparison import Evaluated
+from cxr_attention.app.registry import ModelEntry, Registry, runs_signature, scan_runs
+from cxr_attention.core.errors import CxrError
+from cxr_attention.core.runs import LOCALIZATION, METRICS, PREDICTIONS, RunFolder
+from cxr_attention.core.training.timeline import TIMELINE, Timeline, read_timeline
 
 
 @st.cache_data(show_spinner="Reading the runs folder…", max_entries=4)
@@ -101,7 +101,7 @@ def dataset(root: str, label_set: str):
     `CxrError` when the folder is gone or unreadable."""
     import warnings
 
-    from core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.chestxray14 import open_dataset
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a partial download is reported by fit, not here

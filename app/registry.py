@@ -17,11 +17,16 @@ from typing import Any
 
 import timm
 
-from core.errors import ConfigError, CxrError
-from core.models.classifier import ModelConfig
-from core.models.kinds import ATTENTION_KINDS, CLASS_SPECIFIC, DEFAULT_KIND, KIND_TITLES
-from core.models.registry import PAPER_BACKBONES, describe_backbone
-from core.runs import LOCALIZATION, METRICS, PREDICTIONS, RunFolder, find_runs
+from cxr_attention.core.errors import ConfigError, CxrError
+from cxr_attention.core.models.classifier import ModelConfig
+from cxr_attention.core.models.kinds import (
+    ATTENTION_KINDS,
+    CLASS_SPECIFIC,
+    DEFAULT_KIND,
+    KIND_TITLES,
+)
+from cxr_attention.core.models.registry import PAPER_BACKBONES, describe_backbone
+from cxr_attention.core.runs import LOCALIZATION, METRICS, PREDICTIONS, RunFolder, find_runs
 
 # How a model's title ends, by attention kind (None: the baseline).
 VARIANT_SUFFIX: dict[str | None, str] = {
@@ -244,7 +249,7 @@ def runs_signature(root: Path) -> tuple[tuple[str, float, int], ...]:
 
 def scan_runs(root: str | Path) -> Registry:
     """Read every run folder under `root` (no models built; broken ones listed with the reason)."""
-    from core.models.checkpoint import read_checkpoint_data
+    from cxr_attention.core.models.checkpoint import read_checkpoint_data
 
     entries: list[ModelEntry] = []
     broken: list[BrokenRun] = []

@@ -12,10 +12,10 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from core.explain.base import upsample
-from core.explain.localization import map_maximum
-from core.models.class_attention import CLASS_MAP
-from core.training.timeline import EpochMaps, Timeline
+from cxr_attention.core.explain.base import upsample
+from cxr_attention.core.explain.localization import map_maximum
+from cxr_attention.core.models.class_attention import CLASS_MAP
+from cxr_attention.core.training.timeline import EpochMaps, Timeline
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.data.phantom import GENERATOR_VERSION, plan_dataset, render_case
-from core.data.phantom.casemix import base_rates, sample_findings
-from core.data.phantom.difficulty import TEACHING
+from cxr_attention.core.data.phantom import GENERATOR_VERSION, plan_dataset, render_case
+from cxr_attention.core.data.phantom.casemix import base_rates, sample_findings
+from cxr_attention.core.data.phantom.difficulty import TEACHING
 
 SEED = 2024
 SIZE = 256

@@ -15,10 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
@@ -30,15 +26,15 @@ def main() -> int:
     parser.add_argument("--n-resamples", type=int, default=1000, help="paired bootstrap draws")
     args = parser.parse_args()
 
-    from core.errors import CxrError
-    from core.report.compare import build_report
-    from core.report.render_md import markdown_table
-    from train.commands.compare import expand_runs
+    from cxr_attention.core.errors import CxrError
+    from cxr_attention.core.report.compare import build_report
+    from cxr_attention.core.report.render_md import markdown_table
+    from cxr_attention.train.commands.compare import expand_runs
 
     try:
         runs = expand_runs(args.runs)
         if args.study:
-            from core.study.run import run_study
+            from cxr_attention.core.study.run import run_study
 
             for run in runs:
                 started = time.perf_counter()

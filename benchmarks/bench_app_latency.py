@@ -29,13 +29,13 @@ import cv2
 import numpy as np
 import torch
 
-from app.images import read_upload
-from app.inference import LoadedModel, analyse_view, load_model, score_view, view_for
-from core.data.preprocess import config_input
-from core.explain import explain
-from core.labels import ALL14
-from core.models.checkpoint import save_checkpoint
-from core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.app.images import read_upload
+from cxr_attention.app.inference import LoadedModel, analyse_view, load_model, score_view, view_for
+from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.explain import explain
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.models.checkpoint import save_checkpoint
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
 
 GOAL_S = 1.5
 

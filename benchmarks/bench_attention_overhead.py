@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from core.labels import ALL14
-from core.models.classifier import AttentionClassifier, ModelConfig
-from core.models.registry import PAPER_BACKBONES
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.models.registry import PAPER_BACKBONES
 
 
 def timed(model: torch.nn.Module, x: torch.Tensor) -> float:

@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 from bench_loading import benchmark_folder
 
-from core.data.cache import build_cache
-from core.data.chestxray14 import DatasetWarning, open_dataset
+from cxr_attention.core.data.cache import build_cache
+from cxr_attention.core.data.chestxray14 import DatasetWarning, open_dataset
 
 
 def cpu_seconds() -> float:

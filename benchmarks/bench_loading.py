@@ -31,10 +31,10 @@ import cv2
 import numpy as np
 import torch
 
-from core.data.augment import RadiographAugment
-from core.data.cache import build_cache
-from core.data.chestxray14 import DatasetWarning, open_dataset
-from core.data.loader import RadiographDataset, make_loader
+from cxr_attention.core.data.augment import RadiographAugment
+from cxr_attention.core.data.cache import build_cache
+from cxr_attention.core.data.chestxray14 import DatasetWarning, open_dataset
+from cxr_attention.core.data.loader import RadiographDataset, make_loader
 
 HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
@@ -72,7 +72,7 @@ def benchmark_folder(root: Path, n: int, size: int = 1024, seed: int = 0) -> str
     if any(root.glob("Data_Entry_2017*.csv")):
         return "existing folder"
     try:
-        from core.data.phantom import generate_phantom
+        from cxr_attention.core.data.phantom import generate_phantom
     except ImportError:
         write_numpy_folder(root, n, size, seed)
         return "synthetic numpy films"

@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from core.labels import ALL14
-from core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
 
 VARIANTS = {  # name -> (ModelConfig options, input px)
     "stride32": ({}, 128),

@@ -36,9 +36,9 @@ import cv2
 import numpy as np
 import torch
 
-from core.data.preprocess import model_view
-from core.data.radiograph import iter_radiograph_files, load_radiograph
-from core.inference import (
+from cxr_attention.core.data.preprocess import model_view
+from cxr_attention.core.data.radiograph import iter_radiograph_files, load_radiograph
+from cxr_attention.core.inference import (
     ImageFailure,
     ScoringModel,
     default_workers,
@@ -46,9 +46,9 @@ from core.inference import (
     predict_views,
     resolve_device,
 )
-from core.labels import ALL14
-from core.models.checkpoint import load_checkpoint, save_checkpoint
-from core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
 
 
 def synthetic_pngs(folder: Path, n: int, size: int = 1024, seed: int = 0) -> list[Path]:
@@ -94,7 +94,7 @@ def time_predict(model: ScoringModel, paths: list[Path], batch_size: int, worker
 
 
 def time_cli(ckpt: Path, folder: Path, args: argparse.Namespace, out: Path) -> float:
-    from train.cli import main
+    from cxr_attention.train.cli import main
 
     argv = ["predict", str(ckpt), str(folder), "--csv", str(out), "--batch-size"]
     argv += [str(args.batch_size), "--device", args.device]

@@ -27,15 +27,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from core.data.cache import build_cache
-from core.data.chestxray14 import open_dataset
-from core.data.phantom import generate_phantom
-from core.data.preprocess import config_input
-from core.labels import ALL14
-from core.models.classifier import AttentionClassifier, ModelConfig
-from core.models.registry import PAPER_BACKBONES
-from core.training import FitConfig, fit
-from core.training.device import plan_device
+from cxr_attention.core.data.cache import build_cache
+from cxr_attention.core.data.chestxray14 import open_dataset
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.models.registry import PAPER_BACKBONES
+from cxr_attention.core.training import FitConfig, fit
+from cxr_attention.core.training.device import plan_device
 
 
 def compute_rate(backbone: str, attention: bool, size: int, batch: int, steps: int) -> float:

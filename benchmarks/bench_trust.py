@@ -27,14 +27,14 @@ import time
 import numpy as np
 import torch
 
-from core.data.preprocess import config_input
-from core.inference import predict_views, score_views
-from core.labels import ALL14
-from core.models.checkpoint import Checkpoint
-from core.models.classifier import AttentionClassifier, ModelConfig
-from core.trust.features import pooled_forward
-from core.trust.ood import fit_ood
-from core.trust.temperature import TemperatureScaling
+from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.inference import predict_views, score_views
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.models.checkpoint import Checkpoint
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.trust.features import pooled_forward
+from cxr_attention.core.trust.ood import fit_ood
+from cxr_attention.core.trust.temperature import TemperatureScaling
 
 
 def synthetic_views(n: int, size: int, seed: int) -> np.ndarray:

@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.data.chestxray14 import open_dataset
-from core.data.phantom import LOCALIZED, plan_dataset, render_case
-from core.data.preprocess import config_input, model_view
-from core.data.radiograph import load_radiograph
-from core.explain.localize_run import localize_run, mask_in_view, truth_cases
-from core.metrics.auc import roc_auc
-from core.models.checkpoint import load_checkpoint
+from cxr_attention.core.data.chestxray14 import open_dataset
+from cxr_attention.core.data.phantom import LOCALIZED, plan_dataset, render_case
+from cxr_attention.core.data.preprocess import config_input, model_view
+from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.explain.localize_run import localize_run, mask_in_view, truth_cases
+from cxr_attention.core.metrics.auc import roc_auc
+from cxr_attention.core.models.checkpoint import load_checkpoint
 
 
 def score(model, views: list[np.ndarray], batch: int = 64) -> tuple[np.ndarray, dict]:

@@ -57,10 +57,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.errors import ConfigError, DatasetError, RunError
-from core.labels import check_same_labels
-from core.models.checkpoint import Checkpoint, load_checkpoint
-from core.runs import METRICS, PREDICTIONS, RunFolder, write_json
+from cxr_attention.core.errors import ConfigError, DatasetError, RunError
+from cxr_attention.core.labels import check_same_labels
+from cxr_attention.core.models.checkpoint import Checkpoint, load_checkpoint
+from cxr_attention.core.runs import METRICS, PREDICTIONS, RunFolder, write_json
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def open_run_dataset(root: Path, checkpoint: Checkpoint, trained_on: Mapping[str
 
     Raises `DatasetError` when the folder's labels differ from the checkpoint's (content or order).
     """
-    from core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.chestxray14 import open_dataset
 
     kwargs: dict[str, Any] = {"label_set": trained_on.get("label_set") or _label_set_of(checkpoint)}
     if trained_on.get("views"):
@@ -138,7 +138,7 @@ def open_run_dataset(root: Path, checkpoint: Checkpoint, trained_on: Mapping[str
 
 
 def _label_set_of(checkpoint: Checkpoint) -> str:
-    from core.labels import LABEL_SETS
+    from cxr_attention.core.labels import LABEL_SETS
 
     for name, labels in LABEL_SETS.items():
         if tuple(labels) == tuple(checkpoint.labels):
@@ -175,11 +175,11 @@ def score_frame(
     Images come from the dataset's cache at the model's size when one matches, else are decoded
     from their files (`num_workers` processes; default one per core without a cache, none with).
     """
-    from core.data.cache import find_cache
-    from core.data.loader import RadiographDataset, default_workers, make_loader
-    from core.data.preprocess import config_input
-    from core.progress import progress_bar
-    from core.trust.features import pooled_forward
+    from cxr_attention.core.data.cache import find_cache
+    from cxr_attention.core.data.loader import RadiographDataset, default_workers, make_loader
+    from cxr_attention.core.data.preprocess import config_input
+    from cxr_attention.core.progress import progress_bar
+    from cxr_attention.core.trust.features import pooled_forward
 
     device = device or pick_device()
     model = checkpoint.model.to(device).eval()
@@ -243,7 +243,7 @@ def validation_thresholds(
     progress: bool,
 ) -> dict[str, dict[str, float]]:
     """Youden and F1 thresholds chosen on the validation split, for checkpoints that lack them."""
-    from core.metrics import choose_thresholds
+    from cxr_attention.core.metrics import choose_thresholds
 
     val = index.split("val")
     if len(val) == 0:
@@ -367,7 +367,7 @@ def _before_scaling(
     checkpoint: Checkpoint, predictions: pd.DataFrame, scored: FrameScores
 ) -> dict[str, Any]:
     """metrics.json's calibration additions: the temperatures and the raw sigmoid's figures."""
-    from core.metrics import calibration_summary, predictions_arrays
+    from cxr_attention.core.metrics import calibration_summary, predictions_arrays
 
     y_true, _ = predictions_arrays(predictions, checkpoint.labels)
     temperature = None
@@ -381,7 +381,7 @@ def _before_scaling(
 
 def _ood_summary(checkpoint: Checkpoint, scores: np.ndarray | None) -> dict[str, Any] | None:
     """metrics.json's out_of_distribution section (None for checkpoints without one)."""
-    from core.trust.ood import METHOD
+    from cxr_attention.core.trust.ood import METHOD
 
     if checkpoint.ood is None or scores is None:
         return None
@@ -402,7 +402,7 @@ def _summarize(
     n_resamples: int,
     seed: int,
 ) -> dict[str, Any]:
-    from core.metrics import summarize_predictions
+    from cxr_attention.core.metrics import summarize_predictions
 
     return summarize_predictions(
         predictions,

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.data.preprocess import config_input, model_view
-from core.data.radiograph import RadiographMeta, load_radiograph
-from core.errors import CheckpointError, ConfigError, RadiographError
-from core.models.checkpoint import Checkpoint, load_checkpoint
-from core.trust.features import pooled_forward
-from core.trust.ood import OodVerdict
+from cxr_attention.core.data.preprocess import config_input, model_view
+from cxr_attention.core.data.radiograph import RadiographMeta, load_radiograph
+from cxr_attention.core.errors import CheckpointError, ConfigError, RadiographError
+from cxr_attention.core.models.checkpoint import Checkpoint, load_checkpoint
+from cxr_attention.core.trust.features import pooled_forward
+from cxr_attention.core.trust.ood import OodVerdict
 
 
 @dataclass(frozen=True)
@@ -299,7 +299,7 @@ def explanation_maps(
 ) -> np.ndarray:
     """Maps float32 (B, K, S, S) in [0, 1] for a uint8 batch of views and the label indices asked
     for, through `core.explain.explain` (attention: the final gate; gradcam: raw-logit Grad-CAM)."""
-    from core.explain import explain
+    from cxr_attention.core.explain import explain
 
     x = config_input(torch.from_numpy(np.ascontiguousarray(views)), model.checkpoint.config, device)
     explanation = explain(model.checkpoint.model, x, list(indices), method)

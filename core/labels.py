@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.errors import ConfigError
+from cxr_attention.core.errors import ConfigError
 
 # The 14 findings of ChestX-ray14 (Wang et al., CVPR 2017), in the order of the original paper.
 ALL14: tuple[str, ...] = (

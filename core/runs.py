@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.errors import RunError
+from cxr_attention.core.errors import RunError
 
 CHECKPOINT = "checkpoint.pt"
 LAST_CHECKPOINT = "last.pt"

@@ -24,13 +24,13 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from app.settings import RUNS_ENV, SAMPLES_ENV
-from core.data.preprocess import config_input, model_view
-from core.data.radiograph import load_radiograph
-from core.labels import ALL14
-from core.models.attention import SpatialAttention
-from core.models.checkpoint import load_checkpoint, save_checkpoint
-from core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.app.settings import RUNS_ENV, SAMPLES_ENV
+from cxr_attention.core.data.preprocess import config_input, model_view
+from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.models.attention import SpatialAttention
+from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 BACKBONES = ("mobilenetv2_100", "resnet18")
@@ -97,7 +97,7 @@ def _write_samples(index, folder: Path, count: int = 2) -> None:
 def _write_class_timeline(run: Path, model: AttentionClassifier, index) -> None:
     """Two epochs of a class model's timeline, as `fit` writes them (core.training.timeline): the
     model as saved, then with its class weights moved, so the maps change between epochs."""
-    from core.training.timeline import (
+    from cxr_attention.core.training.timeline import (
         epoch_maps,
         pick_timeline_images,
         write_epoch_maps,
@@ -115,10 +115,10 @@ def _write_class_timeline(run: Path, model: AttentionClassifier, index) -> None:
 def build_app_data(root: Path) -> AppData:
     """Phantom data, 5 checkpoints (2 backbones x spatial gate on/off, a class-specific
     MobileNetV2), evaluated and localized; the class model with a timeline."""
-    from core.data.chestxray14 import open_dataset
-    from core.data.phantom import generate_phantom
-    from core.evaluation import evaluate_run
-    from core.explain.localize_run import localize_run
+    from cxr_attention.core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.phantom import generate_phantom
+    from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.core.explain.localize_run import localize_run
 
     data = root / "phantom"
     generate_phantom(data, n=120, size=SIZE, seed=0, workers=1)
@@ -278,8 +278,8 @@ def upload(at: AppTest, name: str, data: bytes, mime: str = "application/octet-s
 
 
 def test_registry_groups_variants_by_kind_and_lists_broken_runs(app_data):
-    from app.registry import scan_runs
-    from core.errors import ConfigError
+    from cxr_attention.app.registry import scan_runs
+    from cxr_attention.core.errors import ConfigError
 
     registry = scan_runs(app_data.runs)
     assert registry.backbones() == ["mobilenetv2_100", "resnet18"]  # paper backbone first
@@ -304,8 +304,8 @@ def test_registry_groups_variants_by_kind_and_lists_broken_runs(app_data):
 
 
 def test_the_default_sample_has_a_lesion(app_data, tmp_path):
-    from app.images import default_sample, list_samples
-    from app.settings import SAMPLES_DIR
+    from cxr_attention.app.images import default_sample, list_samples
+    from cxr_attention.app.settings import SAMPLES_DIR
 
     shipped = default_sample(SAMPLES_DIR, list_samples(SAMPLES_DIR))
     assert shipped.name == "phantom_mass.png" and shipped.labels == ("Mass",) and shipped.masks
@@ -324,7 +324,7 @@ def test_the_default_sample_has_a_lesion(app_data, tmp_path):
 
 
 def test_runs_folder_from_script_arguments_then_environment():
-    from app.settings import DEFAULT_RUNS, runs_root
+    from cxr_attention.app.settings import DEFAULT_RUNS, runs_root
 
     env = {RUNS_ENV: "/from/env"}
     assert runs_root(["--runs", "/from/args"], env) == Path(
@@ -345,7 +345,7 @@ def test_no_runs_says_how_to_get_some(tmp_path, monkeypatch):
 
 
 def test_app_command_refuses_a_missing_runs_folder(tmp_path, capsys):
-    from train.cli import main
+    from cxr_attention.train.cli import main
 
     assert main(["app", "--runs", str(tmp_path / "nope"), "--headless"]) == 2
     err = capsys.readouterr().err.strip()
@@ -354,7 +354,7 @@ def test_app_command_refuses_a_missing_runs_folder(tmp_path, capsys):
 
 def test_app_command_line_through_the_console_script(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "train.cli", "app", "--runs", str(tmp_path / "nope")],
+        [sys.executable, "-m", "cxr_attention.train.cli", "app", "--runs", str(tmp_path / "nope")],
         capture_output=True,
         text=True,
         timeout=120,
@@ -366,8 +366,8 @@ def test_app_command_line_through_the_console_script(tmp_path):
 def test_app_command_starts_streamlit_with_the_stated_limits(tmp_path):
     import socket
 
-    from app.settings import MAX_UPLOAD_MB
-    from train.commands.app import check_port, main_script, streamlit_command
+    from cxr_attention.app.settings import MAX_UPLOAD_MB
+    from cxr_attention.train.commands.app import check_port, main_script, streamlit_command
 
     command = streamlit_command(tmp_path, 8765, headless=True)
     assert Path(command[4]) == main_script() and main_script().is_file()
@@ -617,8 +617,8 @@ def test_dicom_identifiers_hidden_until_asked(app):
 
 
 def test_downloads_hold_the_shown_numbers_and_overlay(app, app_data):
-    from app import columns, images
-    from app.registry import scan_runs
+    from cxr_attention.app import columns, images
+    from cxr_attention.app.registry import scan_runs
 
     labels = [b.label for b in backbones_view(app).get("download_button")]
     assert "Download predictions CSV" in labels and labels.count("Download overlay PNG") == 2
@@ -659,8 +659,8 @@ def test_a_page_opened_first_by_its_address_works(app_data, monkeypatch, page):
 
 
 def test_compare_page_tables_delong_roc_calibration(app, app_data):
-    from core.metrics import compare_runs_delong, roc_curve_points
-    from core.runs import RunFolder
+    from cxr_attention.core.metrics import compare_runs_delong, roc_curve_points
+    from cxr_attention.core.runs import RunFolder
 
     app.switch_page("views/compare.py").run()
     assert not app.exception and not app.error
@@ -685,7 +685,7 @@ def test_compare_page_tables_delong_roc_calibration(app, app_data):
 
 
 def test_failures_page_shows_the_most_confident_errors(app, app_data):
-    from core.runs import RunFolder
+    from cxr_attention.core.runs import RunFolder
 
     predictions = RunFolder(app_data.runs / "mobilenetv2_100-att").predictions()
     # a label with at least one false positive at its validation threshold (0.5 in the fixture)
@@ -722,7 +722,7 @@ def test_failures_page_shows_the_most_confident_errors(app, app_data):
 
 
 def test_localization_page_charts_the_scores(app, app_data):
-    from core.runs import RunFolder
+    from cxr_attention.core.runs import RunFolder
 
     app.switch_page("views/localization.py").run()
     assert not app.exception and not app.error
@@ -754,7 +754,7 @@ def test_about_page_cards_limitations_and_broken_runs(app):
 
 
 def test_timeline_replays_the_class_map_of_the_shown_finding(app, app_data):
-    from core.training.timeline import read_timeline
+    from cxr_attention.core.training.timeline import read_timeline
 
     app.switch_page("views/timeline.py").run()
     assert not app.exception and not app.error
@@ -786,7 +786,7 @@ def test_timeline_replays_the_class_map_of_the_shown_finding(app, app_data):
 
 
 def test_models_load_once_and_are_shared(app, app_data):
-    from app import models
+    from cxr_attention.app import models
 
     path = str(app_data.runs / "resnet18-att" / "checkpoint.pt")
     mtime = Path(path).stat().st_mtime

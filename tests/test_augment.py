@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.data.augment import RadiographAugment
+from cxr_attention.core.data.augment import RadiographAugment
 
 SIZE = 48
 

@@ -69,12 +69,12 @@ def _require_browser() -> None:
 def _build_runs(root: Path) -> tuple[Path, Path]:
     """A spatial-gate, a class-specific and a baseline MobileNetV2 (128 px, phantom provenance)
     and two samples."""
-    from core.data.chestxray14 import open_dataset
-    from core.data.phantom import generate_phantom
-    from core.labels import ALL14
-    from core.models.attention import SpatialAttention
-    from core.models.checkpoint import save_checkpoint
-    from core.models.classifier import AttentionClassifier, ModelConfig
+    from cxr_attention.core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.phantom import generate_phantom
+    from cxr_attention.core.labels import ALL14
+    from cxr_attention.core.models.attention import SpatialAttention
+    from cxr_attention.core.models.checkpoint import save_checkpoint
+    from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
     from tests.test_app import _training, _write_samples
 
     data = root / "phantom"

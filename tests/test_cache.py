@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.data.cache import (
+from cxr_attention.core.data.cache import (
     DATA_FILE,
     INDEX_FILE,
     PREPROCESSING_VERSION,
@@ -20,12 +20,12 @@ from core.data.cache import (
     cache_folder,
     find_cache,
 )
-from core.data.chestxray14 import DatasetWarning
-from core.data.preprocess import model_view
-from core.data.radiograph import load_radiograph
-from core.errors import DatasetError
+from cxr_attention.core.data.chestxray14 import DatasetWarning
+from cxr_attention.core.data.preprocess import model_view
+from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.errors import DatasetError
+from cxr_attention.train.cli import main
 from tests.test_chestxray14 import make_tree, open_quietly, synthetic_film
-from train.cli import main
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_find_cache_uses_only_a_matching_cache(tree):
 
 def test_a_phantom_cache_follows_its_files_not_only_its_fingerprint(tmp_path):
     """A phantom's fingerprint names what made it; its cache must still see a film replaced."""
-    from core.data.phantom import generate_phantom
+    from cxr_attention.core.data.phantom import generate_phantom
 
     root = tmp_path / "phantom"
     generate_phantom(root, n=20, size=64, seed=0, workers=1)
@@ -186,7 +186,17 @@ def test_cache_command_builds_then_reports_up_to_date(tree, capsys):
 
 def test_cache_command_through_the_console_script(tree):
     done = subprocess.run(
-        [sys.executable, "-m", "train.cli", "cache", str(tree), "--size", "32", "--workers", "2"],
+        [
+            sys.executable,
+            "-m",
+            "cxr_attention.train.cli",
+            "cache",
+            str(tree),
+            "--size",
+            "32",
+            "--workers",
+            "2",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

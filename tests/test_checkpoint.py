@@ -8,13 +8,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from core.errors import CheckpointError
-from core.labels import PAPER13
-from core.models.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
-from core.models.classifier import AttentionClassifier, ModelConfig
-from core.models.kinds import ATTENTION_KINDS, KIND_TITLES
+from cxr_attention.core.errors import CheckpointError
+from cxr_attention.core.labels import PAPER13
+from cxr_attention.core.models.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.models.kinds import ATTENTION_KINDS, KIND_TITLES
+from cxr_attention.train.cli import main
 from tests.test_models import randomise_gates, randomise_head
-from train.cli import main
 
 TRAINING = {
     "epochs": 2,
@@ -110,7 +110,7 @@ def test_a_checkpoint_from_before_attention_kinds_loads_as_spatial_stride_32(sav
     with torch.no_grad():
         assert torch.equal(old.model(x), model(x))
     out = subprocess.run(
-        [sys.executable, "-m", "train.cli", "inspect", str(tmp_path / "old.pt")],
+        [sys.executable, "-m", "cxr_attention.train.cli", "inspect", str(tmp_path / "old.pt")],
         capture_output=True,
         text=True,
         check=True,
@@ -184,7 +184,7 @@ def test_weights_that_do_not_fit_name_the_first_key(saved, tmp_path):
 
 def test_inspect_cli_prints_metadata_and_one_line_errors(saved, tmp_path, capsys):
     _, path = saved
-    cmd = [sys.executable, "-m", "train.cli", "inspect", str(path)]
+    cmd = [sys.executable, "-m", "cxr_attention.train.cli", "inspect", str(path)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     assert "MobileNetV2 (mobilenetv2_100)" in out
     assert "attention        spatial gate (CBAM, the paper's), after stage4 (stages -1;" in out
@@ -203,9 +203,9 @@ def _trust_sections(model: AttentionClassifier) -> tuple[dict, dict]:
     """An OOD description fitted on pooled features of noise images, and temperatures."""
     import numpy as np
 
-    from core.trust.features import pooled_forward
-    from core.trust.ood import fit_ood
-    from core.trust.temperature import TemperatureScaling
+    from cxr_attention.core.trust.features import pooled_forward
+    from cxr_attention.core.trust.ood import fit_ood
+    from cxr_attention.core.trust.temperature import TemperatureScaling
 
     with torch.no_grad():
         features = pooled_forward(model, torch.rand(24, 3, 64, 64)).features

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.data.phantom import generate_phantom
-from core.labels import PAPER13
-from core.models.checkpoint import load_checkpoint
-from train.cli import main
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.labels import PAPER13
+from cxr_attention.core.models.checkpoint import load_checkpoint
+from cxr_attention.train.cli import main
 
 
 @pytest.mark.slow
@@ -26,7 +26,7 @@ def test_class_specific_maps_point_at_unseen_lesions_far_more_often_than_random(
     `test_efficientnet` does not localize this way: 0.012 against 0.054 at 64 px.)"""
     import json
 
-    from core.explain.localize_run import localize_run
+    from cxr_attention.core.explain.localize_run import localize_run
 
     data, unseen, run = tmp_path / "phantom", tmp_path / "unseen", tmp_path / "tiny+class"
     # fit reads train and val, the localization the unseen train split: no test films are drawn

@@ -5,13 +5,16 @@ import sys
 
 import pytest
 
-from train.cli import main
-from train.commands.models import COLUMNS
+from cxr_attention.train.cli import main
+from cxr_attention.train.commands.models import COLUMNS
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "train.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "cxr_attention.train.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import RunError
-from core.metrics import delong_test, holm_adjust, summarize_predictions
-from core.report import compare_runs
-from core.report.words import attention_effect
-from core.runs import write_json
+from cxr_attention.core.errors import RunError
+from cxr_attention.core.metrics import delong_test, holm_adjust, summarize_predictions
+from cxr_attention.core.report import compare_runs
+from cxr_attention.core.report.words import attention_effect
+from cxr_attention.core.runs import write_json
 from tests.test_evaluation import REPO, make_dataset, make_run
 
 LABELS = ("Atelectasis", "Effusion", "Emphysema", "Nodule")
@@ -350,8 +350,8 @@ def test_study_table_and_words_come_from_the_figures(kinds):
 
 
 def test_real_runs_end_to_end_and_cli(tmp_path, capsys):
-    from core.evaluation import evaluate_run
-    from train.cli import main
+    from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.train.cli import main
 
     data = make_dataset(tmp_path / "data", n_patients=12, test_patients=6)
     sweep = tmp_path / "sweep"
@@ -388,7 +388,7 @@ def test_real_runs_end_to_end_and_cli(tmp_path, capsys):
         compare_runs([tmp_path / "nowhere"], tmp_path / "r3")
 
     done = subprocess.run(
-        [sys.executable, "-m", "train.cli", "compare", str(sweep / "mobilenetv2_100"), "--out",
+        [sys.executable, "-m", "cxr_attention.train.cli", "compare", str(sweep / "mobilenetv2_100"), "--out",
          str(tmp_path / "r4"), "--n-resamples", "0"],
         capture_output=True, text=True, cwd=REPO, timeout=180,
     )  # fmt: skip

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.models.checkpoint import load_checkpoint, read_checkpoint_data
-from core.trust.features import INPUT
+from cxr_attention.core.models.checkpoint import load_checkpoint, read_checkpoint_data
+from cxr_attention.core.trust.features import INPUT
+from cxr_attention.train.cli import main
 from tests.test_sweep import REPO, TINY, mtimes
-from train.cli import main
 
 
 @pytest.mark.slow
@@ -58,7 +58,7 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     # the next call goes straight to the app, also from another process
     before = mtimes(folder / "runs" / names[0])
     second = subprocess.run(
-        [sys.executable, "-m", "train.cli", *argv], capture_output=True, text=True, cwd=REPO,
+        [sys.executable, "-m", "cxr_attention.train.cli", *argv], capture_output=True, text=True, cwd=REPO,
         timeout=120,
     )  # fmt: skip
     assert second.returncode == 0

@@ -19,9 +19,9 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from core.data.dicom import window
-from core.data.radiograph import iter_radiograph_files, load_radiograph
-from core.errors import RadiographError
+from cxr_attention.core.data.dicom import window
+from cxr_attention.core.data.radiograph import iter_radiograph_files, load_radiograph
+from cxr_attention.core.errors import RadiographError
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.labels import ALL14
-from core.runs import CHECKPOINT, find_runs
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.runs import CHECKPOINT, find_runs
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """One real (untrained, 64 px) MobileNetV2 checkpoint that the app's registry can read."""
-    from core.models.checkpoint import save_checkpoint
-    from core.models.classifier import AttentionClassifier, ModelConfig
+    from cxr_attention.core.models.checkpoint import save_checkpoint
+    from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
 
     torch.manual_seed(0)
     model = AttentionClassifier(
@@ -65,7 +65,7 @@ def test_a_runs_folder_of_links_only(tmp_path, layout):
 
 
 def test_the_app_lists_linked_models(layout):
-    from app.registry import runs_signature, scan_runs
+    from cxr_attention.app.registry import runs_signature, scan_runs
 
     registry = scan_runs(layout)
     assert [entry.name for entry in registry.entries] == ["copied", "linked"]
@@ -74,7 +74,7 @@ def test_the_app_lists_linked_models(layout):
 
 
 def test_compare_expands_a_folder_of_linked_runs(layout):
-    from train.commands.compare import expand_runs
+    from cxr_attention.train.commands.compare import expand_runs
 
     assert expand_runs([str(layout)]) == [layout / "copied", layout / "linked"]
     assert expand_runs([str(layout / "linked")]) == [layout / "linked"]

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.data.chestxray14 import open_dataset
-from core.data.loader import RadiographDataset
-from core.data.phantom import generate_phantom
-from core.data.preprocess import config_input
-from core.errors import ConfigError
-from core.metrics.auc import macro_auc, micro_auc
-from core.models.checkpoint import load_checkpoint
-from core.runs import RunFolder
-from core.training.distributed import DistContext, detect_context, gather_predictions
+from cxr_attention.core.data.chestxray14 import open_dataset
+from cxr_attention.core.data.loader import RadiographDataset
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics.auc import macro_auc, micro_auc
+from cxr_attention.core.models.checkpoint import load_checkpoint
+from cxr_attention.core.runs import RunFolder
+from cxr_attention.core.training.distributed import DistContext, detect_context, gather_predictions
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_two_cpu_processes_under_torchrun_train_one_run(phantom, tmp_path):
     result = subprocess.run(
         [
             sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "train.cli", "fit", "--data", str(phantom), "--backbone", "test_efficientnet",
+            "-m", "cxr_attention.train.cli", "fit", "--data", str(phantom), "--backbone", "test_efficientnet",
             "--attention", "--image-size", "48", "--epochs", "2", "--batch-size", "16",
             "--lr", "3e-3", "--val-fraction", "0.25", "--workers", "0", "--threads", "1",
             "--device", "cpu", "--no-progress", "--out", str(out),

@@ -19,11 +19,11 @@ import pandas as pd
 import pytest
 import torch
 
-from core.errors import DatasetError, RunError
-from core.labels import ALL14, PAPER13
-from core.metrics import choose_thresholds, macro_auc, micro_auc, per_class_auc
-from core.models.checkpoint import load_checkpoint, save_checkpoint
-from core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.errors import DatasetError, RunError
+from cxr_attention.core.labels import ALL14, PAPER13
+from cxr_attention.core.metrics import choose_thresholds, macro_auc, micro_auc, per_class_auc
+from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_ENTRY_HEADER = (
@@ -87,7 +87,7 @@ def make_run(
     image_size: int = 32,
 ) -> Path:
     """A run folder holding a freshly built (untrained) checkpoint that records `data`."""
-    from core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.chestxray14 import open_dataset
 
     fingerprint = open_dataset(data).fingerprint if data.is_dir() else "gone"
     torch.manual_seed(seed)
@@ -124,7 +124,7 @@ def dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, dataset):
-    from core.evaluation import evaluate_run
+    from cxr_attention.core.evaluation import evaluate_run
 
     run = make_run(tmp_path_factory.mktemp("runs") / "mobilenetv2_100", dataset)
     metrics = evaluate_run(run, n_resamples=50, progress=False, num_workers=0)
@@ -132,7 +132,7 @@ def evaluated(tmp_path_factory, dataset):
 
 
 def test_predictions_have_the_documented_columns_and_one_row_per_test_image(evaluated, dataset):
-    from core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.chestxray14 import open_dataset
 
     run, _ = evaluated
     predictions = pd.read_csv(run / "predictions.csv")
@@ -152,8 +152,8 @@ def test_predictions_have_the_documented_columns_and_one_row_per_test_image(eval
 
 def test_scores_are_the_models_own_probabilities(evaluated, dataset):
     """The evaluation path (loader + cache + config_input) gives what the model gives by hand."""
-    from core.data.preprocess import config_input, model_view
-    from core.data.radiograph import load_radiograph
+    from cxr_attention.core.data.preprocess import config_input, model_view
+    from cxr_attention.core.data.radiograph import load_radiograph
 
     run, _ = evaluated
     checkpoint = load_checkpoint(run / "checkpoint.pt")
@@ -237,8 +237,8 @@ def test_thresholds_come_from_the_checkpoint_not_from_test(evaluated):
 
 
 def test_missing_thresholds_are_chosen_on_validation(tmp_path, dataset):
-    from core.data.chestxray14 import open_dataset
-    from core.evaluation import evaluate_run, predict_frame
+    from cxr_attention.core.data.chestxray14 import open_dataset
+    from cxr_attention.core.evaluation import evaluate_run, predict_frame
 
     run = make_run(tmp_path / "run", dataset, thresholds={})
     metrics = evaluate_run(run, n_resamples=0, progress=False, num_workers=0)
@@ -256,7 +256,7 @@ def test_missing_thresholds_are_chosen_on_validation(tmp_path, dataset):
 
 
 def test_other_split_and_label_mismatch(tmp_path, dataset):
-    from core.evaluation import evaluate_run
+    from cxr_attention.core.evaluation import evaluate_run
 
     run = make_run(tmp_path / "run", dataset)
     metrics = evaluate_run(run, split="val", n_resamples=0, progress=False, num_workers=0)
@@ -270,8 +270,8 @@ def test_other_split_and_label_mismatch(tmp_path, dataset):
 
 
 def test_clear_errors(tmp_path, dataset, capsys):
-    from core.evaluation import evaluate_run
-    from train.cli import main
+    from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.train.cli import main
 
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -295,7 +295,7 @@ def test_clear_errors(tmp_path, dataset, capsys):
 
 
 def test_cli_in_process_and_subprocess(tmp_path, dataset, capsys):
-    from train.cli import main
+    from cxr_attention.train.cli import main
 
     run = make_run(tmp_path / "cli-run", dataset)
     assert main(["evaluate", str(run), "--n-resamples", "20", "--no-progress"]) == 0
@@ -305,7 +305,7 @@ def test_cli_in_process_and_subprocess(tmp_path, dataset, capsys):
     assert f"{metrics['micro_auc']:.3f}" in out
 
     done = subprocess.run(
-        [sys.executable, "-m", "train.cli", "evaluate", str(tmp_path / "missing")],
+        [sys.executable, "-m", "cxr_attention.train.cli", "evaluate", str(tmp_path / "missing")],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -12,14 +12,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.data.preprocess import config_input
-from core.errors import ConfigError
-from core.explain import METHODS, explain
-from core.explain.faithfulness import deletion_insertion
-from core.explain.hooks import capture_activation
-from core.explain.integrated_gradients import black_baseline
-from core.explain.localization import map_maximum
-from core.explain.overlay import (
+from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.explain import METHODS, explain
+from cxr_attention.core.explain.faithfulness import deletion_insertion
+from cxr_attention.core.explain.hooks import capture_activation
+from cxr_attention.core.explain.integrated_gradients import black_baseline
+from cxr_attention.core.explain.localization import map_maximum
+from cxr_attention.core.explain.overlay import (
     colorize,
     colorize_difference,
     difference_map,
@@ -27,7 +27,7 @@ from core.explain.overlay import (
     scale_map,
     shared_scale,
 )
-from core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
 
 LABELS = ("Atelectasis", "Effusion", "Infiltration", "Nodule")
 SIZE = 64

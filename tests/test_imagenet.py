@@ -22,12 +22,17 @@ import torch
 from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import save_file
 
-from core.data.phantom import generate_phantom
-from core.errors import PretrainedWeightsError
-from core.models.checkpoint import load_checkpoint
-from core.models.imagenet import hub_weights, imagenet_weights_file, is_imagenet, reachable
-from core.training import FitConfig, fit
-from core.training.model import build_model, pretrained_source
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.errors import PretrainedWeightsError
+from cxr_attention.core.models.checkpoint import load_checkpoint
+from cxr_attention.core.models.imagenet import (
+    hub_weights,
+    imagenet_weights_file,
+    is_imagenet,
+    reachable,
+)
+from cxr_attention.core.training import FitConfig, fit
+from cxr_attention.core.training.model import build_model, pretrained_source
 
 TINY = "test_efficientnet"  # timm's 0.1 M-parameter test model; its hub repo is a real one
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -158,7 +163,7 @@ def test_the_error_names_the_weights_to_fetch_by_hand(hub_home, monkeypatch, no_
 def test_fit_command_offline_exits_2_with_one_line(tmp_path):
     env = os.environ | {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "train.cli", "fit", "--data", str(tmp_path / "data"),
+        [sys.executable, "-m", "cxr_attention.train.cli", "fit", "--data", str(tmp_path / "data"),
          "--backbone", TINY, "--pretrained", "ImageNet", "--out", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=300, env=env,
     )  # fmt: skip

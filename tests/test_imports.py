@@ -15,7 +15,7 @@ CORE = Path(__file__).resolve().parent.parent / "core"
 
 
 def module_name(path: Path) -> str:
-    parts = path.relative_to(CORE.parent).with_suffix("").parts
+    parts = ("cxr_attention", *path.relative_to(CORE.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -44,12 +44,13 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     """The module graph folded onto core's top-level packages and modules (core.models, ...)."""
 
     def package(name: str) -> str:
-        return ".".join(name.split(".")[:2])
+        return ".".join(name.split(".")[:3])
 
-    folded: dict[str, set[str]] = {package(name): set() for name in graph if name != "core"}
+    top = "cxr_attention.core"
+    folded: dict[str, set[str]] = {package(name): set() for name in graph if name != top}
     for name, targets in graph.items():
-        if name != "core":
-            folded[package(name)] |= {package(t) for t in targets if t != "core"}
+        if name != top:
+            folded[package(name)] |= {package(t) for t in targets if t != top}
     return {name: targets - {name} for name, targets in folded.items()}
 
 
@@ -82,20 +83,23 @@ def test_the_circle_finder_finds_a_circle():
 
 def test_core_has_no_import_circles():
     graph = import_graph()
-    assert graph["core.data.dicom"] and graph["core.report.render_md"]  # the graph is real
+    assert (
+        graph["cxr_attention.core.data.dicom"] and graph["cxr_attention.core.report.render_md"]
+    )  # the graph is real
     assert find_circle(graph) is None, " -> ".join(find_circle(graph) or [])
 
 
 def test_core_packages_have_no_import_circles():
     packages = package_graph(import_graph())
-    assert "core.trust" in packages["core.models"]  # the graph is real: checkpoints read trust
-    assert "core.models" not in packages["core.trust"]
+    models, trust = "cxr_attention.core.models", "cxr_attention.core.trust"
+    assert trust in packages[models]  # the graph is real: checkpoints read trust
+    assert models not in packages[trust]
     assert find_circle(packages) is None, " -> ".join(find_circle(packages) or [])
 
 
 def test_moved_types_stay_importable_where_callers_import_them():
-    from core.data import radiograph, radiograph_meta
-    from core.report import ComparisonReport, compare, document
+    from cxr_attention.core.data import radiograph, radiograph_meta
+    from cxr_attention.core.report import ComparisonReport, compare, document
 
     for name in ("LUMA_RGB", "MAX_PIXELS", "MIN_SIDE", "RadiographMeta", "check_size"):
         assert getattr(radiograph, name) is getattr(radiograph_meta, name)

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from core.data.cache import build_cache
-from core.data.loader import RadiographDataset, make_loader
-from core.data.preprocess import model_view
-from core.data.radiograph import load_radiograph
-from core.errors import ConfigError
+from cxr_attention.core.data.cache import build_cache
+from cxr_attention.core.data.loader import RadiographDataset, make_loader
+from cxr_attention.core.data.preprocess import model_view
+from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.errors import ConfigError
 from tests.test_chestxray14 import make_tree, open_quietly
 
 SIZE = 32

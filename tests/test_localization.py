@@ -9,8 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.data.preprocess import square_geometry
-from core.explain.localization import (
+from cxr_attention.core.data.preprocess import square_geometry
+from cxr_attention.core.explain.localization import (
     Box,
     box_mask,
     box_to_view,
@@ -21,8 +21,8 @@ from core.explain.localization import (
     score_mask,
     summarize_scores,
 )
-from core.explain.reference import BOXED_LABELS, WANG2017_IOBB_ACC
-from core.labels import canonical_label
+from cxr_attention.core.explain.reference import BOXED_LABELS, WANG2017_IOBB_ACC
+from cxr_attention.core.labels import canonical_label
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -166,11 +166,11 @@ def test_trained_attention_model_points_at_phantom_lesions_more_than_random(tmp_
     control's level; see the localize report of a longer run for those.)"""
     import json
 
-    from core.data.phantom import generate_phantom
-    from core.explain.localize_run import localize_run
-    from core.models.checkpoint import load_checkpoint, save_checkpoint
-    from core.models.classifier import AttentionClassifier
-    from core.training import FitConfig, fit
+    from cxr_attention.core.data.phantom import generate_phantom
+    from cxr_attention.core.explain.localize_run import localize_run
+    from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
+    from cxr_attention.core.models.classifier import AttentionClassifier
+    from cxr_attention.core.training import FitConfig, fit
 
     data = tmp_path / "phantom"
     generate_phantom(data, 400, 64, seed=0, workers=1)

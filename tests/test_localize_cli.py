@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.explain.localize_run import truth_cases
-from core.explain.table import localization_table, table_labels
-from core.labels import ALL14
-from core.models.checkpoint import load_checkpoint, save_checkpoint
-from core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.explain.localize_run import truth_cases
+from cxr_attention.core.explain.table import localization_table, table_labels
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.train.cli import main
 from tests.test_models import randomise_head
-from train.cli import main
 
 REALDATA = Path(__file__).parents[2] / "shared" / "realdata"
 SCHEMA = {
@@ -105,7 +105,7 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def test_truth_cases_read_infiltrate_as_infiltration(dataset):
-    from core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.chestxray14 import open_dataset
 
     index = open_dataset(dataset)
     cases, kind = truth_cases(index, index.split("test"), ALL14)
@@ -159,9 +159,9 @@ def test_localize_attention_limit_and_stage(dataset, tmp_path):
 def own_map_energy(checkpoint, data: Path, image: str, box: tuple, label: str) -> float:
     """Energy of a class head's map of `label` in one box of the box file, by hand: the model
     view of the 96 px image, the head's map upsampled to it, its mass inside the box."""
-    from core.data.preprocess import config_input, model_view, square_geometry
-    from core.data.radiograph import load_radiograph
-    from core.explain.localization import Box, box_mask, box_to_view
+    from cxr_attention.core.data.preprocess import config_input, model_view, square_geometry
+    from cxr_attention.core.data.radiograph import load_radiograph
+    from cxr_attention.core.explain.localization import Box, box_mask, box_to_view
 
     film = load_radiograph(data / "images" / image)
     size = checkpoint.config.image_size
@@ -215,7 +215,15 @@ def test_localize_errors_are_one_line(dataset, tmp_path, capsys):
 def test_localize_through_the_console_script(dataset, tmp_path):
     run = write_run(tmp_path / "run", dataset)
     result = subprocess.run(
-        [sys.executable, "-m", "train.cli", "localize", str(run), "--method", "random"],
+        [
+            sys.executable,
+            "-m",
+            "cxr_attention.train.cli",
+            "localize",
+            str(run),
+            "--method",
+            "random",
+        ],
         capture_output=True,
         text=True,
         timeout=300,

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from core.errors import ConfigError
-from core.metrics import macro_auc, micro_auc, per_class_auc, roc_auc, roc_curve_points
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics import (
+    macro_auc,
+    micro_auc,
+    per_class_auc,
+    roc_auc,
+    roc_curve_points,
+)
 
 
 def test_auc_counts_concordant_pairs_with_ties_as_half():

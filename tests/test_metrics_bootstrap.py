@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from core.errors import ConfigError
-from core.metrics import ClusterBootstrap, bootstrap_auc, micro_auc, percentile_ci
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics import ClusterBootstrap, bootstrap_auc, micro_auc, percentile_ci
 
 
 def _small_split(seed=0):

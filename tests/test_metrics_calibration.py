@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from core.errors import ConfigError
-from core.metrics import brier_score, expected_calibration_error, reliability_curve
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics import brier_score, expected_calibration_error, reliability_curve
 
 Y = [0, 1, 1, 0, 1]
 P = [0.1, 0.9, 0.65, 0.45, 0.3]

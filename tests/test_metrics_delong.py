@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from core.metrics import (
+from cxr_attention.core.metrics import (
     bootstrap_auc,
     delong_auc_ci,
     delong_covariance,

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import ConfigError, RunError
-from core.metrics import (
+from cxr_attention.core.errors import ConfigError, RunError
+from cxr_attention.core.metrics import (
     age_bands,
     apply_threshold,
     brier_score,
@@ -22,7 +22,7 @@ from core.metrics import (
     subgroup_auc,
     summarize_predictions,
 )
-from core.runs import write_json
+from cxr_attention.core.runs import write_json
 
 LABELS = ["Effusion", "Nodule", "Hernia"]
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from core.errors import ConfigError
-from core.metrics import (
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics import (
     apply_threshold,
     apply_thresholds,
     choose_thresholds,

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from core.errors import ConfigError, PretrainedWeightsError
-from core.labels import ALL14, PAPER13
-from core.models.attention import SpatialAttention
-from core.models.classifier import AttentionClassifier, ModelConfig
-from core.models.registry import PAPER_BACKBONES
+from cxr_attention.core.errors import ConfigError, PretrainedWeightsError
+from cxr_attention.core.labels import ALL14, PAPER13
+from cxr_attention.core.models.attention import SpatialAttention
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.models.registry import PAPER_BACKBONES
 
 
 def randomise_gates(model: AttentionClassifier, seed: int = 0) -> None:
@@ -189,7 +189,7 @@ def test_class_head_logits_and_its_ablation_by_hand(temperature):
 
 
 def test_cbam_applies_channel_then_spatial_attention_and_ablation_passes_features():
-    from core.models.attention import ChannelSpatialAttention, gate_call
+    from cxr_attention.core.models.attention import ChannelSpatialAttention, gate_call
 
     model = AttentionClassifier(
         ModelConfig("mobilenetv2_100", ALL14, attention=True, attention_kind="cbam")

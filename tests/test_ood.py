@@ -19,18 +19,18 @@ import pandas as pd
 import pytest
 import torch
 
-from core.data.chestxray14 import open_dataset
-from core.data.phantom import generate_phantom
-from core.data.preprocess import config_input, model_view
-from core.data.radiograph import load_radiograph
-from core.errors import CheckpointError
-from core.inference import load_scoring_models, prepare_image, score_views
-from core.metrics import expected_calibration_error, per_class_auc
-from core.models.checkpoint import load_checkpoint, read_checkpoint_data
-from core.training import FitConfig, fit
-from core.trust.features import FINAL, INPUT, LAYOUT_CELLS, pooled_forward
-from core.trust.temperature import fit_temperatures
-from train.cli import main
+from cxr_attention.core.data.chestxray14 import open_dataset
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.data.preprocess import config_input, model_view
+from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.errors import CheckpointError
+from cxr_attention.core.inference import load_scoring_models, prepare_image, score_views
+from cxr_attention.core.metrics import expected_calibration_error, per_class_auc
+from cxr_attention.core.models.checkpoint import load_checkpoint, read_checkpoint_data
+from cxr_attention.core.training import FitConfig, fit
+from cxr_attention.core.trust.features import FINAL, INPUT, LAYOUT_CELLS, pooled_forward
+from cxr_attention.core.trust.temperature import fit_temperatures
+from cxr_attention.train.cli import main
 
 pytestmark = pytest.mark.slow  # the module trains a model (about 20 s on one core)
 
@@ -283,7 +283,7 @@ def test_predict_json_table_and_csv_show_the_flag(trained, tmp_path, capsys):
 
 
 def test_evaluate_reports_the_flagged_share_and_calibration_before_and_after(trained):
-    from core.evaluation import evaluate_run
+    from cxr_attention.core.evaluation import evaluate_run
 
     data, run = trained
     metrics = evaluate_run(run, n_resamples=0, progress=False, num_workers=0)
@@ -309,9 +309,9 @@ def test_evaluate_reports_the_flagged_share_and_calibration_before_and_after(tra
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
     # The Compare page's reliability diagram shows both: calibrated solid, before scaling dashed
-    from app import figures
-    from app.comparison import Evaluated, reliability_curves
-    from app.registry import scan_runs
+    from cxr_attention.app import figures
+    from cxr_attention.app.comparison import Evaluated, reliability_curves
+    from cxr_attention.app.registry import scan_runs
 
     [entry] = scan_runs(run).entries
     curves = reliability_curves([Evaluated(entry, metrics, predictions)], "Cardiomegaly")
@@ -358,8 +358,8 @@ def test_a_checkpoint_from_before_this_change_loads_and_scores(trained, tmp_path
 def test_the_app_warns_on_a_column_whose_model_flags_the_upload(trained, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from app.explore_panels import OOD_WARNING
-    from app.settings import RUNS_ENV, SAMPLES_ENV
+    from cxr_attention.app.explore_panels import OOD_WARNING
+    from cxr_attention.app.settings import RUNS_ENV, SAMPLES_ENV
 
     data, run = trained
     monkeypatch.setenv(RUNS_ENV, str(run))

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.data.phantom import (
+from cxr_attention.core.data.phantom import (
     BBOX_HEADER,
     DATA_ENTRY_HEADER,
     LOCALIZED,
@@ -25,17 +25,17 @@ from core.data.phantom import (
     plan_dataset,
     render_case,
 )
-from core.data.phantom.acquisition import make_frame
-from core.data.phantom.casemix import (
+from cxr_attention.core.data.phantom.acquisition import make_frame
+from cxr_attention.core.data.phantom.casemix import (
     DESIGN_PREVALENCE,
     TEACHING_PREVALENCE,
     base_rates,
     sample_findings,
 )
-from core.data.phantom.difficulty import TEACHING
-from core.errors import ConfigError, DatasetError
-from core.labels import ALL14, NO_FINDING, canonical_label
-from train.cli import main
+from cxr_attention.core.data.phantom.difficulty import TEACHING
+from cxr_attention.core.errors import ConfigError, DatasetError
+from cxr_attention.core.labels import ALL14, NO_FINDING, canonical_label
+from cxr_attention.train.cli import main
 
 REALDATA = Path(__file__).parents[2] / "shared" / "realdata"
 N, SIZE, SEED = 48, 64, 7
@@ -317,7 +317,7 @@ def test_unguarded_script_with_workers_gets_a_clear_message(tmp_path):
     # Worker processes re-import a script's top level; without a __main__ guard they die.
     script = tmp_path / "make.py"
     script.write_text(
-        "from core.data.phantom import generate_phantom\n"
+        "from cxr_attention.core.data.phantom import generate_phantom\n"
         f"generate_phantom({str(tmp_path / 'set')!r}, 24, 32, 0, workers=2)\n"
     )
     result = subprocess.run(
@@ -344,7 +344,7 @@ def test_cli_in_process_and_overwrite(tmp_path, capsys):
 def test_cli_through_a_subprocess(tmp_path):
     out = tmp_path / "set"
     result = subprocess.run(
-        [sys.executable, "-m", "train.cli", "phantom", str(out)]
+        [sys.executable, "-m", "cxr_attention.train.cli", "phantom", str(out)]
         + ["--n", "6", "--size", "40", "--seed", "2", "--workers", "1", "--quiet"],
         capture_output=True,
         text=True,

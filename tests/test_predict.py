@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from core.data.preprocess import config_input, model_view
-from core.data.radiograph import load_radiograph
-from core.inference import load_scoring_models, predict_files
-from core.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.data.preprocess import config_input, model_view
+from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.inference import load_scoring_models, predict_files
+from cxr_attention.core.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.train.cli import main
 from tests.test_dicom import make_dataset, save
 from tests.test_models import randomise_head
-from train.cli import main
 
 LABELS = ("Atelectasis", "Effusion", "Mass", "Nodule")
 NOTE = "cxr-attention predict: note: "
@@ -172,7 +172,15 @@ def test_folder_with_one_corrupt_file(ckpt: Path, tmp_path: Path) -> None:
     (folder / "sub" / "bad.png").write_bytes(data[: len(data) // 2])
     (folder / "readme.txt").write_text("not an image, not a candidate")
     result = subprocess.run(
-        [sys.executable, "-m", "train.cli", "predict", str(ckpt), str(folder), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "cxr_attention.train.cli",
+            "predict",
+            str(ckpt),
+            str(folder),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -246,7 +254,7 @@ def test_save_maps_writes_expected_files(capsys, ckpt: Path, tmp_path: Path) -> 
 def class_overlay(checkpoint: Checkpoint, image_path: Path, label: str) -> np.ndarray:
     """The overlay of one label's class-specific map computed by hand (RGB uint8): the model
     view, the head's map of that label, bilinear to the view's size, on the fixed 0-1 scale."""
-    from core.explain.overlay import overlay
+    from cxr_attention.core.explain.overlay import overlay
 
     size = checkpoint.config.image_size
     view = model_view(load_radiograph(image_path).pixels, size)

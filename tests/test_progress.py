@@ -14,8 +14,8 @@ import textwrap
 import pytest
 from tqdm import tqdm
 
-import core.progress as progress
-from core.progress import LineProgress, progress_bar
+import cxr_attention.core.progress as progress
+from cxr_attention.core.progress import LineProgress, progress_bar
 
 
 class Terminal(io.StringIO):
@@ -92,7 +92,7 @@ def test_on_a_terminal_a_tqdm_bar(monkeypatch):
 def test_real_commands_logged_to_a_file_have_no_bar_debris(tmp_path):
     script = textwrap.dedent(
         f"""
-        from train.cli import main
+        from cxr_attention.train.cli import main
         data, run = {str(tmp_path / "data")!r}, {str(tmp_path / "run")!r}
         assert main(["phantom", data, "--n", "60", "--size", "64", "--workers", "1"]) == 0
         assert main(["cache", data, "--size", "64", "--workers", "1"]) == 0

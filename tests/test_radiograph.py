@@ -11,14 +11,14 @@ import cv2
 import numpy as np
 import pytest
 
-from core.data.radiograph import (
+from cxr_attention.core.data.radiograph import (
     MAX_PIXELS,
     SUPPORTED_SUFFIXES,
     Radiograph,
     iter_radiograph_files,
     load_radiograph,
 )
-from core.errors import RadiographError
+from cxr_attention.core.errors import RadiographError
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 

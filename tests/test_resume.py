@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 import torch
 
-from core.data.phantom import generate_phantom
-from core.errors import ConfigError
-from core.training import FitConfig, fit
-from core.training.state import load_train_state
-from train.cli import main
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.training import FitConfig, fit
+from cxr_attention.core.training.state import load_train_state
+from cxr_attention.train.cli import main
 
 TINY = "test_efficientnet"
 

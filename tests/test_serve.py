@@ -88,7 +88,7 @@ def serving(
     log = root / "server.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "train.cli", *front, "app", "--runs", str(runs)]
+            [sys.executable, "-m", "cxr_attention.train.cli", *front, "app", "--runs", str(runs)]
             + ["--port", str(port), *rest],
             env=environ,
             cwd=folders["cwd"],
@@ -173,8 +173,8 @@ def test_host_all_interfaces_warns(tmp_path, runs):
 
 
 def test_the_command_line_given_to_streamlit():
-    from app.settings import MAX_UPLOAD_MB
-    from train.commands.app import streamlit_command
+    from cxr_attention.app.settings import MAX_UPLOAD_MB
+    from cxr_attention.train.commands.app import streamlit_command
 
     def flags(command: list[str]) -> dict[str, str]:
         end = command.index("--")
@@ -197,7 +197,7 @@ def test_the_checkout_config_listens_on_this_machine_only():
     """`streamlit run app/main.py` from the checkout reads .streamlit/config.toml."""
     import tomllib
 
-    from app.settings import LOOPBACK_HOST, MAX_UPLOAD_MB
+    from cxr_attention.app.settings import LOOPBACK_HOST, MAX_UPLOAD_MB
 
     config = Path(__file__).resolve().parents[1] / ".streamlit" / "config.toml"
     server = tomllib.loads(config.read_text())["server"]
@@ -224,15 +224,15 @@ def test_the_checkout_config_listens_on_this_machine_only():
     ],
 )
 def test_which_addresses_are_reachable_from_the_network(address, reachable):
-    from app.settings import reachable_from_network
+    from cxr_attention.app.settings import reachable_from_network
 
     assert reachable_from_network(address) is reachable
 
 
 def test_bad_hosts_and_busy_ports_are_one_line_errors(tmp_path):
-    from core.errors import ConfigError
-    from train.cli import main
-    from train.commands.app import check_port
+    from cxr_attention.core.errors import ConfigError
+    from cxr_attention.train.cli import main
+    from cxr_attention.train.commands.app import check_port
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -251,7 +251,7 @@ def test_sidebar_says_when_the_app_is_reachable_from_the_network(tmp_path, monke
     from streamlit import config
     from streamlit.testing.v1 import AppTest
 
-    from app.settings import RUNS_ENV
+    from cxr_attention.app.settings import RUNS_ENV
 
     monkeypatch.setenv(RUNS_ENV, str(tmp_path))  # no models: the page stops after the sidebar
     main = Path(__file__).resolve().parents[1] / "app" / "main.py"
@@ -273,7 +273,7 @@ def test_sidebar_says_when_the_app_is_reachable_from_the_network(tmp_path, monke
 
 def test_a_port_just_freed_by_a_stopped_app_is_usable():
     """Connections the stopped server closed linger in TIME_WAIT; they do not block a restart."""
-    from train.commands.app import check_port
+    from cxr_attention.train.commands.app import check_port
 
     with socket.socket() as listener:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Streamlit binds

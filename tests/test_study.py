@@ -17,16 +17,16 @@ import numpy as np
 import pytest
 import torch
 
-from core.explain.localize_run import localize_run
-from core.study.blanking import (
+from cxr_attention.core.explain.localize_run import localize_run
+from cxr_attention.core.study.blanking import (
     Drops,
     blanked_probabilities,
     random_placement,
     summarize_drops,
     top_region,
 )
+from cxr_attention.train.cli import main
 from tests.test_localize_cli import SCHEMA as LOCALIZATION_SCHEMA
-from train.cli import main
 
 STUDY_FIELDS = {
     "run",
@@ -97,11 +97,11 @@ def one_torch_thread():
 def runs(tmp_path_factory) -> dict[str, Path]:
     """A trained class-specific run, an untrained two-gate spatial run and an untrained baseline,
     all evaluated on the phantom's test split, then studied by the command line."""
-    from core.data.phantom import generate_phantom
-    from core.evaluation import evaluate_run
-    from core.models.checkpoint import load_checkpoint, save_checkpoint
-    from core.models.classifier import AttentionClassifier
-    from core.training import FitConfig, fit
+    from cxr_attention.core.data.phantom import generate_phantom
+    from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
+    from cxr_attention.core.models.classifier import AttentionClassifier
+    from cxr_attention.core.training import FitConfig, fit
 
     root = tmp_path_factory.mktemp("study")
     data = root / "phantom"
@@ -235,7 +235,7 @@ def test_the_trained_class_map_is_faithful_and_the_table_is_printed(studied):
 
 
 def test_report_and_compare_show_kinds_and_the_study(runs, studied, tmp_path):
-    from core.report import compare_runs
+    from cxr_attention.core.report import compare_runs
 
     paths = compare_runs(list(runs.values()), tmp_path / "report", n_resamples=20)
     md = paths.markdown.read_text()
@@ -341,7 +341,7 @@ def test_missing_run_folder_is_one_line(tmp_path, capsys):
 def test_compare_page_shows_the_study_table_and_its_words(runs, studied, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from app.settings import RUNS_ENV
+    from cxr_attention.app.settings import RUNS_ENV
 
     monkeypatch.setenv(RUNS_ENV, str(runs["class"].parent))
     main_script = str(Path(__file__).resolve().parents[1] / "app" / "main.py")

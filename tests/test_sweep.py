@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from core.data.phantom import generate_phantom
-from train.cli import main
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.train.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--image-size", "32", "--epochs", "2", "--max-train-batches", "2", "--batch-size", "8"]
@@ -32,10 +32,10 @@ def mtimes(run: Path) -> dict[str, float]:
 
 def interrupted_run(phantom: Path, out: Path) -> Path:
     """The attention variant as a killed sweep leaves it: 1 of 2 epochs, then evaluated by hand."""
-    from core.evaluation import evaluate_run
-    from core.training import FitConfig, fit
-    from train.commands.fit import load_preset
-    from train.commands.sweep import Variant, variant_options
+    from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.core.training import FitConfig, fit
+    from cxr_attention.train.commands.fit import load_preset
+    from cxr_attention.train.commands.sweep import Variant, variant_options
 
     shared = load_preset("paper") | {"data": str(phantom), "image_size": 32, "epochs": 2}
     shared |= {"max_train_batches": 2, "batch_size": 8, "workers": 0, "progress": False}

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from core.errors import CheckpointError, ConfigError
-from core.metrics import expected_calibration_error, per_class_auc
-from core.trust.temperature import (
+from cxr_attention.core.errors import CheckpointError, ConfigError
+from cxr_attention.core.metrics import expected_calibration_error, per_class_auc
+from cxr_attention.core.trust.temperature import (
     TemperatureScaling,
     binary_nll,
     fit_temperature,

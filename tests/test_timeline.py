@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.settings import RUNS_ENV
-from core.data.chestxray14 import open_dataset
-from core.data.phantom import LOCALIZED, generate_phantom
-from core.training import FitConfig, fit
-from core.training.timeline import TIMELINE_IMAGES, read_timeline
+from cxr_attention.app.settings import RUNS_ENV
+from cxr_attention.core.data.chestxray14 import open_dataset
+from cxr_attention.core.data.phantom import LOCALIZED, generate_phantom
+from cxr_attention.core.training import FitConfig, fit
+from cxr_attention.core.training.timeline import TIMELINE_IMAGES, read_timeline
 
 TIMEOUT = 180
 MAIN = Path(__file__).resolve().parents[1] / "app" / "main.py"
@@ -54,8 +54,8 @@ def test_a_class_specific_head_records_the_map_of_the_finding_shown(phantom, tmp
     """gate_class: per film, the class head's map of the label the film is shown for."""
     import torch
 
-    from core.data.preprocess import config_input
-    from core.models.checkpoint import load_checkpoint
+    from cxr_attention.core.data.preprocess import config_input
+    from cxr_attention.core.models.checkpoint import load_checkpoint
 
     run = tiny_fit(
         phantom, tmp_path / "tiny+class", attention_kind="class", output_stride=16, epochs=2

@@ -21,22 +21,26 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from core.data.chestxray14 import open_dataset
-from core.data.loader import RadiographDataset
-from core.data.phantom import generate_phantom
-from core.data.preprocess import config_input
-from core.errors import ConfigError, PretrainedWeightsError, RunError
-from core.labels import PAPER13
-from core.metrics.auc import macro_auc, per_class_auc
-from core.models.checkpoint import load_checkpoint, read_checkpoint_data, save_checkpoint
-from core.models.compact import compact_checkpoint
-from core.runs import RunFolder
-from core.training import FitConfig, fit
-from core.training.config import LR_FROM_SCRATCH, LR_PRETRAINED
-from core.training.model import build_model
-from core.training.optim import WarmupCosine
-from train.cli import build_parser, main
-from train.commands.fit import PRESETS, load_preset, resolve_options
+from cxr_attention.core.data.chestxray14 import open_dataset
+from cxr_attention.core.data.loader import RadiographDataset
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.errors import ConfigError, PretrainedWeightsError, RunError
+from cxr_attention.core.labels import PAPER13
+from cxr_attention.core.metrics.auc import macro_auc, per_class_auc
+from cxr_attention.core.models.checkpoint import (
+    load_checkpoint,
+    read_checkpoint_data,
+    save_checkpoint,
+)
+from cxr_attention.core.models.compact import compact_checkpoint
+from cxr_attention.core.runs import RunFolder
+from cxr_attention.core.training import FitConfig, fit
+from cxr_attention.core.training.config import LR_FROM_SCRATCH, LR_PRETRAINED
+from cxr_attention.core.training.model import build_model
+from cxr_attention.core.training.optim import WarmupCosine
+from cxr_attention.train.cli import build_parser, main
+from cxr_attention.train.commands.fit import PRESETS, load_preset, resolve_options
 
 TINY = "test_efficientnet"
 

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from core.data.phantom import generate_phantom
-from core.evaluation import evaluate_run
-from train.zoo import EVALUATION, SHIPPED, ZOO_DIR, install_zoo, read_zoo
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.evaluation import evaluate_run
+from cxr_attention.train.zoo import EVALUATION, SHIPPED, ZOO_DIR, install_zoo, read_zoo
 
 ASSETS_BUDGET = 25 * 2**20  # bytes: everything in assets/, samples included
 

@@ -13,8 +13,8 @@ import sys
 import traceback
 import warnings
 
-import core
-from core.errors import CxrError
+from cxr_attention import core
+from cxr_attention.core.errors import CxrError
 
 # Order and summaries as shown by --help. Only the command being run is imported, so that
 # `cxr-attention phantom` or `--help` never pay for torch and timm.
@@ -53,7 +53,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, summary in COMMANDS.items():
         if name == command:
-            importlib.import_module(f"train.commands.{name}").register(subparsers)
+            importlib.import_module(f"cxr_attention.train.commands.{name}").register(subparsers)
         else:
             subparsers.add_parser(name, help=summary, add_help=False)
     return parser

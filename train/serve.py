@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 
-from core.errors import ConfigError
+from cxr_attention.core.errors import ConfigError
 
 IPV6_LOOPBACK = "::1"
 # No IPv6 on this machine (or on its loopback interface): the relay is simply left out.

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from core.errors import RunError
+from cxr_attention.core.errors import RunError
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "assets" / "zoo"
 ZOO_FILE = "ZOO.json"
@@ -75,7 +75,7 @@ class ZooRecipe:
 
     def variants(self) -> list:
         """The zoo's variants (train.commands.sweep.Variant), each backbone's baseline first."""
-        from train.commands.sweep import grid
+        from cxr_attention.train.commands.sweep import grid
 
         return [v for b in self.backbones for v in grid([b], self.kinds.get(b, ("spatial",)))]
 
@@ -143,8 +143,8 @@ def ship_run(run: Path, folder: Path) -> Path:
     the run's own training data, then the copy is compacted once more (its int8 weights do not
     change: quantizing dequantized weights gives them back).
     """
-    from core.models.checkpoint import read_checkpoint_data
-    from core.models.compact import compact_checkpoint
+    from cxr_attention.core.models.checkpoint import read_checkpoint_data
+    from cxr_attention.core.models.compact import compact_checkpoint
 
     target = folder / run.name
     _copy_run(run, target)
@@ -157,9 +157,9 @@ def ship_run(run: Path, folder: Path) -> Path:
 def refit_shipped(shipped: Path, data: Path | None = None) -> None:
     """Fit a shipped model's OOD description, temperatures and thresholds again on its training
     films (at `data` when not where it was trained), keeping its 8-bit weights."""
-    from core.models.checkpoint import read_checkpoint_data
-    from core.models.compact import compact_checkpoint
-    from core.training.record import refit_trust
+    from cxr_attention.core.models.checkpoint import read_checkpoint_data
+    from cxr_attention.core.models.compact import compact_checkpoint
+    from cxr_attention.core.training.record import refit_trust
 
     checkpoint = shipped / SHIPPED[0]
     refit_trust(shipped, data)
@@ -189,7 +189,7 @@ def install_evaluation(run: Path, data: Path, fingerprint: str, folder: Path = Z
         return False
     if metrics.get("data", {}).get("fingerprint") != fingerprint:
         return False
-    from core.runs import write_json
+    from cxr_attention.core.runs import write_json
 
     for filename in EVALUATION[1:]:
         shutil.copy2(source / filename, run / filename)

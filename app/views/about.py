@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from app import components, models
-from app.registry import ModelEntry
-from core.errors import CxrError
-from core.runs import METRICS
+from cxr_attention.app import components, models
+from cxr_attention.app.registry import ModelEntry
+from cxr_attention.core.errors import CxrError
+from cxr_attention.core.runs import METRICS
 
 st.title("About")
 st.markdown(

@@ -3,10 +3,10 @@ attention study (where each map points, from study.json), ROC, calibration, subg
 
 import streamlit as st
 
-from app import comparison, components, figures, models
-from app import state as S
-from core.errors import CxrError
-from core.report.words import PHANTOM_ATTENTION_NOTE
+from cxr_attention.app import comparison, components, figures, models
+from cxr_attention.app import state as S
+from cxr_attention.core.errors import CxrError
+from cxr_attention.core.report.words import PHANTOM_ATTENTION_NOTE
 
 st.title("Compare models")
 registry = components.registry()

@@ -3,14 +3,14 @@
 
 import streamlit as st
 
-from app import columns as col
-from app import components, images, settings
-from app import explore_panels as panels
-from app import mechanism_panels as mp
-from app import mechanisms as mech
-from app import state as S
-from core.errors import CxrError
-from core.models.registry import describe_backbone
+from cxr_attention.app import columns as col
+from cxr_attention.app import components, images, settings
+from cxr_attention.app import explore_panels as panels
+from cxr_attention.app import mechanism_panels as mp
+from cxr_attention.app import mechanisms as mech
+from cxr_attention.app import state as S
+from cxr_attention.core.errors import CxrError
+from cxr_attention.core.models.registry import describe_backbone
 
 VIEWS = {
     "mechanisms": "Mechanisms: gate, class map, Grad-CAM",

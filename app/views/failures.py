@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from app import cases, components, failures, models
-from app import state as S
-from core.errors import CxrError
-from core.runs import METRICS, PREDICTIONS
+from cxr_attention.app import cases, components, failures, models
+from cxr_attention.app import state as S
+from cxr_attention.core.errors import CxrError
+from cxr_attention.core.runs import METRICS, PREDICTIONS
 
 st.title("Failure cases")
 registry = components.registry()

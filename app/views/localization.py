@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from app import cases, components, figures, models
-from app import localization_tables as tables
-from app import state as S
-from core.errors import CxrError
-from core.runs import LOCALIZATION
+from cxr_attention.app import cases, components, figures, models
+from cxr_attention.app import localization_tables as tables
+from cxr_attention.app import state as S
+from cxr_attention.core.errors import CxrError
+from cxr_attention.core.runs import LOCALIZATION
 
 st.title("Localization")
 registry = components.registry()

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from app import components, figures, models
-from app import state as S
-from app import timeline_view as tv
-from core.training.timeline import has_timeline
+from cxr_attention.app import components, figures, models
+from cxr_attention.app import state as S
+from cxr_attention.app import timeline_view as tv
+from cxr_attention.core.training.timeline import has_timeline
 
 st.title("Attention over training")
 st.caption(

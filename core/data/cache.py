@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.chestxray14 import DatasetIndex, DatasetWarning
-from core.data.preprocess import model_view
-from core.data.radiograph import load_radiograph
-from core.errors import ConfigError, DatasetError, RadiographError
-from core.progress import progress_bar
+from cxr_attention.core.data.chestxray14 import DatasetIndex, DatasetWarning
+from cxr_attention.core.data.preprocess import model_view
+from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.errors import ConfigError, DatasetError, RadiographError
+from cxr_attention.core.progress import progress_bar
 
 CACHE_DIR = ".cxr-cache"
 DATA_FILE = "images.u8"

@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.data import splits as splitting
-from core.errors import ConfigError, DatasetError
-from core.labels import ALL14, NO_FINDING, canonical_label
-from core.labels import label_set as named_label_set
+from cxr_attention.core.data import splits as splitting
+from cxr_attention.core.errors import ConfigError, DatasetError
+from cxr_attention.core.labels import ALL14, NO_FINDING, canonical_label
+from cxr_attention.core.labels import label_set as named_label_set
 
 LABEL_FILES: tuple[str, ...] = (
     "Data_Entry_2017_v2020.csv",

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from core.data.radiograph_meta import LUMA_RGB, RadiographMeta, check_size
-from core.errors import RadiographError
+from cxr_attention.core.data.radiograph_meta import LUMA_RGB, RadiographMeta, check_size
+from cxr_attention.core.errors import RadiographError
 
 # Projection radiography modalities (PS3.3 C.7.3.1.1.1): CR computed, DX digital, RG radiographic
 # imaging; DR is not a standard code but some vendors write it; OT (other) and an absent modality are

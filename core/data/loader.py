@@ -18,8 +18,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from core.data.cache import ImageCache, decode_model_view
-from core.errors import ConfigError
+from cxr_attention.core.data.cache import ImageCache, decode_model_view
+from cxr_attention.core.errors import ConfigError
 
 Sample = tuple[torch.Tensor, torch.Tensor, int]
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from core.data.radiograph import Radiograph
+from cxr_attention.core.data.radiograph import Radiograph
 
 if TYPE_CHECKING:
     import torch

@@ -26,14 +26,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.data.radiograph_meta import (
+from cxr_attention.core.data.radiograph_meta import (
     LUMA_RGB,
     MAX_PIXELS,
     MIN_SIDE,
     RadiographMeta,
     check_size,
 )
-from core.errors import RadiographError
+from cxr_attention.core.errors import RadiographError
 
 # The metadata record and size limits live a level down (shared with core.data.dicom without an
 # import circle); callers keep importing them from here.
@@ -119,7 +119,7 @@ def load_radiograph(
         raise RadiographError(f"{name}: the file is empty (0 bytes)")
     kind = sniff_format(data, name)
     if kind == "dicom":
-        from core.data.dicom import read_dicom  # pydicom is only imported when needed
+        from cxr_attention.core.data.dicom import read_dicom  # pydicom is only imported when needed
 
         pixels, meta = read_dicom(data, name, allow_any_modality=allow_any_modality)
     elif kind == "png":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.errors import RadiographError
+from cxr_attention.core.errors import RadiographError
 
 MIN_SIDE = 32  # pixels; smaller images carry no usable anatomy
 MAX_PIXELS = 50_000_000  # a 7,000 x 7,000 film; larger header claims are refused before decoding

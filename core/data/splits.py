@@ -17,7 +17,7 @@ from collections.abc import Collection
 
 import numpy as np
 
-from core.errors import ConfigError, DatasetError
+from cxr_attention.core.errors import ConfigError, DatasetError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 # Marks an image that neither list names; the reader drops (and reports) such images.

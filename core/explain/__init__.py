@@ -8,7 +8,7 @@
 - `localize_run.py`: the body of `cxr-attention localize`; `table.py`: the rows for `compare`.
 """
 
-from core.explain.base import Explainer, Explanation, RawMaps, resolve_labels
-from core.explain.methods import METHODS, explain
+from cxr_attention.core.explain.base import Explainer, Explanation, RawMaps, resolve_labels
+from cxr_attention.core.explain.methods import METHODS, explain
 
 __all__ = ["METHODS", "Explainer", "Explanation", "RawMaps", "explain", "resolve_labels"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import ConfigError
-from core.explain.base import Explainer, RawMaps
-from core.models.classifier import AttentionClassifier
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.explain.base import Explainer, RawMaps
+from cxr_attention.core.models.classifier import AttentionClassifier
 
 
 def resolve_gate(model: AttentionClassifier, stage: str | None) -> str:

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.errors import ConfigError
-from core.labels import canonical_label
-from core.models.classifier import AttentionClassifier
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.labels import canonical_label
+from cxr_attention.core.models.classifier import AttentionClassifier
 
 LabelRequest = int | str | Sequence[int | str] | None
 

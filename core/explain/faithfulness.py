@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.errors import ConfigError
-from core.explain.base import check_input, resolve_labels
-from core.explain.integrated_gradients import black_baseline
-from core.models.classifier import AttentionClassifier
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.explain.base import check_input, resolve_labels
+from cxr_attention.core.explain.integrated_gradients import black_baseline
+from cxr_attention.core.models.classifier import AttentionClassifier
 
 SCORES = ("logit", "probability")
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import ConfigError
-from core.explain.base import Explainer, RawMaps
-from core.explain.hooks import capture_activation
-from core.models.attention import gate_call
-from core.models.classifier import AttentionClassifier
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.explain.base import Explainer, RawMaps
+from cxr_attention.core.explain.hooks import capture_activation
+from cxr_attention.core.models.attention import gate_call
+from cxr_attention.core.models.classifier import AttentionClassifier
 
 
 def grad_cam(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:

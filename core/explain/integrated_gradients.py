@@ -14,10 +14,10 @@ from __future__ import annotations
 import torch
 from captum.attr import IntegratedGradients
 
-from core.errors import ConfigError
-from core.explain.base import Explainer, RawMaps
-from core.models.attention import gate_call
-from core.models.classifier import AttentionClassifier
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.explain.base import Explainer, RawMaps
+from cxr_attention.core.models.attention import gate_call
+from cxr_attention.core.models.classifier import AttentionClassifier
 
 SIGNS = ("positive", "absolute")
 

@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.data.preprocess import config_input, model_view, square_geometry
-from core.errors import ConfigError, DatasetError, RunError
-from core.explain.localization import (
+from cxr_attention.core.data.preprocess import config_input, model_view, square_geometry
+from cxr_attention.core.errors import ConfigError, DatasetError, RunError
+from cxr_attention.core.explain.localization import (
     IOBB_THRESHOLDS,
     MAP_THRESHOLD,
     Box,
@@ -46,10 +46,10 @@ from core.explain.localization import (
     score_mask,
     summarize_scores,
 )
-from core.explain.methods import explain
-from core.labels import canonical_label
-from core.models.checkpoint import load_checkpoint
-from core.runs import LOCALIZATION, RunFolder, write_json
+from cxr_attention.core.explain.methods import explain
+from cxr_attention.core.labels import canonical_label
+from cxr_attention.core.models.checkpoint import load_checkpoint
+from cxr_attention.core.runs import LOCALIZATION, RunFolder, write_json
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def mask_in_view(path: Path, size: int) -> np.ndarray:
 
 
 def _load_view(case: TruthCase, size: int) -> tuple[np.ndarray, tuple[float, int, int]]:
-    from core.data.radiograph import load_radiograph
+    from cxr_attention.core.data.radiograph import load_radiograph
 
     image = load_radiograph(case.path)
     return model_view(image.pixels, size), square_geometry(image.height, image.width, size)
@@ -277,7 +277,12 @@ def localize_run(
     the final one); `limit` scores only the first N images (by image id) that carry truth;
     `ig_steps` is the number of path points of Integrated Gradients (default 32).
     """
-    from core.evaluation import open_run_dataset, pick_device, resolve_data_root, training_data
+    from cxr_attention.core.evaluation import (
+        open_run_dataset,
+        pick_device,
+        resolve_data_root,
+        training_data,
+    )
 
     if method not in LOCALIZE_METHODS:
         raise ConfigError(f"unknown method {method!r}: choose one of {', '.join(LOCALIZE_METHODS)}")

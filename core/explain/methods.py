@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import ConfigError
-from core.explain.attention import AttentionMap
-from core.explain.base import Explainer, Explanation, LabelRequest
-from core.explain.gradcam import GradCam
-from core.explain.integrated_gradients import IntegratedGradientsMap
-from core.explain.random_map import RandomMap
-from core.models.classifier import AttentionClassifier
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.explain.attention import AttentionMap
+from cxr_attention.core.explain.base import Explainer, Explanation, LabelRequest
+from cxr_attention.core.explain.gradcam import GradCam
+from cxr_attention.core.explain.integrated_gradients import IntegratedGradientsMap
+from cxr_attention.core.explain.random_map import RandomMap
+from cxr_attention.core.models.classifier import AttentionClassifier
 
 METHODS: dict[str, type[Explainer]] = {
     cls.name: cls for cls in (AttentionMap, GradCam, IntegratedGradientsMap, RandomMap)

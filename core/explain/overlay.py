@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from core.errors import ConfigError
+from cxr_attention.core.errors import ConfigError
 
 COLORMAPS: dict[str, int] = {
     "jet": cv2.COLORMAP_JET,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from core.errors import ConfigError
-from core.explain.base import Explainer, RawMaps
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.explain.base import Explainer, RawMaps
 
 
 def _torus_gaussian(size: int, sigma: float) -> torch.Tensor:

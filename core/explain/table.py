@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.explain.localize_run import CONTROL_FILE
-from core.explain.reference import WANG2017_IOBB_ACC, WANG2017_NAME
-from core.labels import ALL14
-from core.runs import LOCALIZATION, RunFolder
+from cxr_attention.core.explain.localize_run import CONTROL_FILE
+from cxr_attention.core.explain.reference import WANG2017_IOBB_ACC, WANG2017_NAME
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.runs import LOCALIZATION, RunFolder
 
 METRICS: tuple[str, ...] = ("pointing_game", "iobb@0.1", "iobb@0.25", "iobb@0.5", "energy_in_box")
 _FIXED = ("name", "kind", "method", "source", "split", "map_stage", "n_boxes", "metric", "overall")

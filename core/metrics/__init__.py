@@ -14,7 +14,7 @@ exception: an AUC of a label with one class, a CI of a resample-starved statisti
 - summary: metrics.json from predictions.csv; compare: two runs on the same images
 """
 
-from core.metrics.auc import (
+from cxr_attention.core.metrics.auc import (
     RocCurve,
     macro_auc,
     micro_auc,
@@ -22,34 +22,43 @@ from core.metrics.auc import (
     roc_auc,
     roc_curve_points,
 )
-from core.metrics.bootstrap import AucBootstrap, ClusterBootstrap, bootstrap_auc, percentile_ci
-from core.metrics.calibration import (
+from cxr_attention.core.metrics.bootstrap import (
+    AucBootstrap,
+    ClusterBootstrap,
+    bootstrap_auc,
+    percentile_ci,
+)
+from cxr_attention.core.metrics.calibration import (
     Reliability,
     brier_score,
     calibration_summary,
     expected_calibration_error,
     reliability_curve,
 )
-from core.metrics.compare import (
+from cxr_attention.core.metrics.compare import (
     align_predictions,
     compare_runs_bootstrap,
     compare_runs_delong,
 )
-from core.metrics.delong import (
+from cxr_attention.core.metrics.delong import (
     DeLongResult,
     delong_auc_ci,
     delong_covariance,
     delong_test,
     holm_adjust,
 )
-from core.metrics.early_lift import (
+from cxr_attention.core.metrics.early_lift import (
     partial_auc,
     sensitivity_at_specificity,
     standardized_partial_auc,
 )
-from core.metrics.subgroups import AGE_BANDS, age_bands, subgroup_auc, subgroup_table
-from core.metrics.summary import prediction_labels, predictions_arrays, summarize_predictions
-from core.metrics.thresholds import (
+from cxr_attention.core.metrics.subgroups import AGE_BANDS, age_bands, subgroup_auc, subgroup_table
+from cxr_attention.core.metrics.summary import (
+    prediction_labels,
+    predictions_arrays,
+    summarize_predictions,
+)
+from cxr_attention.core.metrics.thresholds import (
     OperatingPoint,
     apply_threshold,
     apply_thresholds,

@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
-from core.metrics._checks import binary_vector, label_matrices
+from cxr_attention.core.metrics._checks import binary_vector, label_matrices
 
 
 def auc_from_ranks(y_true: np.ndarray, y_score: np.ndarray) -> float:

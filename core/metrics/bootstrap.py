@@ -20,9 +20,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import sparse
 
-from core.errors import ConfigError
-from core.metrics._checks import label_matrices
-from core.metrics.auc import nanmean_or_nan
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics._checks import label_matrices
+from cxr_attention.core.metrics.auc import nanmean_or_nan
 
 # Dense (distinct scores x resamples) blocks are kept under this many float64 values (~64 MB).
 _BLOCK_VALUES = 8_000_000

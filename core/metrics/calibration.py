@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from core.errors import ConfigError
-from core.metrics._checks import label_matrices, probabilities
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics._checks import label_matrices, probabilities
 
 
 def _flat_probabilities(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

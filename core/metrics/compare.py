@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.errors import RunError
-from core.metrics.auc import auc_from_ranks, nanmean_or_nan
-from core.metrics.bootstrap import ClusterBootstrap, bootstrap_auc, percentile_ci
-from core.metrics.delong import delong_test, holm_adjust
-from core.metrics.summary import predictions_arrays
+from cxr_attention.core.errors import RunError
+from cxr_attention.core.metrics.auc import auc_from_ranks, nanmean_or_nan
+from cxr_attention.core.metrics.bootstrap import ClusterBootstrap, bootstrap_auc, percentile_ci
+from cxr_attention.core.metrics.delong import delong_test, holm_adjust
+from cxr_attention.core.metrics.summary import predictions_arrays
 
 DELONG_COLUMNS = (
     "n_positive",

@@ -14,8 +14,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import norm, rankdata
 
-from core.errors import ConfigError
-from core.metrics._checks import binary_vector
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics._checks import binary_vector
 
 _NAN = float("nan")
 

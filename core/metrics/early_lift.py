@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from core.errors import ConfigError
-from core.metrics._checks import binary_vector
-from core.metrics._curve import confusion_curve
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics._checks import binary_vector
+from cxr_attention.core.metrics._curve import confusion_curve
 
 
 def partial_auc(y_true: ArrayLike, y_score: ArrayLike, max_fpr: float = 0.1) -> float:

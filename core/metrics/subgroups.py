@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from core.errors import ConfigError
-from core.metrics._checks import label_matrices
-from core.metrics.auc import auc_from_ranks, nanmean_or_nan
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics._checks import label_matrices
+from cxr_attention.core.metrics.auc import auc_from_ranks, nanmean_or_nan
 
 # Lower edges (years) and names of the age bands; the last band is open-ended.
 AGE_BAND_EDGES: tuple[float, ...] = (0.0, 20.0, 40.0, 60.0, 80.0)

@@ -14,14 +14,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.errors import ConfigError, RunError
-from core.labels import check_same_labels
-from core.metrics.auc import auc_from_ranks, nanmean_or_nan
-from core.metrics.bootstrap import bootstrap_auc
-from core.metrics.calibration import brier_score, calibration_summary, expected_calibration_error
-from core.metrics.early_lift import sensitivity_at_specificity, standardized_partial_auc
-from core.metrics.subgroups import subgroup_table
-from core.metrics.thresholds import RULES, apply_thresholds
+from cxr_attention.core.errors import ConfigError, RunError
+from cxr_attention.core.labels import check_same_labels
+from cxr_attention.core.metrics.auc import auc_from_ranks, nanmean_or_nan
+from cxr_attention.core.metrics.bootstrap import bootstrap_auc
+from cxr_attention.core.metrics.calibration import (
+    brier_score,
+    calibration_summary,
+    expected_calibration_error,
+)
+from cxr_attention.core.metrics.early_lift import (
+    sensitivity_at_specificity,
+    standardized_partial_auc,
+)
+from cxr_attention.core.metrics.subgroups import subgroup_table
+from cxr_attention.core.metrics.thresholds import RULES, apply_thresholds
 
 TRUE_PREFIX = "y_true_"
 SCORE_PREFIX = "y_score_"

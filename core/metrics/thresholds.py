@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from core.errors import ConfigError
-from core.metrics._checks import binary_vector, label_matrices
-from core.metrics._curve import confusion_curve
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.metrics._checks import binary_vector, label_matrices
+from cxr_attention.core.metrics._curve import confusion_curve
 
 RULES = ("youden", "f1")
 # Scores of equally good thresholds may differ in the last bits after division.

@@ -36,13 +36,13 @@ from typing import Any
 
 import torch
 
-import core
-from core.errors import CheckpointError, ConfigError
-from core.models.classifier import AttentionClassifier, ModelConfig
-from core.models.compact import QUANTIZED, expand_weights
-from core.trust.features import FINAL, INPUT, LAYOUT_CELLS
-from core.trust.ood import OodDetector
-from core.trust.temperature import TemperatureScaling
+from cxr_attention import core
+from cxr_attention.core.errors import CheckpointError, ConfigError
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.models.compact import QUANTIZED, expand_weights
+from cxr_attention.core.trust.features import FINAL, INPUT, LAYOUT_CELLS
+from cxr_attention.core.trust.ood import OodDetector
+from cxr_attention.core.trust.temperature import TemperatureScaling
 
 FORMAT = "cxr-attention-checkpoint"
 FORMAT_VERSION = 1

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.models.attention import record_map
+from cxr_attention.core.models.attention import record_map
 
 CLASS_MAP = "class"  # the name its maps carry in `ModelOutput.maps`
 

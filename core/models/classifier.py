@@ -30,15 +30,15 @@ import timm
 import torch
 from torch import nn
 
-from core.errors import ConfigError, PretrainedWeightsError
-from core.models.attention import (
+from cxr_attention.core.errors import ConfigError, PretrainedWeightsError
+from cxr_attention.core.models.attention import (
     ChannelSpatialAttention,
     GatedStage,
     SpatialAttention,
     gate_call,
 )
-from core.models.class_attention import CLASS_MAP, ClassAttentionHead
-from core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES, variant_name
+from cxr_attention.core.models.class_attention import CLASS_MAP, ClassAttentionHead
+from cxr_attention.core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES, variant_name
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.errors import PretrainedWeightsError
-from core.progress import stderr_is_terminal
+from cxr_attention.core.errors import PretrainedWeightsError
+from cxr_attention.core.progress import stderr_is_terminal
 
 IMAGENET = "imagenet"  # the --pretrained value that asks for hub weights
 PROBE_SECONDS = 1.5  # longest wait for the hub's host to answer before calling it unreachable

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from core.errors import ConfigError
-from core.labels import ALL14
-from core.models.classifier import AttentionClassifier, ModelConfig
-from core.models.kinds import ATTENTION_KINDS
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.labels import ALL14
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.models.kinds import ATTENTION_KINDS
 
 FINAL_MAP = "final"  # a baseline's map name: its final feature map (what Grad-CAM reads)
 FLOPS_SIZE = 224  # px side of the image GFLOPs are counted for

@@ -8,6 +8,11 @@
 - render_md, render_html: the two renderings; compare: `compare_runs(run_dirs, out_dir)`
 """
 
-from core.report.compare import ComparisonReport, ReportPaths, build_report, compare_runs
+from cxr_attention.core.report.compare import (
+    ComparisonReport,
+    ReportPaths,
+    build_report,
+    compare_runs,
+)
 
 __all__ = ["ComparisonReport", "ReportPaths", "build_report", "compare_runs"]

@@ -16,17 +16,27 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from core.errors import CxrError, RunError
-from core.report.document import ComparisonReport, Section
-from core.report.localization import localization_tables
-from core.report.pairs import PairComparison, compare_pair, difference_table, pair_runs
-from core.report.render_html import render_html
-from core.report.render_md import render_markdown
-from core.report.results import RunResult, describe_data, load_results, union_labels
-from core.report.roc import roc_curves
-from core.report.study import StudyEntry, study_maps_table, study_table, versus_from_labels
-from core.report.study_words import study_in_words
-from core.report.tables import (
+from cxr_attention.core.errors import CxrError, RunError
+from cxr_attention.core.report.document import ComparisonReport, Section
+from cxr_attention.core.report.localization import localization_tables
+from cxr_attention.core.report.pairs import (
+    PairComparison,
+    compare_pair,
+    difference_table,
+    pair_runs,
+)
+from cxr_attention.core.report.render_html import render_html
+from cxr_attention.core.report.render_md import render_markdown
+from cxr_attention.core.report.results import RunResult, describe_data, load_results, union_labels
+from cxr_attention.core.report.roc import roc_curves
+from cxr_attention.core.report.study import (
+    StudyEntry,
+    study_maps_table,
+    study_table,
+    versus_from_labels,
+)
+from cxr_attention.core.report.study_words import study_in_words
+from cxr_attention.core.report.tables import (
     Estimate,
     auc_table,
     early_lift_tables,
@@ -35,8 +45,8 @@ from core.report.tables import (
     run_order,
     runs_table,
 )
-from core.report.words import PHANTOM_ATTENTION_NOTE, attention_effect
-from core.runs import write_json
+from cxr_attention.core.report.words import PHANTOM_ATTENTION_NOTE, attention_effect
+from cxr_attention.core.runs import write_json
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"

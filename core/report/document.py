@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import core
-from core.report.pairs import PairComparison
-from core.report.results import RunResult
-from core.report.roc import Curve
-from core.report.tables import Table
+from cxr_attention import core
+from cxr_attention.core.report.pairs import PairComparison
+from cxr_attention.core.report.results import RunResult
+from cxr_attention.core.report.roc import Curve
+from cxr_attention.core.report.tables import Table
 
 
 @dataclass

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.explain.table import METRICS, localization_table, table_labels
-from core.report.results import RunResult
-from core.report.tables import Table
+from cxr_attention.core.explain.table import METRICS, localization_table, table_labels
+from cxr_attention.core.report.results import RunResult
+from cxr_attention.core.report.tables import Table
 
 TITLES = {
     "pointing_game": "Pointing game (map maximum inside the truth)",

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from core.metrics.compare import compare_runs_bootstrap, compare_runs_delong
-from core.models.registry import describe_backbone
-from core.report.paper import PAPER_LARGEST_GAINS
-from core.report.results import RunResult
-from core.report.tables import Cell, Estimate, PValue, Table
+from cxr_attention.core.metrics.compare import compare_runs_bootstrap, compare_runs_delong
+from cxr_attention.core.models.registry import describe_backbone
+from cxr_attention.core.report.paper import PAPER_LARGEST_GAINS
+from cxr_attention.core.report.results import RunResult
+from cxr_attention.core.report.tables import Cell, Estimate, PValue, Table
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.models.registry import PAPER_BACKBONES, describe_backbone
+from cxr_attention.core.models.registry import PAPER_BACKBONES, describe_backbone
 
 PAPER_CITATION = "the paper (seed/paper-abstract.txt): spatial attention on ChestX-ray14, 13 labels"
 

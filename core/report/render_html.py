@@ -11,10 +11,10 @@ import html
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
-from core.report.document import ComparisonReport
-from core.report.render_md import PHANTOM_WARNING
-from core.report.roc import Curve
-from core.report.tables import Table, cell_text
+from cxr_attention.core.report.document import ComparisonReport
+from cxr_attention.core.report.render_md import PHANTOM_WARNING
+from cxr_attention.core.report.roc import Curve
+from cxr_attention.core.report.tables import Table, cell_text
 
 STYLE = """
 body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 2em auto;

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.report.document import ComparisonReport
-from core.report.tables import Table, cell_text
+from cxr_attention.core.report.document import ComparisonReport
+from cxr_attention.core.report.tables import Table, cell_text
 
 PHANTOM_WARNING = (
     "**Synthetic data.** These runs were trained and evaluated on the phantom, synthetic "

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.metrics import RocCurve, roc_curve_points
-from core.report.results import RunResult
+from cxr_attention.core.metrics import RocCurve, roc_curve_points
+from cxr_attention.core.report.results import RunResult
 
 # Points kept per curve in the HTML (a test set of 25,596 images has thousands of ROC vertices).
 MAX_POINTS = 400

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.models.kinds import KIND_TITLES
-from core.models.registry import describe_backbone
-from core.report.tables import Against, Cell, Estimate, PValue, Table
+from cxr_attention.core.models.kinds import KIND_TITLES
+from cxr_attention.core.models.registry import describe_backbone
+from cxr_attention.core.report.tables import Against, Cell, Estimate, PValue, Table
 
 ALPHA = 0.05
 IOBB = "0.25"  # the IoBB threshold the summary table shows (all three are in study.json)

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from core.report.study import ALPHA, StudyEntry, overall
+from cxr_attention.core.report.study import ALPHA, StudyEntry, overall
 
 MECHANISM_NOTE = (
     "How the mechanisms differ: a class-specific head's map for a finding is that finding's own "

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.models.kinds import ATTENTION_KINDS
-from core.models.registry import PAPER_BACKBONES
-from core.report.paper import PUBLISHED_MACRO_AUC, paper_result
-from core.report.results import RunResult
+from cxr_attention.core.models.kinds import ATTENTION_KINDS
+from cxr_attention.core.models.registry import PAPER_BACKBONES
+from cxr_attention.core.report.paper import PUBLISHED_MACRO_AUC, paper_result
+from cxr_attention.core.report.results import RunResult
 
 
 def _nan(x: Any) -> float:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.models.classifier import AttentionClassifier
+from cxr_attention.core.models.classifier import AttentionClassifier
 
 
 @dataclass(frozen=True)

@@ -55,32 +55,32 @@ import numpy as np
 import torch
 from scipy.stats import binomtest
 
-import core
-from core.data.preprocess import config_input, model_view, square_geometry
-from core.errors import ConfigError, DatasetError, RunError
-from core.explain.integrated_gradients import black_baseline
-from core.explain.localization import MAP_THRESHOLD, MapScore, box_mask
-from core.explain.localize_run import (
+from cxr_attention import core
+from cxr_attention.core.data.preprocess import config_input, model_view, square_geometry
+from cxr_attention.core.errors import ConfigError, DatasetError, RunError
+from cxr_attention.core.explain.integrated_gradients import black_baseline
+from cxr_attention.core.explain.localization import MAP_THRESHOLD, MapScore, box_mask
+from cxr_attention.core.explain.localize_run import (
     TruthCase,
     localization_report,
     score_cases,
     truth_cases,
     truth_in_view,
 )
-from core.explain.methods import explain
-from core.models.checkpoint import load_checkpoint
-from core.models.classifier import AttentionClassifier
-from core.models.kinds import KIND_TITLES
-from core.runs import RunFolder, write_json
-from core.study import STUDY
-from core.study.blanking import (
+from cxr_attention.core.explain.methods import explain
+from cxr_attention.core.models.checkpoint import load_checkpoint
+from cxr_attention.core.models.classifier import AttentionClassifier
+from cxr_attention.core.models.kinds import KIND_TITLES
+from cxr_attention.core.runs import RunFolder, write_json
+from cxr_attention.core.study import STUDY
+from cxr_attention.core.study.blanking import (
     Drops,
     blanked_probabilities,
     random_placement,
     summarize_drops,
     top_region,
 )
-from core.study.cost import measure_cost
+from cxr_attention.core.study.cost import measure_cost
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def pointing_vs_random(
 
 def _case_view(case: TruthCase, size: int) -> tuple[np.ndarray, tuple[float, int, int]]:
     """The film in the model view (uint8) and its geometry, as `localize` reads it."""
-    from core.data.radiograph import load_radiograph
+    from cxr_attention.core.data.radiograph import load_radiograph
 
     image = load_radiograph(case.path)
     return model_view(image.pixels, size), square_geometry(image.height, image.width, size)
@@ -208,7 +208,12 @@ def run_study(
     id) of `split` that carry truth; `seed` seeds the random maps and random regions; `repeats`
     forward passes are timed per model for the latency.
     """
-    from core.evaluation import open_run_dataset, pick_device, resolve_data_root, training_data
+    from cxr_attention.core.evaluation import (
+        open_run_dataset,
+        pick_device,
+        resolve_data_root,
+        training_data,
+    )
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from core.errors import ConfigError
-from core.labels import LABEL_SETS
-from core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.labels import LABEL_SETS
+from cxr_attention.core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES
 
 # Default peak learning rates (AdamW). Fine-tuning ImageNet weights wants a small step; a network
 # trained from random initialisation on the phantom learns nothing in 4 epochs at 1e-4 (test macro

@@ -13,13 +13,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from core.data.augment import RadiographAugment
-from core.data.cache import find_cache
-from core.data.chestxray14 import DatasetIndex, open_dataset
-from core.data.loader import RadiographDataset, make_loader
-from core.errors import DatasetError
-from core.training.config import FitConfig
-from core.training.distributed import DistContext
+from cxr_attention.core.data.augment import RadiographAugment
+from cxr_attention.core.data.cache import find_cache
+from cxr_attention.core.data.chestxray14 import DatasetIndex, open_dataset
+from cxr_attention.core.data.loader import RadiographDataset, make_loader
+from cxr_attention.core.errors import DatasetError
+from cxr_attention.core.training.config import FitConfig
+from cxr_attention.core.training.distributed import DistContext
 
 
 @dataclass

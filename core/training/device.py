@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from core.errors import ConfigError
+from cxr_attention.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

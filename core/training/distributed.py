@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from core.errors import ConfigError
+from cxr_attention.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.data.preprocess import config_input
-from core.metrics.auc import macro_auc, micro_auc
-from core.models.classifier import ModelConfig
-from core.training.device import DevicePlan
-from core.training.distributed import (
+from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.metrics.auc import macro_auc, micro_auc
+from cxr_attention.core.models.classifier import ModelConfig
+from cxr_attention.core.training.device import DevicePlan
+from cxr_attention.core.training.distributed import (
     DistContext,
     gather_predictions,
     mean_across,
@@ -30,8 +30,8 @@ from core.training.distributed import (
     sum_across,
     unwrap,
 )
-from core.training.optim import WarmupCosine, clip_gradients
-from core.training.progress import Reporter
+from cxr_attention.core.training.optim import WarmupCosine, clip_gradients
+from cxr_attention.core.training.progress import Reporter
 
 
 @dataclass

@@ -22,19 +22,28 @@ from pathlib import Path
 
 import torch
 
-from core.errors import CxrError, RunError
-from core.metrics.thresholds import choose_thresholds
-from core.models.checkpoint import save_checkpoint
-from core.runs import HISTORY, RunFolder
-from core.training import distributed as ddp
-from core.training.config import FitConfig
-from core.training.data import TrainingData, build_augment, positive_weights, prepare_data
-from core.training.device import DevicePlan, plan_device
-from core.training.epoch import StepParts, ValResult, train_one_epoch, validate
-from core.training.model import build_model, model_config, start_head_at_prior
-from core.training.optim import WarmupCosine, build_optimizer, optimizer_steps_per_epoch
-from core.training.progress import Reporter
-from core.training.record import (
+from cxr_attention.core.errors import CxrError, RunError
+from cxr_attention.core.metrics.thresholds import choose_thresholds
+from cxr_attention.core.models.checkpoint import save_checkpoint
+from cxr_attention.core.runs import HISTORY, RunFolder
+from cxr_attention.core.training import distributed as ddp
+from cxr_attention.core.training.config import FitConfig
+from cxr_attention.core.training.data import (
+    TrainingData,
+    build_augment,
+    positive_weights,
+    prepare_data,
+)
+from cxr_attention.core.training.device import DevicePlan, plan_device
+from cxr_attention.core.training.epoch import StepParts, ValResult, train_one_epoch, validate
+from cxr_attention.core.training.model import build_model, model_config, start_head_at_prior
+from cxr_attention.core.training.optim import (
+    WarmupCosine,
+    build_optimizer,
+    optimizer_steps_per_epoch,
+)
+from cxr_attention.core.training.progress import Reporter
+from cxr_attention.core.training.record import (
     EpochRecord,
     append_history,
     finalise_checkpoint,
@@ -42,8 +51,8 @@ from core.training.record import (
     truncate_history,
     write_config,
 )
-from core.training.rng import capture_rng, isolated_rng, seed_everything
-from core.training.state import (
+from cxr_attention.core.training.rng import capture_rng, isolated_rng, seed_everything
+from cxr_attention.core.training.state import (
     Progress,
     is_finished,
     rank_seed,
@@ -52,7 +61,7 @@ from core.training.state import (
     save_train_state,
     train_state,
 )
-from core.training.watch import EpochWatch
+from cxr_attention.core.training.watch import EpochWatch
 
 
 def fit(config: FitConfig) -> RunFolder:
@@ -202,7 +211,7 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
 def is_finalised(run: RunFolder) -> bool:
     """Whether checkpoint.pt says why training ended (written with its OOD description and
     temperatures once the last epoch is done)."""
-    from core.models.checkpoint import read_checkpoint_data
+    from cxr_attention.core.models.checkpoint import read_checkpoint_data
 
     try:
         training = read_checkpoint_data(run.checkpoint).get("training") or {}

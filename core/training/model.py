@@ -21,11 +21,15 @@ import torch
 from safetensors import SafetensorError
 from timm.models import load_state_dict
 
-from core.errors import PretrainedWeightsError
-from core.labels import label_set
-from core.models.classifier import AttentionClassifier, ModelConfig, check_backbone_name
-from core.models.imagenet import hub_weights, imagenet_weights_file, is_imagenet
-from core.training.config import FitConfig
+from cxr_attention.core.errors import PretrainedWeightsError
+from cxr_attention.core.labels import label_set
+from cxr_attention.core.models.classifier import (
+    AttentionClassifier,
+    ModelConfig,
+    check_backbone_name,
+)
+from cxr_attention.core.models.imagenet import hub_weights, imagenet_weights_file, is_imagenet
+from cxr_attention.core.training.config import FitConfig
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from core.models.attention import SpatialAttention
+from cxr_attention.core.models.attention import SpatialAttention
 
 
 def build_optimizer(

@@ -14,10 +14,10 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-from core.progress import ProgressBar, progress_bar
+from cxr_attention.core.progress import ProgressBar, progress_bar
 
 T = TypeVar("T")
-log = logging.getLogger("core.training")
+log = logging.getLogger("cxr_attention.core.training")
 
 
 class TqdmHandler(logging.Handler):
@@ -32,7 +32,7 @@ class TqdmHandler(logging.Handler):
 
 def console_logging(level: int = logging.INFO) -> None:
     """Show `core.*` log lines on stderr as plain messages (idempotent)."""
-    logger = logging.getLogger("core")
+    logger = logging.getLogger("cxr_attention.core")
     if not any(isinstance(h, TqdmHandler) for h in logger.handlers):
         handler = TqdmHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))

@@ -13,18 +13,18 @@ from typing import Any
 import timm
 import torch
 
-import core
-from core.data.loader import make_loader
-from core.metrics.thresholds import choose_thresholds
-from core.models.checkpoint import load_checkpoint, save_checkpoint
-from core.runs import CONFIG, RunFolder, write_json
-from core.training.config import FitConfig
-from core.training.data import TrainingData
-from core.training.device import DevicePlan, select_device
-from core.training.distributed import detect_context
-from core.training.model import model_config, pretrained_source
-from core.training.state import Progress
-from core.trust.fit import TrustFit, fit_trust
+from cxr_attention import core
+from cxr_attention.core.data.loader import make_loader
+from cxr_attention.core.metrics.thresholds import choose_thresholds
+from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
+from cxr_attention.core.runs import CONFIG, RunFolder, write_json
+from cxr_attention.core.training.config import FitConfig
+from cxr_attention.core.training.data import TrainingData
+from cxr_attention.core.training.device import DevicePlan, select_device
+from cxr_attention.core.training.distributed import detect_context
+from cxr_attention.core.training.model import model_config, pretrained_source
+from cxr_attention.core.training.state import Progress
+from cxr_attention.core.trust.fit import TrustFit, fit_trust
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def refit_trust(run_dir: str | Path, data: str | Path | None = None) -> TrustFit
     """`fit_trust_into` for a finished run whose weights were changed afterwards, on the data and
     split its config.json names (in this process, without loader workers). `data`: where that
     dataset is on this machine, when not where the run was trained (a shipped model)."""
-    from core.training.data import prepare_data
+    from cxr_attention.core.training.data import prepare_data
 
     run = RunFolder(Path(run_dir))
     options = run.config()["fit"] | {"out": str(run.path), "workers": 0, "progress": False}

@@ -23,11 +23,11 @@ from typing import Any
 
 import torch
 
-from core.errors import CheckpointError, ConfigError, RunError
-from core.runs import RunFolder
-from core.training.config import FitConfig
-from core.training.optim import WarmupCosine
-from core.training.rng import restore_rng, seed_everything
+from cxr_attention.core.errors import CheckpointError, ConfigError, RunError
+from cxr_attention.core.runs import RunFolder
+from cxr_attention.core.training.config import FitConfig
+from cxr_attention.core.training.optim import WarmupCosine
+from cxr_attention.core.training.rng import restore_rng, seed_everything
 
 FORMAT = "cxr-attention-train-state"
 FORMAT_VERSION = 1

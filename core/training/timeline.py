@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.data.preprocess import config_input, model_view, square_geometry
-from core.data.radiograph import load_radiograph
-from core.explain.gradcam import GradCam
-from core.explain.localization import box_mask
-from core.explain.localize_run import truth_cases, truth_in_view
-from core.models.classifier import AttentionClassifier
+from cxr_attention.core.data.preprocess import config_input, model_view, square_geometry
+from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.explain.gradcam import GradCam
+from cxr_attention.core.explain.localization import box_mask
+from cxr_attention.core.explain.localize_run import truth_cases, truth_in_view
+from cxr_attention.core.models.classifier import AttentionClassifier
 
 TIMELINE = "timeline"
 TIMELINE_IMAGES = 6

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.explain.base import upsample
-from core.models.classifier import AttentionClassifier
-from core.training.record import EpochRecord
-from core.training.timeline import (
+from cxr_attention.core.explain.base import upsample
+from cxr_attention.core.models.classifier import AttentionClassifier
+from cxr_attention.core.training.record import EpochRecord
+from cxr_attention.core.training.timeline import (
     TimelineImages,
     drop_epochs_after,
     epoch_maps,

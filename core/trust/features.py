@@ -29,8 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from core.data.preprocess import config_input
-from core.errors import DatasetError
+from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.errors import DatasetError
 
 FINAL = "final"
 INPUT = "input"

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.metrics.calibration import brier_score, expected_calibration_error
-from core.trust.features import FeatureModel, collect_outputs
-from core.trust.ood import QUANTILE, OodDetector, fit_ood
-from core.trust.temperature import TemperatureScaling, binary_nll, fit_temperatures
+from cxr_attention.core.metrics.calibration import brier_score, expected_calibration_error
+from cxr_attention.core.trust.features import FeatureModel, collect_outputs
+from cxr_attention.core.trust.ood import QUANTILE, OodDetector, fit_ood
+from cxr_attention.core.trust.temperature import TemperatureScaling, binary_nll, fit_temperatures
 
 MAX_TRAIN_IMAGES = (
     20_000  # enough for a 2048-channel Gaussian; a pass over ChestX-ray14's 86k is not

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.errors import CheckpointError, ConfigError
+from cxr_attention.core.errors import CheckpointError, ConfigError
 
 METHOD = "mahalanobis-layers"
 QUANTILE = 0.975  # share of validation films that pass

@@ -27,7 +27,7 @@ import torch
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_expit
 
-from core.errors import CheckpointError, ConfigError
+from cxr_attention.core.errors import CheckpointError, ConfigError
 
 # Search range of 1 / T: temperatures outside [0.05, 20] mean a broken model, not a calibration.
 _INVERSE_BOUNDS = (0.05, 20.0)

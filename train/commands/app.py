@@ -18,7 +18,7 @@ import socket
 import sys
 from pathlib import Path
 
-from core.errors import ConfigError, RunError
+from cxr_attention.core.errors import ConfigError, RunError
 
 DEFAULT_PORT = 8501
 
@@ -53,7 +53,7 @@ def add_host_flag(parser: argparse.ArgumentParser) -> None:
 
 def main_script() -> Path:
     """The app's entry script, located through the `app` package."""
-    import app
+    from cxr_attention import app
 
     return Path(app.__file__).resolve().parent / "main.py"
 
@@ -71,7 +71,7 @@ def streamlit_command(
     No e-mail prompt on a first run (it would wait forever with no terminal); without `headless`,
     Streamlit opens a browser where there is a display.
     """
-    from app.settings import LOOPBACK_HOST, MAX_UPLOAD_MB
+    from cxr_attention.app.settings import LOOPBACK_HOST, MAX_UPLOAD_MB
 
     flags = {
         "server.address": host or LOOPBACK_HOST,
@@ -133,8 +133,8 @@ def launch_app(
     `host` None (or "localhost") listens on this machine only: 127.0.0.1, and ::1 where there is
     IPv6. Any other address is passed to Streamlit as it is.
     """
-    from app.settings import RUNS_ENV, is_loopback
-    from train.serve import LoopbackRelay, run_server
+    from cxr_attention.app.settings import RUNS_ENV, is_loopback
+    from cxr_attention.train.serve import LoopbackRelay, run_server
 
     root = Path(runs).expanduser().resolve()
     if not root.is_dir():

@@ -7,8 +7,8 @@ import sys
 import time
 import warnings
 
-from core.data.cache import build_cache, cache_folder, check_cache
-from core.data.chestxray14 import open_dataset
+from cxr_attention.core.data.cache import build_cache, cache_folder, check_cache
+from cxr_attention.core.data.chestxray14 import open_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

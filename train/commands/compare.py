@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.errors import RunError
+from cxr_attention.core.errors import RunError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def expand_runs(paths: list[str]) -> list[Path]:
     """Each path as given when it is a run folder, else every run folder under it."""
-    from core.runs import CHECKPOINT, METRICS, find_runs
+    from cxr_attention.core.runs import CHECKPOINT, METRICS, find_runs
 
     found: list[Path] = []
     for given in paths:
@@ -48,10 +48,10 @@ def expand_runs(paths: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.report import compare_runs
+    from cxr_attention.core.report import compare_runs
 
     if args.n_resamples < 0:
-        from core.errors import ConfigError
+        from cxr_attention.core.errors import ConfigError
 
         raise ConfigError("--n-resamples must be 0 or more")
     paths = compare_runs(

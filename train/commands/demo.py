@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigError, CxrError
-from train.commands.app import add_host_flag
-from train.commands.sweep import Steps, set_threads
-from train.zoo import ZOO_DIR, ZooRecipe, read_zoo, recipe_of, ship_evaluation
+from cxr_attention.core.errors import ConfigError, CxrError
+from cxr_attention.train.commands.app import add_host_flag
+from cxr_attention.train.commands.sweep import Steps, set_threads
+from cxr_attention.train.zoo import ZOO_DIR, ZooRecipe, read_zoo, recipe_of, ship_evaluation
 
 MARKER = "DEMO.json"
 DEMO_VERSION = 2  # bump when the demo's steps change: older demo folders are rebuilt
@@ -98,8 +98,8 @@ def build_phantom(
 
     `splits`: whose films to draw (the evaluation phantom draws its test films alone).
     """
-    from core.data.phantom import GENERATOR_VERSION, generate_phantom, plan_dataset
-    from core.progress import progress_bar
+    from cxr_attention.core.data.phantom import GENERATOR_VERSION, generate_phantom, plan_dataset
+    from cxr_attention.core.progress import progress_bar
 
     manifest = root / "PHANTOM.json"
     if manifest.is_file():
@@ -127,7 +127,7 @@ def build_phantom(
 
 
 def fit_options(data: Path, settings: DemoSettings, progress: bool) -> dict[str, Any]:
-    from train.commands.fit import load_preset
+    from cxr_attention.train.commands.fit import load_preset
 
     options = load_preset(settings.recipe.preset) | dict(settings.fit_overrides)
     # the cache makes loading nearly free: worker processes would only take cores from training
@@ -154,11 +154,11 @@ def draw_training_phantom(
 
 def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     """Train every variant on a training phantom and ship compact copies into the zoo folder."""
-    from core.data.cache import build_cache
-    from core.data.chestxray14 import open_dataset
-    from core.training import FitConfig, fit
-    from train.commands.sweep import variant_options
-    from train.zoo import ship_run
+    from cxr_attention.core.data.cache import build_cache
+    from cxr_attention.core.data.chestxray14 import open_dataset
+    from cxr_attention.core.training import FitConfig, fit
+    from cxr_attention.train.commands.sweep import variant_options
+    from cxr_attention.train.zoo import ship_run
 
     recipe, zoo = settings.recipe, Path(settings.zoo)
     variants = [v for v in recipe.variants() if not settings.only or v.name in settings.only]
@@ -195,8 +195,8 @@ def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
 def localize(run: Path, data: Path, limit: int) -> str:
     """Score the run's maps on the lesion masks: its own attention maps, or Grad-CAM for a
     baseline."""
-    from core.explain.localize_run import localize_run
-    from core.models.kinds import parse_variant
+    from cxr_attention.core.explain.localize_run import localize_run
+    from cxr_attention.core.models.kinds import parse_variant
 
     method = "gradcam" if parse_variant(run.name)[1] is None else "attention"
     report = localize_run(run, data=data, method=method, limit=limit)
@@ -205,7 +205,7 @@ def localize(run: Path, data: Path, limit: int) -> str:
 
 def study(run: Path, data: Path, limit: int) -> str:
     """Every map of the run against the lesion masks, faithfulness and cost (RUN/study.json)."""
-    from core.study.run import run_study
+    from cxr_attention.core.study.run import run_study
 
     result = run_study(run, data=data, limit=limit)
     own = result.get("own_map") or next(iter(result["maps"]))
@@ -220,10 +220,10 @@ def evaluate_zoo(
 
     The zoo's shipped evaluation is installed when it was made on these very films, unless `fresh`.
     """
-    from core.data.chestxray14 import open_dataset
-    from core.evaluation import evaluate_run
-    from core.report import compare_runs
-    from train.zoo import install_evaluation, install_zoo
+    from cxr_attention.core.data.chestxray14 import open_dataset
+    from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.core.report import compare_runs
+    from cxr_attention.train.zoo import install_evaluation, install_zoo
 
     recipe, zoo_folder = settings.recipe, Path(settings.zoo)
     zoo = read_zoo(zoo_folder) or {"runs": {v.name: {} for v in recipe.variants()}}
@@ -287,8 +287,8 @@ def record_zoo(settings: DemoSettings, runs: list[Path]) -> None:
 
     A model's training time is the sum of the epochs in its shipped history.csv, so a model kept
     from an earlier --retrain keeps its own."""
-    from core.runs import LOCALIZATION, METRICS
-    from train.zoo import write_zoo, zoo_figures
+    from cxr_attention.core.runs import LOCALIZATION, METRICS
+    from cxr_attention.train.zoo import write_zoo, zoo_figures
 
     seconds = _train_seconds(Path(settings.zoo), runs)
     figures = {}
@@ -422,7 +422,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.reship:
             reship_zoo(folder, settings, progress=args.progress)
         elif settings.retrain:
-            from core.training.progress import console_logging
+            from cxr_attention.core.training.progress import console_logging
 
             console_logging()  # one line per epoch from each model's training
             if read_zoo(Path(settings.zoo)) is None and not args.retrain:
@@ -444,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"cxr-attention demo: ready in {folder}; report: {folder / 'report' / 'report.html'}")
     if args.no_app:
         return 0
-    from train.commands.app import launch_app
+    from cxr_attention.train.commands.app import launch_app
 
     return launch_app(
         folder / "runs", port=args.port, headless=args.headless, host=args.host, debug=args.debug
@@ -455,7 +455,7 @@ def refit_zoo_trust(folder: Path, settings: DemoSettings, progress: bool) -> Non
     """Fit every shipped model's OOD description, temperatures and thresholds again on the
     zoo's training phantom drawn here, keeping its weights (after a change to what the
     description holds)."""
-    from train.zoo import refit_shipped, require_shipped
+    from cxr_attention.train.zoo import refit_shipped, require_shipped
 
     recipe, zoo = settings.recipe, Path(settings.zoo)
     phantom = folder / "training" / "phantom"

@@ -91,7 +91,7 @@ def _num(value) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.evaluation import evaluate_run
+    from cxr_attention.core.evaluation import evaluate_run
 
     for run_dir in args.runs:
         metrics = evaluate_run(

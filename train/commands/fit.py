@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from core.errors import ConfigError
-from core.labels import LABEL_SETS
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.labels import LABEL_SETS
 
 PRESETS = Path(__file__).resolve().parents[1] / "presets"
 
@@ -218,7 +218,7 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
     """Append FitConfig's default to each option's help (the one source of defaults)."""
     from dataclasses import MISSING, fields
 
-    from core.training.config import FitConfig
+    from cxr_attention.core.training.config import FitConfig
 
     defaults = {f.name: f.default for f in fields(FitConfig) if f.default is not MISSING}
     for action in parser._actions:
@@ -278,8 +278,8 @@ def _saved_fit_options(path: Path) -> dict[str, Any]:
 
 def run_fit(args: argparse.Namespace) -> int:
     # Imported here so `cxr-attention --help` stays fast.
-    from core.training import FitConfig, fit
-    from core.training.progress import console_logging
+    from cxr_attention.core.training import FitConfig, fit
+    from cxr_attention.core.training.progress import console_logging
 
     console_logging()
     config = FitConfig.from_dict(resolve_options(args))

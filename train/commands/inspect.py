@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from core.errors import CheckpointError, ConfigError
-from core.models.checkpoint import read_checkpoint_data
-from core.models.classifier import ModelConfig
-from core.models.kinds import KIND_TITLES
-from core.models.registry import describe_backbone
+from cxr_attention.core.errors import CheckpointError, ConfigError
+from cxr_attention.core.models.checkpoint import read_checkpoint_data
+from cxr_attention.core.models.classifier import ModelConfig
+from cxr_attention.core.models.kinds import KIND_TITLES
+from cxr_attention.core.models.registry import describe_backbone
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -140,7 +140,7 @@ def map_shapes(config: ModelConfig) -> tuple[dict[str, tuple[int, int]], str | N
     built on the meta device (no weights); ({}, None) when this timm cannot build the backbone."""
     import torch
 
-    from core.models.classifier import AttentionClassifier
+    from cxr_attention.core.models.classifier import AttentionClassifier
 
     try:
         with torch.device("meta"):

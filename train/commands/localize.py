@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from core.explain.localization import MAP_THRESHOLD
-from core.explain.localize_run import LOCALIZE_METHODS, TRUTHS
+from cxr_attention.core.explain.localization import MAP_THRESHOLD
+from cxr_attention.core.explain.localize_run import LOCALIZE_METHODS, TRUTHS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.explain.localize_run import localize_run
+    from cxr_attention.core.explain.localize_run import localize_run
 
     report = localize_run(
         args.run,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 
-from core.models.kinds import ATTENTION_KINDS
-from core.models.registry import PAPER_BACKBONES, describe_backbone
-from core.models.summary import BackboneCost, VariantCost, backbone_cost
+from cxr_attention.core.models.kinds import ATTENTION_KINDS
+from cxr_attention.core.models.registry import PAPER_BACKBONES, describe_backbone
+from cxr_attention.core.models.summary import BackboneCost, VariantCost, backbone_cost
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

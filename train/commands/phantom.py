@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from core.data.phantom import generate_phantom
-from core.progress import ProgressBar, progress_bar
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.progress import ProgressBar, progress_bar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

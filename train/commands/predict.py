@@ -56,13 +56,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from core.errors import ConfigError, RadiographError
-from core.labels import canonical_label
-from train.commands.predict_output import Output, save_maps
+from cxr_attention.core.errors import ConfigError, RadiographError
+from cxr_attention.core.labels import canonical_label
+from cxr_attention.train.commands.predict_output import Output, save_maps
 
 if TYPE_CHECKING:
-    from core.inference import ScoringModel
-    from core.progress import ProgressBar
+    from cxr_attention.core.inference import ScoringModel
+    from cxr_attention.core.progress import ProgressBar
 
 METHODS = ("attention", "gradcam")
 
@@ -127,8 +127,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `cxr-attention --help` does not pay for torch and timm.
-    from core.data.radiograph import iter_radiograph_files
-    from core.inference import (
+    from cxr_attention.core.data.radiograph import iter_radiograph_files
+    from cxr_attention.core.inference import (
         ImageFailure,
         has_validation_thresholds,
         load_scoring_models,
@@ -282,7 +282,7 @@ def _open_csv(path: str) -> TextIO:
 
 
 def _progress(total: int, show: bool) -> ProgressBar:
-    from core.progress import progress_bar
+    from cxr_attention.core.progress import progress_bar
 
     # Off a terminal nothing: each image's result is already a line, and stderr keeps to failures.
     return progress_bar(total=total, unit="image", enabled=show, off_terminal="silent")

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
-from core.errors import ConfigError
+from cxr_attention.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
 
-    from core.inference import ScoredBatch, ScoringModel
+    from cxr_attention.core.inference import ScoredBatch, ScoringModel
 
 OOD_MARK = "[UNLIKE TRAINING FILMS: output unreliable]"
 
@@ -44,7 +44,7 @@ class Output:
             print(f"{'image':<{self.width}} {model_col}{what} ({kind}; * = at or over threshold)")
 
     def add(self, batch: ScoredBatch) -> None:
-        from core.inference import positive_labels
+        from cxr_attention.core.inference import positive_labels
 
         for i, image in enumerate(batch.images):
             per_model = {}
@@ -141,7 +141,7 @@ def save_maps(
 ) -> None:
     """Write each image's model view(s) and its overlays (names in train/commands/predict.py):
     per label for Grad-CAM and class-specific attention, per gate for a gate's attention."""
-    from core.inference import explanation_maps
+    from cxr_attention.core.inference import explanation_maps
 
     sizes = sorted({m.image_size for m in models})
     for image in batch.images:
@@ -180,8 +180,8 @@ def gate_maps(
     upsampled from the gate's own grid, values as the gate computed them."""
     import torch
 
-    from core.data.preprocess import config_input
-    from core.explain import explain
+    from cxr_attention.core.data.preprocess import config_input
+    from cxr_attention.core.explain import explain
 
     model = m.checkpoint.model
     x = config_input(torch.from_numpy(np.ascontiguousarray(views)), m.checkpoint.config, device)
@@ -196,7 +196,7 @@ def labels_to_map(
 ) -> list[str]:
     """The labels mapped for one image: those asked for, else its positive findings (at or over
     threshold), else its most probable one."""
-    from core.inference import positive_labels
+    from cxr_attention.core.inference import positive_labels
 
     if asked:
         return list(asked)
@@ -206,7 +206,7 @@ def labels_to_map(
 def _write_overlay(path: Path, view: np.ndarray, heat: np.ndarray) -> None:
     import cv2
 
-    from core.explain.overlay import overlay
+    from cxr_attention.core.explain.overlay import overlay
 
     rgb = overlay(view, heat, opacity=0.4, vmin=0.0, vmax=1.0)
     write_png(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

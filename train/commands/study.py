@@ -12,8 +12,8 @@ import argparse
 import math
 from typing import Any
 
-from core.explain.localization import MAP_THRESHOLD
-from core.explain.localize_run import TRUTHS
+from cxr_attention.core.explain.localization import MAP_THRESHOLD
+from cxr_attention.core.explain.localize_run import TRUTHS
 
 HEADER = (
     "run",
@@ -113,7 +113,7 @@ def plain_table(rows: list[tuple[str, ...]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.study.run import run_study
+    from cxr_attention.core.study.run import run_study
 
     studies = [
         run_study(

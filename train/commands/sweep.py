@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.errors import ConfigError
-from core.models.kinds import ATTENTION_KINDS, DEFAULT_KIND, variant_name
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.models.kinds import ATTENTION_KINDS, DEFAULT_KIND, variant_name
 
 REPORT_DIR = "report"
 PRETRAINED_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
@@ -140,9 +140,9 @@ def is_done(config) -> bool:
 
     Raises ConfigError when the folder holds a run trained with other options.
     """
-    from core.models.checkpoint import read_checkpoint_data
-    from core.runs import CHECKPOINT, CONFIG, METRICS, RunFolder
-    from core.training import FitConfig
+    from cxr_attention.core.models.checkpoint import read_checkpoint_data
+    from cxr_attention.core.runs import CHECKPOINT, CONFIG, METRICS, RunFolder
+    from cxr_attention.core.training import FitConfig
 
     folder = RunFolder(Path(config.out))
     if not folder.has(CONFIG):
@@ -171,8 +171,8 @@ def train_and_evaluate(
 
     Returns (run folder, skipped), skipped meaning the run was already done.
     """
-    from core.evaluation import evaluate_run
-    from core.training import FitConfig, fit
+    from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.core.training import FitConfig, fit
 
     config = FitConfig.from_dict(options)
     run = Path(config.out)
@@ -187,7 +187,7 @@ def train_and_evaluate(
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from core.models.registry import PAPER_BACKBONES
+    from cxr_attention.core.models.registry import PAPER_BACKBONES
 
     p = subparsers.add_parser(
         "sweep",
@@ -255,9 +255,9 @@ OVERRIDES = (
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.report import compare_runs
-    from core.training.progress import console_logging
-    from train.commands.fit import load_preset
+    from cxr_attention.core.report import compare_runs
+    from cxr_attention.core.training.progress import console_logging
+    from cxr_attention.train.commands.fit import load_preset
 
     console_logging()  # one line per epoch from each variant's training
 

@@ -10,11 +10,11 @@ maps can be scored against the truth. Synthetic, not patient data.
 films in memory (tests, the app's samples).
 """
 
-from core.data.phantom.anatomy import lung_field_mask
-from core.data.phantom.case import PhantomCase, mask_box, render_case
-from core.data.phantom.casemix import DESIGN_PREVALENCE, PlannedImage, plan_dataset
-from core.data.phantom.lesions import LOCALIZED
-from core.data.phantom.writer import (
+from cxr_attention.core.data.phantom.anatomy import lung_field_mask
+from cxr_attention.core.data.phantom.case import PhantomCase, mask_box, render_case
+from cxr_attention.core.data.phantom.casemix import DESIGN_PREVALENCE, PlannedImage, plan_dataset
+from cxr_attention.core.data.phantom.lesions import LOCALIZED
+from cxr_attention.core.data.phantom.writer import (
     BBOX_HEADER,
     DATA_ENTRY_HEADER,
     GENERATOR_VERSION,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.data.phantom.frame import Frame
+from cxr_attention.core.data.phantom.frame import Frame
 
 AP_FRACTION_NORMAL = 0.3  # share of AP films among normal studies ...
 AP_FRACTION_ABNORMAL = 0.5  # ... and among abnormal ones (sicker patients are filmed in bed)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.data.phantom.frame import Frame
+from cxr_attention.core.data.phantom.frame import Frame
 
 RIGHT, LEFT = 0, 1  # the patient's sides: RIGHT is drawn on the image's left
 LUNG_AIR = 0.78  # share of the body's attenuation removed by a full depth of aerated lung

@@ -6,20 +6,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.data.phantom.acquisition import (
+from cxr_attention.core.data.phantom.acquisition import (
     Acquisition,
     expose,
     make_frame,
     sample_acquisition,
     sample_view,
 )
-from core.data.phantom.anatomy import Anatomy, sample_anatomy, sample_build
-from core.data.phantom.casemix import PATIENT_STREAM, PlannedImage, base_rates, sample_findings
-from core.data.phantom.difficulty import DEFAULT_DIFFICULTY, Difficulty
-from core.data.phantom.difficulty import difficulty as as_difficulty
-from core.data.phantom.layers import render_anatomy
-from core.data.phantom.lesions import PAINTERS, LesionCanvas
-from core.labels import ALL14
+from cxr_attention.core.data.phantom.anatomy import Anatomy, sample_anatomy, sample_build
+from cxr_attention.core.data.phantom.casemix import (
+    PATIENT_STREAM,
+    PlannedImage,
+    base_rates,
+    sample_findings,
+)
+from cxr_attention.core.data.phantom.difficulty import DEFAULT_DIFFICULTY, Difficulty
+from cxr_attention.core.data.phantom.difficulty import difficulty as as_difficulty
+from cxr_attention.core.data.phantom.layers import render_anatomy
+from cxr_attention.core.data.phantom.lesions import PAINTERS, LesionCanvas
+from cxr_attention.core.labels import ALL14
 
 # Lung markings' share of attenuation (vessels are drawn in [0, 1] in anatomy.py).
 VESSEL_CONTRAST = 0.14

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from core.labels import ALL14
+from cxr_attention.core.labels import ALL14
 
 # Streams of the seed sequence; each image itself uses default_rng([seed, index]).
 PLAN_STREAM = 0x504C414E  # "PLAN"

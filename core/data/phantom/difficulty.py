@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import ConfigError
+from cxr_attention.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

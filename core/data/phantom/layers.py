@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.data.phantom.anatomy import (
+from cxr_attention.core.data.phantom.anatomy import (
     LEFT,
     LUNG_AIR,
     RIGHT,
@@ -20,8 +20,8 @@ from core.data.phantom.anatomy import (
     lung_outline,
     mediastinum_outline,
 )
-from core.data.phantom.frame import Frame, ellipse_points, smooth_noise, smoothstep
-from core.data.phantom.skeleton import ribs_and_clavicles, spine
+from cxr_attention.core.data.phantom.frame import Frame, ellipse_points, smooth_noise, smoothstep
+from cxr_attention.core.data.phantom.skeleton import ribs_and_clavicles, spine
 
 
 @dataclass

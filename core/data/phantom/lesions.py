@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from core.data.phantom.anatomy import LEFT, RIGHT, Anatomy, hilum_points, lung_outline
-from core.data.phantom.frame import Frame, ellipse_points, smooth_noise
-from core.data.phantom.layers import AnatomyLayers
+from cxr_attention.core.data.phantom.anatomy import LEFT, RIGHT, Anatomy, hilum_points, lung_outline
+from cxr_attention.core.data.phantom.frame import Frame, ellipse_points, smooth_noise
+from cxr_attention.core.data.phantom.layers import AnatomyLayers
 
 LOCALIZED: tuple[str, ...] = (
     "Atelectasis",

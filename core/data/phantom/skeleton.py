@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.data.phantom.anatomy import LEFT, RIGHT, Anatomy, lateral_x
-from core.data.phantom.frame import Frame
+from cxr_attention.core.data.phantom.anatomy import LEFT, RIGHT, Anatomy, lateral_x
+from cxr_attention.core.data.phantom.frame import Frame
 
 
 def spine(anatomy: Anatomy, frame: Frame) -> np.ndarray:

@@ -33,14 +33,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-import core
-from core.data.phantom.case import render_case
-from core.data.phantom.casemix import PlannedImage, design_prevalence, plan_dataset
-from core.data.phantom.difficulty import DEFAULT_DIFFICULTY
-from core.data.phantom.difficulty import difficulty as as_difficulty
-from core.data.phantom.lesions import LOCALIZED
-from core.errors import ConfigError, DatasetError, RunError
-from core.labels import ALL14, NO_FINDING
+from cxr_attention import core
+from cxr_attention.core.data.phantom.case import render_case
+from cxr_attention.core.data.phantom.casemix import PlannedImage, design_prevalence, plan_dataset
+from cxr_attention.core.data.phantom.difficulty import DEFAULT_DIFFICULTY
+from cxr_attention.core.data.phantom.difficulty import difficulty as as_difficulty
+from cxr_attention.core.data.phantom.lesions import LOCALIZED
+from cxr_attention.core.errors import ConfigError, DatasetError, RunError
+from cxr_attention.core.labels import ALL14, NO_FINDING
 
 GENERATOR_VERSION = "1.1"  # 1.1: difficulty settings ("teaching" by default)
 

@@ -15,6 +15,7 @@ from cxr_attention.app import figures, images, models
 from cxr_attention.app.columns import colorbar_title, effective_method, map_heading, map_source
 from cxr_attention.app.inference import view_for
 from cxr_attention.app.registry import ModelEntry
+from cxr_attention.core.data.sources import recorded_options
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.runs import METRICS
 
@@ -38,11 +39,11 @@ def dataset_for(entry: ModelEntry):
     root = data_root_for(entry)
     if not root:
         return None, "the checkpoint does not record its data folder"
-    if not Path(root).is_dir():
+    if not Path(root).exists():
         return None, f"the data folder {root} is not reachable from this machine"
-    label_set = str((entry.training.get("data") or {}).get("label_set") or "all14")
+    options = recorded_options(entry.training.get("data") or {}, entry.labels)
     try:
-        return models.dataset(root, label_set), ""
+        return models.dataset(root, options), ""
     except CxrError as exc:
         return None, str(exc)
 

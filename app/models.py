@@ -96,13 +96,13 @@ def evaluated(entries: list[ModelEntry]) -> tuple[list[Evaluated], list[str]]:
 
 
 @st.cache_resource(show_spinner="Reading the dataset index…", max_entries=4)
-def dataset(root: str, label_set: str):
-    """The dataset a run was trained on (`core.data.chestxray14.open_dataset`), shared by sessions;
-    `CxrError` when the folder is gone or unreadable."""
+def dataset(root: str, options):
+    """The dataset a run was trained on (`core.data.sources.open_dataset` with the run's
+    `ReadOptions`), shared by sessions; `CxrError` when the folder is gone or unreadable."""
     import warnings
 
-    from cxr_attention.core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.sources import open_dataset
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a partial download is reported by fit, not here
-        return open_dataset(root, label_set=label_set)
+        return open_dataset(root, options)

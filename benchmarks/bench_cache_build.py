@@ -24,7 +24,8 @@ import cv2
 from bench_loading import benchmark_folder
 
 from cxr_attention.core.data.cache import build_cache
-from cxr_attention.core.data.chestxray14 import DatasetWarning, open_dataset
+from cxr_attention.core.data.index import DatasetWarning
+from cxr_attention.core.data.sources import open_dataset
 
 
 def cpu_seconds() -> float:

@@ -33,8 +33,9 @@ import torch
 
 from cxr_attention.core.data.augment import RadiographAugment
 from cxr_attention.core.data.cache import build_cache
-from cxr_attention.core.data.chestxray14 import DatasetWarning, open_dataset
+from cxr_attention.core.data.index import DatasetWarning
 from cxr_attention.core.data.loader import RadiographDataset, make_loader
+from cxr_attention.core.data.sources import open_dataset
 
 HEADER = (
     "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"

@@ -28,9 +28,9 @@ import pandas as pd
 import torch
 
 from cxr_attention.core.data.cache import build_cache
-from cxr_attention.core.data.chestxray14 import open_dataset
 from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.labels import ALL14
 from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
 from cxr_attention.core.models.registry import PAPER_BACKBONES

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cxr_attention.core.data.chestxray14 import open_dataset
 from cxr_attention.core.data.phantom import LOCALIZED, plan_dataset, render_case
 from cxr_attention.core.data.preprocess import config_input, model_view
 from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.explain.localize_run import localize_run, mask_in_view, truth_cases
 from cxr_attention.core.metrics.auc import roc_auc
 from cxr_attention.core.models.checkpoint import load_checkpoint

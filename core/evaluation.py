@@ -97,14 +97,14 @@ def resolve_data_root(data: str | Path | None, trained_on: Mapping[str, Any]) ->
     """The dataset folder to evaluate on: `data` when given, else the one the run was trained on."""
     if data is not None:
         root = Path(data).expanduser()
-        if not root.is_dir():
-            raise DatasetError(f"data folder not found: {root}")
+        if not root.exists():
+            raise DatasetError(f"dataset not found: {root}")
         return root
     recorded = trained_on.get("root")
     if not recorded:
         raise DatasetError("the run does not record its data folder: pass --data DATA")
     root = Path(recorded).expanduser()
-    if not root.is_dir():
+    if not root.exists():
         raise DatasetError(
             f"the run was trained on {root}, which no longer exists: pass --data DATA"
         )
@@ -112,41 +112,24 @@ def resolve_data_root(data: str | Path | None, trained_on: Mapping[str, Any]) ->
 
 
 def open_run_dataset(root: Path, checkpoint: Checkpoint, trained_on: Mapping[str, Any]):
-    """`open_dataset` with the run's label set, view filter and validation carve-out.
+    """`open_dataset` with the run's labels, view filter and seeded carve-outs (so that "val"
+    means the same patients), as the run recorded them.
 
-    Raises `DatasetError` when the folder's labels differ from the checkpoint's (content or order).
+    Raises `DatasetError` when the folder lacks the checkpoint's labels.
     """
-    from cxr_attention.core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.sources import open_dataset, recorded_options
 
-    kwargs: dict[str, Any] = {"label_set": trained_on.get("label_set") or _label_set_of(checkpoint)}
-    if trained_on.get("views"):
-        kwargs["views"] = tuple(trained_on["views"])
-    # The validation carve-out is seeded: reuse the run's so that "val" means the same patients.
-    split = trained_on.get("split") if isinstance(trained_on.get("split"), Mapping) else {}
-    val_fraction = split.get("val_fraction", trained_on.get("val_fraction"))
-    if val_fraction is not None:
-        kwargs["val_fraction"] = float(val_fraction)
-    split_seed = split.get("seed", trained_on.get("split_seed"))
-    if split_seed is not None:
-        kwargs["seed"] = int(split_seed)
-    index = open_dataset(root, **kwargs)
+    try:
+        index = open_dataset(root, recorded_options(trained_on, checkpoint.labels))
+    except ConfigError as exc:
+        raise DatasetError(
+            f"{exc}: evaluate on data with the labels the run was trained on"
+        ) from None
     try:
         check_same_labels(checkpoint.labels, index.labels, f"checkpoint vs data folder {root}")
     except ConfigError as exc:
         raise DatasetError(f"{exc}: evaluate with the label set the run was trained on") from None
     return index
-
-
-def _label_set_of(checkpoint: Checkpoint) -> str:
-    from cxr_attention.core.labels import LABEL_SETS
-
-    for name, labels in LABEL_SETS.items():
-        if tuple(labels) == tuple(checkpoint.labels):
-            return name
-    raise RunError(
-        f"the checkpoint's labels {list(checkpoint.labels)} are not a known label set "
-        "(all14, paper13): it cannot be evaluated on ChestX-ray14 data"
-    )
 
 
 @dataclass(frozen=True)

@@ -115,8 +115,8 @@ def _write_class_timeline(run: Path, model: AttentionClassifier, index) -> None:
 def build_app_data(root: Path) -> AppData:
     """Phantom data, 5 checkpoints (2 backbones x spatial gate on/off, a class-specific
     MobileNetV2), evaluated and localized; the class model with a timeline."""
-    from cxr_attention.core.data.chestxray14 import open_dataset
     from cxr_attention.core.data.phantom import generate_phantom
+    from cxr_attention.core.data.sources import open_dataset
     from cxr_attention.core.evaluation import evaluate_run
     from cxr_attention.core.explain.localize_run import localize_run
 

@@ -69,8 +69,8 @@ def _require_browser() -> None:
 def _build_runs(root: Path) -> tuple[Path, Path]:
     """A spatial-gate, a class-specific and a baseline MobileNetV2 (128 px, phantom provenance)
     and two samples."""
-    from cxr_attention.core.data.chestxray14 import open_dataset
     from cxr_attention.core.data.phantom import generate_phantom
+    from cxr_attention.core.data.sources import open_dataset
     from cxr_attention.core.labels import ALL14
     from cxr_attention.core.models.attention import SpatialAttention
     from cxr_attention.core.models.checkpoint import save_checkpoint

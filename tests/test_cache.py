@@ -20,7 +20,7 @@ from cxr_attention.core.data.cache import (
     cache_folder,
     find_cache,
 )
-from cxr_attention.core.data.chestxray14 import DatasetWarning
+from cxr_attention.core.data.index import DatasetWarning
 from cxr_attention.core.data.preprocess import model_view
 from cxr_attention.core.data.radiograph import load_radiograph
 from cxr_attention.core.errors import DatasetError

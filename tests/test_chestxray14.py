@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cxr_attention.core.data.chestxray14 import DatasetWarning, open_dataset, read_data_entry
+from cxr_attention.core.data.chestxray14 import read_data_entry
+from cxr_attention.core.data.index import DatasetWarning
+from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.data.splits import check_patient_disjoint, patient_split
 from cxr_attention.core.errors import ConfigError, DatasetError
 from cxr_attention.core.labels import ALL14, PAPER13, canonical_label
@@ -305,13 +307,13 @@ def test_view_filter_and_label_sets(tmp_path):
     merged = pa.items.merge(both.items, on="image_id", suffixes=("_pa", "_all"))
     assert (merged["split_pa"] == merged["split_all"]).all()
     assert pa.fingerprint == both.fingerprint
-    paper = open_quietly(root, label_set="paper13")
+    paper = open_quietly(root, labels="paper13")
     assert paper.labels == PAPER13 and "Hernia" not in paper.items.columns
     assert paper.targets(paper.items).shape == (len(rows()), 13)
     with pytest.raises(ConfigError, match="PA and AP"):
         open_quietly(root, views=("LL",))
-    with pytest.raises(ConfigError, match="unknown label set"):
-        open_quietly(root, label_set="all15")
+    with pytest.raises(ConfigError, match="all15 not among the labels"):
+        open_quietly(root, labels="all15")
 
 
 def test_boxes_parsed_canonical_and_scaled_to_the_image(tmp_path):

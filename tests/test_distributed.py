@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from cxr_attention.core.data.chestxray14 import open_dataset
 from cxr_attention.core.data.loader import RadiographDataset
 from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.errors import ConfigError
 from cxr_attention.core.metrics.auc import macro_auc, micro_auc
 from cxr_attention.core.models.checkpoint import load_checkpoint

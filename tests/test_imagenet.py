@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 
 from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.errors import PretrainedWeightsError
+from cxr_attention.core.labels import ALL14
 from cxr_attention.core.models.checkpoint import load_checkpoint
 from cxr_attention.core.models.imagenet import (
     hub_weights,
@@ -103,7 +104,7 @@ def test_cached_weights_load_without_any_connection(hub_home, tmp_path, no_netwo
     # The layout is the one huggingface_hub itself reads.
     found = try_to_load_from_cache(repo_id, "model.safetensors", cache_dir=hub_home / "hub")
     assert found == str(file)
-    model = build_model(config(tmp_path))
+    model = build_model(config(tmp_path), ALL14)
     assert torch.equal(model.backbone.conv_stem.weight, reference["conv_stem.weight"])
     assert pretrained_source(config(tmp_path)) == f"hf-hub:{repo_id}"
 
@@ -125,7 +126,7 @@ def test_offline_without_a_cached_copy_fails_at_once(hub_home, tmp_path, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
     with pytest.raises(PretrainedWeightsError) as caught:
-        build_model(config(tmp_path))
+        build_model(config(tmp_path), ALL14)
     assert time.perf_counter() - started < 2.0
     message = str(caught.value)
     assert "\n" not in message and "not in the Hugging Face cache" in message
@@ -139,7 +140,7 @@ def test_an_unreachable_hub_fails_at_once(hub_home, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     started = time.perf_counter()
     with pytest.raises(PretrainedWeightsError, match=rf"127\.0\.0\.1:{port} cannot be reached"):
-        build_model(config(tmp_path))
+        build_model(config(tmp_path), ALL14)
     assert time.perf_counter() - started < 1.0  # a refused connection is not waited out
 
 

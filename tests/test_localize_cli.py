@@ -105,7 +105,7 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def test_truth_cases_read_infiltrate_as_infiltration(dataset):
-    from cxr_attention.core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.sources import open_dataset
 
     index = open_dataset(dataset)
     cases, kind = truth_cases(index, index.split("test"), ALL14)

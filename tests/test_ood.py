@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 import torch
 
-from cxr_attention.core.data.chestxray14 import open_dataset
 from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.data.preprocess import config_input, model_view
 from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.errors import CheckpointError
 from cxr_attention.core.inference import load_scoring_models, prepare_image, score_views
 from cxr_attention.core.metrics import expected_calibration_error, per_class_auc
@@ -170,7 +170,7 @@ def test_real_chest_films_are_flagged_and_unseen_phantom_films_pass(trained):
     assert real_flags.mean() >= 0.9, f"{real_flags.sum()} of {len(real)} real films flagged"
     # The phantom's test split: films the model was neither trained nor thresholded on.
     split = checkpoint.training["data"]["split"]
-    index = open_dataset(data, label_set="paper13", val_fraction=split["val_fraction"])
+    index = open_dataset(data, labels="paper13", val_fraction=split["val_fraction"])
     unseen = list(index.split("test")["path"])
     assert len(unseen) >= 80
     assert flagged(checkpoint, unseen).mean() <= 0.12
@@ -229,7 +229,7 @@ def test_temperature_scaling_softens_a_deliberately_over_confident_model(trained
     with torch.no_grad():  # over-confident: every logit 6 x larger, same ranking
         checkpoint.model.head.weight.mul_(6.0)
         checkpoint.model.head.bias.mul_(6.0)
-    index = open_dataset(data, label_set="paper13", val_fraction=0.25)
+    index = open_dataset(data, labels="paper13", val_fraction=0.25)
 
     def logits_and_targets(split: str) -> tuple[np.ndarray, np.ndarray]:
         frame = index.split(split)

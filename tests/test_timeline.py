@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cxr_attention.app.settings import RUNS_ENV
-from cxr_attention.core.data.chestxray14 import open_dataset
 from cxr_attention.core.data.phantom import LOCALIZED, generate_phantom
+from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.training import FitConfig, fit
 from cxr_attention.core.training.timeline import TIMELINE_IMAGES, read_timeline
 

@@ -21,12 +21,12 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from cxr_attention.core.data.chestxray14 import open_dataset
 from cxr_attention.core.data.loader import RadiographDataset
 from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.errors import ConfigError, PretrainedWeightsError, RunError
-from cxr_attention.core.labels import PAPER13
+from cxr_attention.core.labels import ALL14, PAPER13
 from cxr_attention.core.metrics.auc import macro_auc, per_class_auc
 from cxr_attention.core.models.checkpoint import (
     load_checkpoint,
@@ -85,7 +85,7 @@ def validation_scores(run: RunFolder, data) -> tuple[np.ndarray, np.ndarray, tup
     checkpoint = load_checkpoint(run.checkpoint)
     split = checkpoint.training["data"]["split"]
     index = open_dataset(
-        data, label_set="paper13", val_fraction=split["val_fraction"], seed=split["seed"]
+        data, labels="paper13", val_fraction=split["val_fraction"], seed=split["seed"]
     )
     frame = index.split("val")
     images = RadiographDataset(frame, index.labels, checkpoint.config.image_size)
@@ -104,7 +104,7 @@ def test_short_training_on_the_phantom_learns(trained, phantom):
     assert best["val_macro_auc"] > 0.65  # chance is 0.5
     assert best["val_micro_auc"] > 0.70
     # Better than knowing only each label's base rate (the loss the head starts from).
-    index = open_dataset(phantom, label_set="paper13", val_fraction=0.25, seed=0)
+    index = open_dataset(phantom, labels="paper13", val_fraction=0.25, seed=0)
     rate = index.targets(index.split("train")).mean(axis=0).clip(1e-6, 1 - 1e-6)
     base_rate_loss = float(np.mean(-(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))))
     assert history["train_loss"].iloc[0] < 1.2 * base_rate_loss  # no spike from a random head
@@ -135,7 +135,7 @@ def test_run_folder_records_what_was_trained(trained, phantom):
     assert recorded["device"] == "cpu" and recorded["amp"] == "off"
     assert recorded["package_version"] == "0.1.0" and recorded["torch_version"] == torch.__version__
     data = recorded["data"]
-    index = open_dataset(phantom, label_set="paper13", val_fraction=0.25, seed=0)
+    index = open_dataset(phantom, labels="paper13", val_fraction=0.25, seed=0)
     assert data["source"] == "phantom" and data["fingerprint"] == index.fingerprint
     assert data["label_set"] == "paper13" and data["labels"] == list(PAPER13)
     assert data["split"]["sizes"] == {
@@ -248,7 +248,7 @@ def test_local_pretrained_weights_load_without_any_network(tmp_path, monkeypatch
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    model = build_model(quick_config(tmp_path, tmp_path / "run", pretrained=str(weights)))
+    model = build_model(quick_config(tmp_path, tmp_path / "run", pretrained=str(weights)), ALL14)
     loaded = model.backbone.state_dict()
     for name, tensor in source.state_dict().items():
         if name in loaded:  # gated stages rename their inner modules
@@ -260,7 +260,7 @@ def test_weights_of_another_backbone_are_refused_naming_the_file(tmp_path):
     weights = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(8, 3, 7, 7), "fc.bias": torch.zeros(10)}, weights)
     with pytest.raises(PretrainedWeightsError, match=r"resnet\.pth do not fit test_efficientnet"):
-        build_model(quick_config(tmp_path, tmp_path / "run", pretrained=str(weights)))
+        build_model(quick_config(tmp_path, tmp_path / "run", pretrained=str(weights)), ALL14)
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path, phantom):

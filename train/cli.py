@@ -20,6 +20,7 @@ from cxr_attention.core.errors import CxrError
 # `cxr-attention phantom` or `--help` never pay for torch and timm.
 COMMANDS: dict[str, str] = {
     "phantom": "write a synthetic chest-radiograph set in ChestX-ray14 layout (with lesion masks)",
+    "data": "report on a dataset: source, labels, splits by patient, duplicates, quirks",
     "cache": "preprocess every image of a dataset into a fast uint8 cache",
     "fit": "train one variant (a backbone with or without spatial attention)",
     "evaluate": "score a split with a run's checkpoint (writes predictions.csv and metrics.json)",

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cxr_attention.core.data.chestxray14 import DatasetIndex, DatasetWarning
+from cxr_attention.core.data.index import DatasetIndex, DatasetWarning
 from cxr_attention.core.data.preprocess import model_view
 from cxr_attention.core.data.radiograph import load_radiograph
 from cxr_attention.core.errors import ConfigError, DatasetError, RadiographError
@@ -42,9 +42,15 @@ PREPROCESSING_VERSION = 2  # 2: quantise to uint8 before resizing
 _CHUNK = 32  # at most this many images per task handed to a worker process
 
 
-def cache_folder(root: str | Path, size: int) -> Path:
-    """Where the cache of a dataset folder at one image size lives."""
-    return Path(root) / CACHE_DIR / str(int(size))
+def cache_folder(root: str | Path, size: int, name: str = "") -> Path:
+    """Where the cache of a dataset folder at one image size lives (`name`: a table's own, beside
+    other tables in one folder)."""
+    return Path(root) / CACHE_DIR / name / str(int(size))
+
+
+def index_cache_folder(index: DatasetIndex, size: int) -> Path:
+    """Where the cache of `index` at one image size lives."""
+    return cache_folder(index.root, size, index.cache_name)
 
 
 def decode_model_view(path: str | Path, size: int) -> np.ndarray:
@@ -135,7 +141,7 @@ def open_cache(folder: str | Path) -> ImageCache:
 def check_cache(index: DatasetIndex, size: int) -> tuple[ImageCache | None, str]:
     """(cache, "") when the cache of `index` at `size` is usable; else (None, why not), where why
     is "" when no cache was ever built, or says what is stale, damaged or incomplete."""
-    folder = cache_folder(index.root, size)
+    folder = index_cache_folder(index, size)
     if not (folder / INDEX_FILE).is_file():
         return None, ""
     try:
@@ -158,7 +164,7 @@ def find_cache(index: DatasetIndex, size: int) -> ImageCache | None:
     cache, reason = check_cache(index, size)
     if reason:
         warnings.warn(
-            f"ignoring image cache {cache_folder(index.root, size)}: {reason}; run "
+            f"ignoring image cache {index_cache_folder(index, size)}: {reason}; run "
             f"`cxr-attention cache {index.root} --size {size}` to rebuild it",
             DatasetWarning,
             stacklevel=2,
@@ -173,7 +179,7 @@ def build_cache(
     force: bool = False,
     progress: bool = True,
 ) -> ImageCache:
-    """Decode every image of `index` once into `cache_folder(index.root, size)`.
+    """Decode every image of `index` once into `index_cache_folder(index, size)`.
 
     A cache that is already up to date is returned as is unless `force`; a stale one is replaced.
     `workers` processes (default: all cores) decode in parallel and write straight into the
@@ -183,7 +189,7 @@ def build_cache(
     if size < 32:
         raise ConfigError(f"cache size {size} px is too small: use at least 32")
     workers = max(1, int(workers or os.cpu_count() or 1))
-    folder = cache_folder(index.root, size)
+    folder = index_cache_folder(index, size)
     image_ids = index.items["image_id"].tolist()
     if not force:
         existing, _ = check_cache(index, size)

@@ -1,6 +1,6 @@
 """The NIH ChestX-ray14 reader (Wang et al., CVPR 2017), for the real download and the phantom.
 
-`open_dataset(root)` reads a folder as users have it:
+`read_chestxray14(root)` reads a folder as users have it (`core.data.sources` picks it):
 
 - the label file `Data_Entry_2017.csv` (with a trailing empty column) or `Data_Entry_2017_v2020.csv`
   (whose `OriginalImage[Width,Height]` header spans two cells), optionally gzipped; labels are
@@ -24,16 +24,23 @@ import io
 import json
 import os
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cxr_attention.core.data import splits as splitting
+from cxr_attention.core.data.index import (
+    BOX_COLUMNS,
+    DatasetIndex,
+    DatasetWarning,
+    Finding,
+    empty_boxes,
+    hash_files,
+)
 from cxr_attention.core.errors import ConfigError, DatasetError
-from cxr_attention.core.labels import ALL14, NO_FINDING, canonical_label
-from cxr_attention.core.labels import label_set as named_label_set
+from cxr_attention.core.labels import ALL14, NO_FINDING, canonical_label, choose_labels
 
 LABEL_FILES: tuple[str, ...] = (
     "Data_Entry_2017_v2020.csv",
@@ -69,68 +76,24 @@ _COLUMNS = {
     "Patient Gender": "sex",
     "View Position": "view",
 }
-ITEM_COLUMNS: tuple[str, ...] = ("image_id", "path", "patient_id", "age", "sex", "view", "split")
-BOX_COLUMNS: tuple[str, ...] = ("image_id", "label", "x", "y", "w", "h")
 
 
-class DatasetWarning(UserWarning):
-    """Something about a dataset folder the user should know, but that does not stop training."""
+def is_chestxray14(root: Path) -> bool:
+    """Whether `root` is (or was meant to be) a ChestX-ray14-layout folder, a real download or a
+    phantom: any of its files, or its image folders (images/ alone, images_0XX/). The reader then
+    says what is missing."""
+    if not root.is_dir():
+        return False
+    names = (*LABEL_FILES, *BOX_FILES, TRAIN_VAL_LIST, TEST_LIST, PHANTOM_MARKER)
+    if any((root / name).is_file() for name in names):
+        return True
+    folders = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return folders == ["images"] or any(name.startswith("images_0") for name in folders)
 
 
-@dataclass(eq=False)
-class DatasetIndex:
-    """A ChestX-ray14-layout folder, read: one row per usable image, labels, split and boxes.
-
-    `items` columns: image_id, path (absolute str), patient_id (int), age (float years, NaN when
-    missing or impossible), sex, view, split ("train"/"val"/"test"), then one 0/1 int column per label
-    in `labels` order. `boxes` columns: image_id, label (canonical name), x, y, w, h (float pixels in
-    the image's own frame). `fingerprint` identifies the data (`dataset_fingerprint`, or for a phantom
-    `phantom_fingerprint`: the same on every machine that draws it); `files_fingerprint` the files
-    themselves (label file, split lists, image names and byte sizes), which the image cache checks.
-    Neither depends on the view filter or label set.
-    """
-
-    root: Path
-    labels: tuple[str, ...]
-    source: str
-    fingerprint: str
-    files_fingerprint: str
-    items: pd.DataFrame
-    boxes: pd.DataFrame
-    label_set: str = "all14"
-    split_method: str = "official"
-    seed: int = 0
-    val_fraction: float = 0.1
-    views: tuple[str, ...] = VIEWS
-    n_absent: int = 0  # images listed in the label file but not on disk
-    _masks: dict[str, Path] | None = field(default=None, repr=False)
-
-    def split(self, name: str) -> pd.DataFrame:
-        """The items of one split ("train", "val" or "test"), re-indexed from 0."""
-        if name not in splitting.SPLITS:
-            raise ConfigError(
-                f"unknown split {name!r}: choose one of {', '.join(splitting.SPLITS)}"
-            )
-        return self.items[self.items["split"] == name].reset_index(drop=True)
-
-    def targets(self, frame: pd.DataFrame) -> np.ndarray:
-        """float32 (n, L) 0/1 targets of `frame`'s rows, columns in `labels` order."""
-        return frame[list(self.labels)].to_numpy(dtype=np.float32)
-
-    def mask_paths(self, image_id: str) -> dict[str, Path]:
-        """Pixel masks {label: path} of one image (the phantom's `masks/<stem>_<Label>.png`)."""
-        if self.source != "phantom":
-            return {}
-        if self._masks is None:
-            self._masks = _scan_masks(self.root / "masks")
-        stem = Path(image_id).stem
-        found = {label: self._masks.get(f"{stem}_{label}.png") for label in ALL14}
-        return {label: path for label, path in found.items() if path is not None}
-
-
-def open_dataset(
+def read_chestxray14(
     root: str | Path,
-    label_set: str = "all14",
+    labels: str | Sequence[str] = "auto",
     views: str | tuple[str, ...] = VIEWS,
     val_fraction: float = 0.1,
     seed: int = 0,
@@ -138,14 +101,15 @@ def open_dataset(
 ) -> DatasetIndex:
     """Read a ChestX-ray14-layout folder (real download or phantom) into a `DatasetIndex`.
 
-    `label_set` is "all14" or "paper13"; `views` keeps PA and/or AP films. Splits come from the
-    official lists when present (validation = `val_fraction` of train_val, by patient, seeded);
-    otherwise a seeded patient-wise split with `test_fraction` test and `val_fraction` of the rest
-    for validation. Splits are made on the whole label file before the view filter and before
-    absent images are dropped, so they do not change as a partial download fills up.
+    `labels`: "auto" or "all14" (the 14 findings), "paper13", or label names; `views` keeps PA
+    and/or AP films. Splits come from the official lists when present (validation =
+    `val_fraction` of train_val, by patient, seeded); otherwise a seeded patient-wise split with
+    `test_fraction` test and `val_fraction` of the rest for validation. Splits are made on the
+    whole label file before the view filter and before absent images are dropped, so they do not
+    change as a partial download fills up.
     """
     root = Path(root).expanduser().resolve()
-    labels = named_label_set(label_set)
+    chosen = choose_labels(labels, ALL14, f"ChestX-ray14 folder {root}")
     views = _check_views(views)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist: pass the ChestX-ray14 folder")
@@ -162,7 +126,16 @@ def open_dataset(
             "or images_0XX/images/: download the PNGs into one of those layouts"
         )
     n_absent = int((~present).sum())
+    findings = []
     if n_absent:
+        findings.append(
+            Finding(
+                "absent",
+                n_absent,
+                f"images listed in {label_path.name} but absent (a partial download?)",
+                action=f"using the {int(present.sum()):,} present",
+            )
+        )
         warnings.warn(
             f"{n_absent:,} of {len(table):,} images listed in {label_path.name} are absent from "
             f"{root} (partial download?): using the {int(present.sum()):,} present",
@@ -186,22 +159,35 @@ def open_dataset(
     keep = present & ~unlisted & table["view"].isin(views).to_numpy()
     if not keep.any():
         raise DatasetError(f"no images of view {'/'.join(views)} in {root}: choose other views")
-    items = _items(table[keep], images, labels)
+    items = _items(table[keep], images, chosen)
     boxes = read_boxes(root, set(items["image_id"]), images, box_scale=_box_frame(root))
+    findings.append(
+        Finding(
+            "splits",
+            len(items),
+            f"split by the official lists ({TRAIN_VAL_LIST}, {TEST_LIST})"
+            if split_method == "official"
+            else "no official lists",
+            action="validation carved by patient from train_val"
+            if split_method == "official"
+            else "a seeded split by patient carves test and validation",
+        )
+    )
     return DatasetIndex(
         root=root,
-        labels=labels,
+        labels=chosen,
         source="phantom" if (root / PHANTOM_MARKER).exists() else "chestxray14",
         fingerprint=fingerprint,
         files_fingerprint=files,
         items=items,
         boxes=boxes,
-        label_set=label_set,
+        label_set=labels if isinstance(labels, str) else ",".join(labels),
         split_method=split_method,
         seed=seed,
         val_fraction=val_fraction,
         views=views,
         n_absent=n_absent,
+        findings=findings,
     )
 
 
@@ -388,7 +374,7 @@ def dataset_fingerprint(
     size, or relabelled, and does not change when the folder moves or the layout changes.
     """
     digest = hashlib.sha256()
-    _hash_files(digest, [label_path, *list_paths])
+    hash_files(digest, [label_path, *list_paths])
     lines = "".join(f"{name}\t{images[name].stat().st_size}\n" for name in sorted(names))
     digest.update(lines.encode())
     return digest.hexdigest()[:16]
@@ -420,17 +406,10 @@ def phantom_fingerprint(
     pixel and are exact everywhere.
     """
     digest = hashlib.sha256()
-    _hash_files(digest, [label_path, *list_paths])
+    hash_files(digest, [label_path, *list_paths])
     digest.update(json.dumps(identity, sort_keys=True).encode())
     digest.update("".join(f"{name}\n" for name in sorted(names)).encode())
     return digest.hexdigest()[:16]
-
-
-def _hash_files(digest, paths: list[Path]) -> None:
-    """Feed each file's name and the SHA-256 of its bytes to `digest` (a hashlib object)."""
-    for path in paths:
-        digest.update(f"{path.name}\n".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
 
 
 def _items(
@@ -467,9 +446,7 @@ def read_boxes(
     image's own frame) to each image's pixel size read from its PNG header. Empty when no box file."""
     path = next((root / name for name in BOX_FILES if (root / name).is_file()), None)
     if path is None:
-        return pd.DataFrame({name: pd.Series(dtype=float) for name in BOX_COLUMNS}).astype(
-            {"image_id": object, "label": object}
-        )
+        return empty_boxes()
     rows = list(csv.reader(io.StringIO(_read_bytes(path).decode("utf-8-sig"))))
     if not rows or rows[0][0].strip() != "Image Index":
         raise DatasetError(f"{path.name} does not start with 'Image Index': use the NIH box file")
@@ -506,10 +483,3 @@ def png_size(path: str | Path) -> tuple[int, int] | None:
     if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
         return None
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-
-
-def _scan_masks(folder: Path) -> dict[str, Path]:
-    if not folder.is_dir():
-        return {}
-    with os.scandir(folder) as entries:
-        return {entry.name: Path(entry.path) for entry in entries if entry.is_file()}

@@ -131,6 +131,15 @@ def check_backbone_name(name: str) -> None:
         )
 
 
+def missing_weights_error(weights: Path, name: str) -> PretrainedWeightsError:
+    """The one-line error for a --pretrained file that is not there."""
+    return PretrainedWeightsError(
+        f"pretrained weights not found: {weights}; download the ImageNet weights of {name} "
+        "(timm's model.safetensors or a .pth state_dict) on a connected machine, copy the "
+        "file here and pass its path with --pretrained (or use --pretrained imagenet there)"
+    )
+
+
 def create_backbone(
     name: str, in_chans: int = 3, pretrained_file: str | None = None, output_stride: int = 32
 ) -> nn.Module:
@@ -146,11 +155,7 @@ def create_backbone(
     weights = Path(pretrained_file).expanduser()
     if not weights.is_file():
         # Never fall through to a hub download: offline it retries for most of a minute.
-        raise PretrainedWeightsError(
-            f"pretrained weights not found: {weights}; download the ImageNet weights of {name} "
-            "(timm's model.safetensors or a .pth state_dict) on a connected machine, copy the "
-            "file here and pass its path with --pretrained (or use --pretrained imagenet there)"
-        )
+        raise missing_weights_error(weights, name)
     kwargs |= {"pretrained": True, "pretrained_cfg_overlay": {"file": str(weights)}}
     try:
         return _create(name, kwargs)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from cxr_attention.core.data.sources import ReadOptions
+from cxr_attention.core.data.table import UNCERTAIN_POLICIES
 from cxr_attention.core.errors import ConfigError
-from cxr_attention.core.labels import LABEL_SETS
+from cxr_attention.core.labels import AUTO, check_label_spec
 from cxr_attention.core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES
 
 # Default peak learning rates (AdamW). Fine-tuning ImageNet weights wants a small step; a network
@@ -45,13 +47,19 @@ class FitConfig:
     """One training run (one variant: a backbone with or without spatial attention)."""
 
     # --- what to train, on what, into where (no defaults) -----------------------------------------
-    data: str  # dataset folder in ChestX-ray14 layout (real data or a phantom)
+    data: str  # the dataset (core.data.sources): a ChestX-ray14 folder or phantom, class
+    # folders (ROOT/[train|val|test]/CLASS/*), or a CSV of image paths and label columns
     out: str  # run folder to write (checkpoint.pt, last.pt, config.json, history.csv)
     backbone: str  # timm name; the paper's: resnet101, efficientnet_b0/_b3, mobilenetv2_100
     # --- data -------------------------------------------------------------------------------------
-    labels: str = "all14"  # label set: "all14" or "paper13" (paper13 leaves out Hernia)
-    views: tuple[str, ...] = ("PA", "AP")  # view positions kept (ChestX-ray14 is frontal only)
-    val_fraction: float = 0.1  # share of train_val patients held out for validation
+    labels: str = AUTO  # "auto": the labels the data names (ChestX-ray14's 14, the classes of
+    # class folders, a table's label columns); "all14" or "paper13" (ChestX-ray14 without Hernia);
+    # or label names, comma-separated, in the order the model outputs them
+    views: tuple[str, ...] = ("PA", "AP")  # view positions kept (films of unknown view are kept)
+    val_fraction: float = 0.1  # share of the training patients held out for validation
+    test_fraction: float = 0.2  # share of patients held out for test when the data gives no test
+    # split (no official lists, no test folder or split column)
+    uncertain: str = "zeros"  # a table's -1 ("uncertain", CheXpert) labels read as 0 or as 1
     use_cache: bool = True  # read a matching uint8 cache (`cxr-attention cache`) when one exists
     # --- model ------------------------------------------------------------------------------------
     attention: bool = False  # add attention of `attention_kind`
@@ -121,8 +129,13 @@ class FitConfig:
 
     def validate(self) -> None:
         """Refuse values that cannot work, with the option name in the message."""
-        if self.labels not in LABEL_SETS:
-            raise ConfigError(f"labels {self.labels!r}: choose one of {', '.join(LABEL_SETS)}")
+        check_label_spec(self.labels)
+        if self.uncertain not in UNCERTAIN_POLICIES:
+            raise ConfigError(
+                f"uncertain {self.uncertain!r}: choose one of {', '.join(UNCERTAIN_POLICIES)}"
+            )
+        if not 0 <= self.test_fraction < 1:
+            raise ConfigError(f"test_fraction must lie in [0, 1), got {self.test_fraction}")
         positive = {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -173,6 +186,17 @@ class FitConfig:
                 raise ConfigError(f"{name} must be positive (or left out), got {value!r}")
         if not self.views:
             raise ConfigError("views is empty: keep at least one of PA, AP")
+
+    def read_options(self) -> ReadOptions:
+        """How this run reads its dataset (`core.data.sources.open_dataset`)."""
+        return ReadOptions(
+            labels=self.labels,
+            views=self.views,
+            val_fraction=self.val_fraction,
+            test_fraction=self.test_fraction,
+            seed=self.seed,
+            uncertain=self.uncertain,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (tuples become lists)."""

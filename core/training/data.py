@@ -13,10 +13,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from cxr_attention.core.data.audit import check_films
 from cxr_attention.core.data.augment import RadiographAugment
 from cxr_attention.core.data.cache import find_cache
-from cxr_attention.core.data.chestxray14 import DatasetIndex, open_dataset
+from cxr_attention.core.data.index import DatasetIndex
 from cxr_attention.core.data.loader import RadiographDataset, make_loader
+from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.errors import DatasetError
 from cxr_attention.core.training.config import FitConfig
 from cxr_attention.core.training.distributed import DistContext
@@ -41,13 +43,7 @@ class TrainingData:
 
 def prepare_data(config: FitConfig, context: DistContext) -> TrainingData:
     """Open the dataset, pick up a matching cache, and build this process's loaders."""
-    index = open_dataset(
-        config.data,
-        label_set=config.labels,
-        views=config.views,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-    )
+    index = check_films(open_dataset(config.data, config.read_options()))
     train_frame, val_frame = index.split("train"), index.split("val")
     for name, frame in (("training", train_frame), ("validation", val_frame)):
         if len(frame) == 0:

@@ -36,7 +36,12 @@ from cxr_attention.core.training.data import (
 )
 from cxr_attention.core.training.device import DevicePlan, plan_device
 from cxr_attention.core.training.epoch import StepParts, ValResult, train_one_epoch, validate
-from cxr_attention.core.training.model import build_model, model_config, start_head_at_prior
+from cxr_attention.core.training.model import (
+    build_model,
+    check_pretrained,
+    model_config,
+    start_head_at_prior,
+)
 from cxr_attention.core.training.optim import (
     WarmupCosine,
     build_optimizer,
@@ -98,11 +103,11 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
         return _finalise_only(config, run, Progress.from_dict(saved), context, report)
 
     seed_everything(config.seed)
-    # The model first: a missing or unfit --pretrained file fails before the dataset is read.
-    model = build_model(config).to(plan.device)
+    check_pretrained(config)  # a bad --pretrained fails before the dataset is read
+    data = prepare_data(config, context)  # the data name the labels the model outputs
+    model = build_model(config, data.index.labels).to(plan.device)
     if plan.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    data = prepare_data(config, context)
     if config.head_prior:
         start_head_at_prior(model, data.train_targets)  # (a resumed run restores its own head)
     optimizer = build_optimizer(model, config.lr, config.weight_decay, config.gate_lr_scale)
@@ -154,7 +159,7 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
 
     parts = StepParts(
         model=_wrap(model, plan, context),
-        model_config=model_config(config),
+        model_config=model_config(config, data.index.labels),
         pos_weight=positive_weights(data.train_targets).to(plan.device)
         if config.pos_weight
         else None,
@@ -178,6 +183,8 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
         config.lr,
         _lr_note(config),
     )
+    for finding in data.index.findings:
+        report.info("data: %s", finding.line())
     if config.use_cache and data.cache_description is None:
         report.info(
             "no image cache at %d px: decoding files every epoch (`cxr-attention cache %s --size "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import pickle
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +23,11 @@ from safetensors import SafetensorError
 from timm.models import load_state_dict
 
 from cxr_attention.core.errors import PretrainedWeightsError
-from cxr_attention.core.labels import label_set
 from cxr_attention.core.models.classifier import (
     AttentionClassifier,
     ModelConfig,
     check_backbone_name,
+    missing_weights_error,
 )
 from cxr_attention.core.models.imagenet import hub_weights, imagenet_weights_file, is_imagenet
 from cxr_attention.core.training.config import FitConfig
@@ -45,11 +46,11 @@ _UNREADABLE = (
 )
 
 
-def model_config(config: FitConfig) -> ModelConfig:
-    """The checkpoint's model description for this run."""
+def model_config(config: FitConfig, labels: Sequence[str]) -> ModelConfig:
+    """The checkpoint's model description for this run, whose data names `labels`."""
     return ModelConfig(
         backbone=config.backbone,
-        labels=label_set(config.labels),
+        labels=tuple(labels),
         attention=config.attention,
         attention_kind=config.attention_kind,
         attention_temperature=config.attention_temperature,
@@ -65,25 +66,35 @@ def model_config(config: FitConfig) -> ModelConfig:
     )
 
 
-def build_model(config: FitConfig) -> AttentionClassifier:
-    """A fresh classifier; backbone weights from `config.pretrained` when given."""
-    mc = model_config(config)
+def build_model(config: FitConfig, labels: Sequence[str]) -> AttentionClassifier:
+    """A fresh classifier for `labels` (the data's, in order); backbone weights from
+    `config.pretrained` when given."""
+    mc = model_config(config, labels)
     if config.pretrained is None:
         log.info("no --pretrained file: %s starts from random initialisation", mc.backbone)
         return AttentionClassifier(mc)
-    if is_imagenet(config.pretrained):
-        check_backbone_name(mc.backbone)
-        path, weights = imagenet_weights_file(mc.backbone)  # timm's own weights: they fit
-        model = AttentionClassifier(mc, pretrained_file=str(path))
-        log.info("backbone weights: ImageNet, %s (%s)", weights.source, path)
-        return model
-    path = Path(config.pretrained).expanduser()
-    # The missing-file error comes from create_backbone before anything heavy happens.
-    if path.is_file():
-        check_weight_coverage(path, mc.backbone, mc.in_chans)
+    path = check_pretrained(config, mc.in_chans)
     model = AttentionClassifier(mc, pretrained_file=str(path))
-    log.info("backbone weights loaded from %s", path)
+    if is_imagenet(config.pretrained):
+        log.info("backbone weights: ImageNet, %s (%s)", hub_weights(mc.backbone).source, path)
+    else:
+        log.info("backbone weights loaded from %s", path)
     return model
+
+
+def check_pretrained(config: FitConfig, in_chans: int = 3) -> Path | None:
+    """The file of the run's starting weights (None from scratch), checked to exist and fit the
+    backbone: `fit` calls it before reading the dataset, so a bad --pretrained fails at once."""
+    if config.pretrained is None:
+        return None
+    if is_imagenet(config.pretrained):
+        check_backbone_name(config.backbone)
+        return imagenet_weights_file(config.backbone)[0]  # timm's own weights: they fit
+    path = Path(config.pretrained).expanduser()
+    if not path.is_file():
+        raise missing_weights_error(path, config.backbone)
+    check_weight_coverage(path, config.backbone, in_chans)
+    return path
 
 
 def pretrained_source(config: FitConfig) -> str | None:

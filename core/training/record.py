@@ -102,12 +102,16 @@ def data_summary(config: FitConfig, data: TrainingData) -> dict[str, Any]:
         "label_set": config.labels,
         "labels": list(index.labels),
         "views": list(config.views),
+        "uncertain": config.uncertain,
         "split": {
-            "method": index.split_method,  # "official" lists, or "patient" (seeded, by patient)
+            # "official" lists, "given" (test folder or split column), "patient" (seeded)
+            "method": index.split_method,
             "seed": index.seed,
             "val_fraction": config.val_fraction,
+            "test_fraction": config.test_fraction,
             "sizes": data.split_sizes,
         },
+        "findings": [finding.as_json() for finding in index.findings],
         "cache": data.cache_description,
     }
 
@@ -216,7 +220,7 @@ def write_config(
         path,
         {
             "fit": config.to_dict(),
-            "model": model_config(config).to_dict(),
+            "model": model_config(config, data.index.labels).to_dict(),
             "data": data_summary(config, data),
             "seed": config.seed,
             "world_size": world_size,

@@ -7,8 +7,8 @@ import sys
 import time
 import warnings
 
-from cxr_attention.core.data.cache import build_cache, cache_folder, check_cache
-from cxr_attention.core.data.chestxray14 import open_dataset
+from cxr_attention.core.data.cache import build_cache, check_cache, index_cache_folder
+from cxr_attention.core.data.sources import open_dataset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Decode every image once, at the model's image size, into "
         "DATA/.cxr-cache/<size>/ (used automatically by `fit` while it matches the files).",
     )
-    parser.add_argument("data", metavar="DATA", help="ChestX-ray14-layout folder (or a phantom)")
+    parser.add_argument(
+        "data",
+        metavar="DATA",
+        help="dataset: ChestX-ray14 folder or phantom, class folders, or a CSV of paths and labels",
+    )
     parser.add_argument("--size", type=int, required=True, metavar="PX", help="image size, pixels")
     parser.add_argument(
         "--workers", type=int, default=None, metavar="N", help="processes (default: all cores)"
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     gigabytes = len(cache) * args.size**2 / 1e9
     print(
         f"cached {n_ok:,} images at {args.size} px in {seconds:.1f} s "
-        f"({len(cache) / max(seconds, 1e-9):,.0f} images/s) -> {cache_folder(index.root, args.size)} "
+        f"({len(cache) / max(seconds, 1e-9):,.0f} images/s) -> {index_cache_folder(index, args.size)} "
         f"({gigabytes:.2f} GB)"
     )
     return 0

@@ -155,7 +155,7 @@ def draw_training_phantom(
 def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     """Train every variant on a training phantom and ship compact copies into the zoo folder."""
     from cxr_attention.core.data.cache import build_cache
-    from cxr_attention.core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.sources import open_dataset
     from cxr_attention.core.training import FitConfig, fit
     from cxr_attention.train.commands.sweep import variant_options
     from cxr_attention.train.zoo import ship_run
@@ -220,7 +220,7 @@ def evaluate_zoo(
 
     The zoo's shipped evaluation is installed when it was made on these very films, unless `fresh`.
     """
-    from cxr_attention.core.data.chestxray14 import open_dataset
+    from cxr_attention.core.data.sources import open_dataset
     from cxr_attention.core.evaluation import evaluate_run
     from cxr_attention.core.report import compare_runs
     from cxr_attention.train.zoo import install_evaluation, install_zoo

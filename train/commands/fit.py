@@ -16,7 +16,9 @@ from typing import Any
 import yaml
 
 from cxr_attention.core.errors import ConfigError
-from cxr_attention.core.labels import LABEL_SETS
+
+# Literals, not imported from core.data.table (which loads pandas): `--help` stays fast.
+UNCERTAIN_POLICIES = ("zeros", "ones")
 
 PRESETS = Path(__file__).resolve().parents[1] / "presets"
 
@@ -44,7 +46,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument(
         "--data", metavar="DIR", help="dataset folder in ChestX-ray14 layout (real or phantom)"
     )
-    data.add_argument("--labels", choices=sorted(LABEL_SETS), help="label set (default all14)")
+    data.add_argument(
+        "--labels",
+        help="auto (default: the labels the data names), all14, paper13 (ChestX-ray14 without "
+        "Hernia), or label names, comma-separated",
+    )
+    data.add_argument(
+        "--test-fraction",
+        type=float,
+        help="share of patients held out for test when the data gives no test split (0.2)",
+    )
+    data.add_argument(
+        "--uncertain",
+        choices=UNCERTAIN_POLICIES,
+        help="a table's -1 (uncertain) labels: zeros (U-Zeros, default) or ones (U-Ones)",
+    )
     data.add_argument("--views", nargs="+", choices=("PA", "AP"), help="view positions to keep")
     data.add_argument(
         "--val-fraction", metavar="F", type=float, help="share of train_val patients for validation"

@@ -126,6 +126,19 @@ def _case_view(case: TruthCase, size: int) -> tuple[np.ndarray, tuple[float, int
     return model_view(image.pixels, size), square_geometry(image.height, image.width, size)
 
 
+Regions = Callable[[TruthCase, tuple[float, int, int], int], dict[str, np.ndarray]]
+
+
+def truth_regions(
+    case: TruthCase, geometry: tuple[float, int, int], size: int
+) -> dict[str, np.ndarray]:
+    """{label: the case's truth in the view as a boolean (size, size) region}."""
+    return {
+        label: truth if isinstance(truth, np.ndarray) else box_mask(truth, (size, size))
+        for label, truth in truth_in_view(case, geometry, size).items()
+    }
+
+
 def faithfulness_drops(
     model: AttentionClassifier,
     probabilities: Callable[[torch.Tensor], torch.Tensor],
@@ -134,13 +147,16 @@ def faithfulness_drops(
     batch_size: int = 16,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    regions: Regions | None = None,
 ) -> tuple[dict[str, Drops], dict[str, list[int]]]:
     """Blanking drops per map key (`core.study.blanking`), and each map's own grid size (h, w).
 
     `probabilities` turns logits (B, L) into the run's probabilities. Each (film, finding) with a
     non-empty truth region in the view counts once; the region to blank has the truth's area. The
-    random placements come from one seeded generator per map, consumed in case order.
+    random placements come from one seeded generator per map, consumed in case order. `regions`
+    gives each case's {label: region in the view} when not its truth (films without outlines).
     """
+    regions = regions or truth_regions
     size = model.config.image_size
     labels = list(model.config.labels)
     rngs = {m.key: np.random.default_rng([seed, i]) for i, m in enumerate(maps)}
@@ -155,8 +171,7 @@ def faithfulness_drops(
         loaded = [_case_view(case, size) for case in chunk]
         pairs = []  # (image in chunk, label, truth region in the view)
         for b, (case, (_, geometry)) in enumerate(zip(chunk, loaded, strict=True)):
-            for label, truth in truth_in_view(case, geometry, size).items():
-                region = truth if isinstance(truth, np.ndarray) else box_mask(truth, (size, size))
+            for label, region in regions(case, geometry, size).items():
                 if region.any():
                     pairs.append((b, label, region))
         if not pairs:

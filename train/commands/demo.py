@@ -331,6 +331,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--zoo", default=str(ZOO_DIR), help="zoo folder to read, or with --retrain to write"
     )
     p.add_argument(
+        "--data",
+        metavar="DIR",
+        help="with --retrain or --reship: the real-film zoo of the labelled films at DIR (class "
+        "folders or a table; train/presets/pneumonia.yaml), instead of the phantom zoo",
+    )
+    p.add_argument(
         "--only",
         nargs="+",
         metavar="VARIANT",
@@ -414,6 +420,8 @@ def settings_from(args: argparse.Namespace) -> DemoSettings:
 
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.dir).expanduser() if args.dir else default_dir()
+    if args.data:
+        return make_real_zoo(args, folder)
     settings = settings_from(args)
     try:
         if args.refit_trust:
@@ -449,6 +457,39 @@ def run(args: argparse.Namespace) -> int:
     return launch_app(
         folder / "runs", port=args.port, headless=args.headless, host=args.host, debug=args.debug
     )
+
+
+def make_real_zoo(args: argparse.Namespace, folder: Path) -> int:
+    """`--retrain --data DIR` / `--reship --data DIR`: the real-film zoo of the films at DIR."""
+    from cxr_attention.core.training.progress import console_logging
+    from cxr_attention.train.real_zoo import (
+        RealZooRecipe,
+        evaluate_real_zoo,
+        record_real_zoo,
+        ship_real_zoo,
+        train_real_zoo,
+    )
+
+    if not (args.retrain or args.reship):
+        raise ConfigError("--data makes a real-film zoo: add --retrain (train it) or --reship")
+    data = Path(args.data).expanduser().resolve()
+    zoo = Path(args.zoo).expanduser().resolve()
+    if zoo == ZOO_DIR:
+        raise ConfigError("--data needs its own --zoo DIR: the phantom zoo's folder is not for it")
+    recipe = RealZooRecipe()
+    work = folder / f"training-{recipe.collection}"
+    try:
+        if args.retrain:
+            console_logging()
+            ship_real_zoo(train_real_zoo(data, work, recipe, args.progress, tuple(args.only)), zoo)
+        runs = evaluate_real_zoo(data, zoo, work, recipe, args.progress)
+        record_real_zoo(zoo, recipe, runs, data)
+    except OSError as exc:
+        raise CxrError(
+            f"cannot write into {work} or {zoo} ({exc.strerror}): pass --dir DIR"
+        ) from None
+    print(f"cxr-attention demo: the real-film zoo is in {zoo} ({zoo / 'ZOO.json'})")
+    return 0
 
 
 def refit_zoo_trust(folder: Path, settings: DemoSettings, progress: bool) -> None:

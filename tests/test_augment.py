@@ -120,3 +120,26 @@ def test_one_warp_per_batch(monkeypatch):
     monkeypatch.setattr(F, "grid_sample", counting)
     RadiographAugment()(films(32), generator=torch.Generator().manual_seed(0))
     assert calls == [32]
+
+
+def test_max_shift_moves_the_chest_by_up_to_that_share_of_the_film():
+    size = 64
+    film = torch.zeros(256, 1, size, size)
+    film[:, :, 30:34, 30:34] = 1.0  # a bright square at the centre
+    plain = RadiographAugment(scale=(1.0, 1.0), max_rotation_deg=0, brightness=0, contrast=0)
+    moving = RadiographAugment(
+        scale=(1.0, 1.0), max_rotation_deg=0, brightness=0, contrast=0, max_shift=0.25
+    )
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(plain.train()(film, generator=generator), film)  # nothing moves
+
+    out = moving.train()(film, generator=torch.Generator().manual_seed(0))
+    rows = torch.arange(size, dtype=torch.float32).view(1, size, 1)
+    mass = out[:, 0].sum(dim=(1, 2)).clamp_min(1e-6)
+    cy = (out[:, 0] * rows).sum(dim=(1, 2)) / mass
+    cx = (out[:, 0] * rows.transpose(1, 2)).sum(dim=(1, 2)) / mass
+    shift = torch.maximum((cy - 31.5).abs(), (cx - 31.5).abs()) / size
+    assert shift.max() <= 0.25 + 1 / size  # never more than a quarter of the film
+    assert shift.max() >= 0.2 and (shift > 0.1).float().mean() >= 0.4  # and often far
+    with pytest.raises(ValueError, match="max_shift"):
+        RadiographAugment(max_shift=0.6)

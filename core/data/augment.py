@@ -38,6 +38,7 @@ class RadiographAugment(nn.Module):
         brightness: float = 0.1,
         contrast: float = 0.1,
         hflip: bool = False,
+        max_shift: float = 0.0,
     ) -> None:
         super().__init__()
         low, high = float(scale[0]), float(scale[1])
@@ -45,6 +46,9 @@ class RadiographAugment(nn.Module):
             raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale}")
         if max_rotation_deg < 0 or brightness < 0 or contrast < 0:
             raise ValueError("rotation, brightness and contrast strengths must be >= 0")
+        if not 0.0 <= max_shift <= 0.5:
+            raise ValueError(f"max_shift must lie in [0, 0.5] of the film, got {max_shift}")
+        self.max_shift = float(max_shift)
         self.scale = (low, high)
         self.max_rotation_deg = float(max_rotation_deg)
         self.brightness = float(brightness)
@@ -54,13 +58,19 @@ class RadiographAugment(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"scale={self.scale}, max_rotation_deg={self.max_rotation_deg}, "
-            f"brightness={self.brightness}, contrast={self.contrast}, hflip={self.hflip}"
+            f"brightness={self.brightness}, contrast={self.contrast}, hflip={self.hflip}, "
+            f"max_shift={self.max_shift}"
         )
 
     @property
     def warps(self) -> bool:
         """Whether the geometric part does anything (it is skipped entirely otherwise)."""
-        return self.scale != (1.0, 1.0) or self.max_rotation_deg > 0 or self.hflip
+        return (
+            self.scale != (1.0, 1.0)
+            or self.max_rotation_deg > 0
+            or self.hflip
+            or self.max_shift > 0
+        )
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != 1:
@@ -69,9 +79,11 @@ class RadiographAugment(nn.Module):
             x = x.float().div_(255.0)
         if not self.training:
             return x
-        # All random numbers of the batch in one draw: (area, rotation, cx, cy, flip, bright, contr).
+        # All random numbers of the batch in one draw: (area, rotation, cx, cy, flip, bright, contr),
+        # then the two of the film's shift when it moves (so the default draws what it always drew).
         device = generator.device if generator is not None else x.device
-        u = torch.rand(x.shape[0], 7, generator=generator, device=device).to(x.device, x.dtype)
+        width = 9 if self.max_shift > 0 else 7
+        u = torch.rand(x.shape[0], width, generator=generator, device=device).to(x.device, x.dtype)
         if self.warps:
             x = F.grid_sample(
                 x,
@@ -96,6 +108,9 @@ class RadiographAugment(nn.Module):
         # The crop centre may move as far as keeps the (unrotated) crop inside the image.
         shift_x = (2 * u[:, 2] - 1) * (1 - side)
         shift_y = (2 * u[:, 3] - 1) * (1 - side)
+        if self.max_shift > 0:  # the chest moves by up to max_shift of the film (black comes in)
+            shift_x = shift_x + (2 * u[:, 7] - 1) * (2 * self.max_shift)
+            shift_y = shift_y + (2 * u[:, 8] - 1) * (2 * self.max_shift)
         ones = torch.ones_like(side)
         flip = torch.where(u[:, 4] < 0.5, -ones, ones) if self.hflip else ones
         cos, sin = torch.cos(angle) * side, torch.sin(angle) * side

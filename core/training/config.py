@@ -97,6 +97,7 @@ class FitConfig:
     # --- augmentation (on the device, training only) ----------------------------------------------
     augment: bool = True  # mild random-resized crop, small rotation, brightness/contrast
     hflip: bool = False  # horizontal flip: off because it moves the heart to the wrong side
+    max_shift: float = 0.0  # move the chest by up to this share of the film (0.25: a quarter)
     # --- execution --------------------------------------------------------------------------------
     seed: int = 0  # seeds model init, data order, augmentation and the validation split
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), or "cuda", "cuda:1", "mps", "cpu"
@@ -164,6 +165,8 @@ class FitConfig:
             )
         if not self.attention_temperature > 0 or self.attention_lambda < 0:
             raise ConfigError("attention_temperature must be positive, attention_lambda >= 0")
+        if not 0.0 <= self.max_shift <= 0.5:
+            raise ConfigError(f"max_shift must lie in [0, 0.5] of the film, got {self.max_shift}")
         if not self.gate_lr_scale > 0:
             raise ConfigError(f"gate_lr_scale must be positive, got {self.gate_lr_scale}")
         if self.weight_decay < 0 or self.warmup_epochs < 0 or (self.workers or 0) < 0:

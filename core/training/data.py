@@ -107,7 +107,7 @@ def build_augment(config: FitConfig, device: torch.device) -> torch.nn.Module | 
     """The on-device augmentation for training batches, or None when switched off."""
     if not config.augment:
         return None
-    return RadiographAugment(hflip=config.hflip).to(device)
+    return RadiographAugment(hflip=config.hflip, max_shift=config.max_shift).to(device)
 
 
 def positive_weights(targets: np.ndarray, max_weight: float = 100.0) -> torch.Tensor:

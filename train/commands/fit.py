@@ -190,6 +190,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="also flip horizontally (off: it moves the heart)",
     )
+    opt.add_argument(
+        "--max-shift",
+        metavar="F",
+        type=float,
+        help="also move the chest by up to this share of the film (0.25: a quarter; default 0)",
+    )
     run = p.add_argument_group("run")
     run.add_argument("--out", metavar="RUN", help="run folder to write")
     run.add_argument(

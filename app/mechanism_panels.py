@@ -13,6 +13,7 @@ from cxr_attention.app import figures, images
 from cxr_attention.app import mechanisms as mech
 from cxr_attention.app.columns import map_title
 from cxr_attention.app.explore_panels import OOD_WARNING, trust_notice
+from cxr_attention.app.hit_rates import hit_rate
 
 
 def mechanism_row(
@@ -43,6 +44,9 @@ def mechanism_row(
                 key=f"mech-{panel.role}",
             )
             st.caption(mech.panel_caption(panel))
+            rate = hit_rate(column.entry, column.label, own=panel.role != "gradcam")
+            if rate is not None:
+                st.caption(f"**As a rule:** {rate.words(column.label)}.")
             # below the maps, so that they line up whatever is said about each model
             st.caption(f"{column.entry.title} · {column.entry.provenance}")
             if column.unlike_training:

@@ -4,7 +4,7 @@
 import streamlit as st
 
 from cxr_attention.app import columns as col
-from cxr_attention.app import components, images, settings
+from cxr_attention.app import components, hit_rates, images, settings
 from cxr_attention.app import explore_panels as panels
 from cxr_attention.app import mechanism_panels as mp
 from cxr_attention.app import mechanisms as mech
@@ -22,7 +22,11 @@ registry = components.registry()
 backbones, labels = registry.backbones(), registry.labels()
 notice = st.container()  # the phantom notice goes on top, once the models are known
 found = images.list_samples(settings.samples_dir())
-study = panels.pick_image(found, images.default_sample(settings.samples_dir(), found), labels)
+default, rule = hit_rates.median_sample(found, hit_rates.class_map_rates(registry))
+default = default or images.default_sample(settings.samples_dir(), found)
+study = panels.pick_image(found, default, labels)
+if rule and study.sample is not None and study.name == default.name:
+    st.caption(rule)
 st.radio("View", list(VIEWS), key=S.VIEW, format_func=VIEWS.get, horizontal=True)
 options = panels.PanelOptions(
     opacity=st.session_state[S.OPACITY],

@@ -15,9 +15,10 @@ from cxr_attention.app import figures, images, models
 from cxr_attention.app.columns import colorbar_title, effective_method, map_heading, map_source
 from cxr_attention.app.inference import view_for
 from cxr_attention.app.registry import ModelEntry
+from cxr_attention.app.settings import data_folders
 from cxr_attention.core.data.sources import recorded_options
 from cxr_attention.core.errors import CxrError
-from cxr_attention.core.runs import METRICS
+from cxr_attention.core.runs import METRICS, PREDICTIONS
 
 
 def data_root_for(entry: ModelEntry) -> str:
@@ -35,17 +36,41 @@ def data_root_for(entry: ModelEntry) -> str:
 
 
 def dataset_for(entry: ModelEntry):
-    """(DatasetIndex, "") for the run's data folder, or (None, why not in one line)."""
+    """(DatasetIndex, "") for the run's data folder, or (None, why not and what to do, one line).
+
+    Where the recorded folder is not on this machine (a zoo trained elsewhere), the folders given
+    to `cxr-attention app --data DIR` are tried: one that holds the films the run scored is used.
+    """
     root = data_root_for(entry)
     if not root:
         return None, "the checkpoint does not record its data folder"
-    if not Path(root).exists():
-        return None, f"the data folder {root} is not reachable from this machine"
     options = recorded_options(entry.training.get("data") or {}, entry.labels)
+    if Path(root).exists():
+        try:
+            return models.dataset(root, options), ""
+        except CxrError as exc:
+            return None, str(exc)
+    for folder in data_folders():
+        try:
+            index = models.dataset(str(folder), options)
+        except CxrError:
+            continue
+        if holds_scored_films(entry, index):
+            return index, ""
+    return None, (
+        f"the films it was evaluated on ({entry.collection}) were at {root}, which is not on this "
+        f"machine: start the app with `cxr-attention app --runs {entry.run.path.parent} --data "
+        "DIR`, DIR being your copy of that collection"
+    )
+
+
+def holds_scored_films(entry: ModelEntry, index) -> bool:
+    """Whether `index` holds the films of the run's predictions.csv (by image id)."""
     try:
-        return models.dataset(root, options), ""
-    except CxrError as exc:
-        return None, str(exc)
+        scored = models.run_file(entry, PREDICTIONS)["image_id"].astype(str)
+    except CxrError:
+        return False
+    return bool(len(scored)) and scored.isin(index.items["image_id"].astype(str)).all()
 
 
 def study_for(index, image_id: str) -> images.StudyImage:

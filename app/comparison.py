@@ -265,3 +265,37 @@ def same_test_data(runs: Sequence[Evaluated]) -> bool:
         ((r.metrics.get("data") or {}).get("fingerprint"), r.metrics.get("split")) for r in runs
     }
     return len(keys) <= 1
+
+
+def blanking_frame(runs: Sequence[Evaluated]) -> pd.DataFrame:
+    """One row per map of every run with RUN/blanking.json (films without lesion outlines): the
+    probability each map's top region takes away against a random region of the same shape."""
+    import json
+
+    from cxr_attention.core.study.open_blanking import BLANKING
+
+    rows = []
+    for run in runs:
+        path = run.entry.run.path / BLANKING
+        if not path.is_file():
+            continue
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        share = report["data"]["region_share"]
+        for key, entry in report["maps"].items():
+            faith = entry["faithfulness"]
+            rows.append(
+                {
+                    "model": run.entry.title,
+                    "map": ("own: " if entry["own"] else "") + key,
+                    "films": faith["n"],
+                    "P before": faith["mean_probability"],
+                    f"drop, map's top {share:.1%}": faith["mean_drop"],
+                    "drop, random region": faith["random_mean_drop"],
+                    "map larger / random larger": f"{faith['map_larger']} / {faith['random_larger']}",
+                    "sign test p": faith["p"],
+                }
+            )
+    return pd.DataFrame(rows)

@@ -9,7 +9,8 @@ from pathlib import Path
 import streamlit as st
 
 from cxr_attention.app import models
-from cxr_attention.app.registry import ModelEntry, Registry
+from cxr_attention.app import state as S
+from cxr_attention.app.registry import PHANTOM_COLLECTION, ModelEntry, Registry
 from cxr_attention.app.settings import current_runs_root, reachable_from_network
 
 PHANTOM_NOTICE = (
@@ -28,8 +29,30 @@ def runs_root() -> Path:
     return current_runs_root()
 
 
-def registry() -> Registry:
+def all_models() -> Registry:
+    """Every model in the runs folder, whatever it learnt."""
     return models.registry(runs_root())
+
+
+def registry() -> Registry:
+    """The models that learnt the collection chosen in the sidebar (all when there is one)."""
+    return all_models().within(st.session_state.get(S.COLLECTION))
+
+
+def collection_picker(everything: Registry) -> None:
+    """The sidebar's choice of what the shown models learnt, when the runs folder holds several.
+
+    Every page then shows those models alone: a phantom model and a real-film model never share a
+    table, a ROC plot or a column. A change of choice forgets the pages' choices (labels, runs),
+    which belong to the other models, and keeps an uploaded film.
+    """
+    collections = everything.collections()
+    if len(collections) < 2:
+        st.session_state.pop(S.COLLECTION, None)
+        return
+    if st.session_state.get(S.COLLECTION) not in collections:
+        st.session_state[S.COLLECTION] = collections[0]
+    st.radio("Models that learnt", collections, key=S.COLLECTION, on_change=S.forget_page_choices)
 
 
 def network_notice() -> None:
@@ -61,6 +84,24 @@ def broken_runs(reg: Registry) -> None:
         with st.expander(f"{len(reg.broken)} run(s) could not be read", expanded=reg.empty):
             for item in reg.broken:
                 st.markdown(f"- `{item.path}`: {item.reason}")
+
+
+def collection_banner(reg: Registry, everything: Registry, explore: bool = False) -> None:
+    """Above every page: what the shown models learnt, when it is not the phantom alone; on the
+    Explore page, that the bundled samples are phantom films, which real-film models never saw."""
+    collections = reg.collections()
+    if len(collections) != 1 or (
+        collections[0] == PHANTOM_COLLECTION and len(everything.collections()) == 1
+    ):
+        return
+    st.caption(f"Models that learnt **{collections[0]}** (choose others in the sidebar).")
+    if explore and collections[0] != PHANTOM_COLLECTION:
+        st.info(
+            "The bundled samples are phantom films, unlike anything these models learnt: upload a "
+            "chest film of your own (PNG, JPEG or DICOM) to see what they make of a real one. No "
+            "real film ships with the app.",
+            icon="🩻",
+        )
 
 
 def phantom_notice(entries: Iterable[ModelEntry]) -> None:

@@ -25,15 +25,18 @@ def main() -> None:
     ]
     navigation = st.navigation(pages)
     root = components.runs_root()
-    registry = components.registry()
+    everything = components.all_models()
     with st.sidebar:
+        components.collection_picker(everything)
+        registry = components.registry()
         components.network_notice()
         st.caption(f"Runs folder: `{root}`")
         st.caption(f"{len(registry.entries)} model(s), {len(registry.broken)} unreadable")
         if registry.any_phantom():
-            st.caption("⚠️ Phantom-trained models present (synthetic data).")
+            st.caption("⚠️ These models learnt a synthetic phantom, not real films.")
         st.caption(components.NOT_A_DEVICE)
     components.require_runs(registry, root)
+    components.collection_banner(registry, everything, explore=navigation.title == PAGES[0][1])
     # Every page's choices, kept across pages and reruns (see app/state.py).
     S.init_defaults(
         st.session_state,

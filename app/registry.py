@@ -52,7 +52,8 @@ class ModelEntry:
 
     run: RunFolder
     config: ModelConfig
-    source: str  # "phantom", "chestxray14" or "unknown"
+    source: str  # the reader: "phantom", "chestxray14", "class_folders", "table" or "unknown"
+    collection: str  # what it learnt, in words: "the synthetic phantom", "5,216 paediatric ..."
     data_root: str  # the dataset folder it was trained on ("" when not recorded)
     split: str  # how train/val/test were drawn, as training recorded it
     val_auc: float | None  # best validation macro AUC
@@ -145,13 +146,10 @@ class ModelEntry:
 
     @property
     def provenance(self) -> str:
-        """One line: data, split, input size and validation AUC."""
-        data = {"phantom": "synthetic phantom", "chestxray14": "NIH ChestX-ray14"}.get(
-            self.source, "unknown data"
-        )
+        """One line: what it learnt, split, input size and validation AUC."""
         auc = f"val macro AUC {self.val_auc:.3f}" if self.val_auc is not None else "no val AUC"
         split = f", {self.split} split" if self.split else ""
-        return f"trained on {data}{split}, {self.image_size} px, {auc}"
+        return f"learnt {self.collection}{split}, {self.image_size} px, {auc}"
 
     def has(self, filename: str) -> bool:
         return self.run.has(filename)
@@ -231,8 +229,33 @@ class Registry:
     def by_name(self, name: str) -> ModelEntry | None:
         return next((e for e in self.entries if e.name == name), None)
 
+    def collections(self) -> list[str]:
+        """What the models learnt (`ModelEntry.collection`), the phantom first, then as found."""
+        seen = list(dict.fromkeys(e.collection for e in self.entries))
+        return sorted(seen, key=lambda c: c != PHANTOM_COLLECTION)
+
+    def within(self, collection: str | None) -> Registry:
+        """The models that learnt `collection` (all of them for None or an unknown one)."""
+        if collection not in self.collections():
+            return self
+        return Registry([e for e in self.entries if e.collection == collection], self.broken)
+
     def any_phantom(self, entries: list[ModelEntry] | None = None) -> bool:
         return any(e.is_phantom for e in (self.entries if entries is None else entries))
+
+
+PHANTOM_COLLECTION = "the synthetic phantom"
+SOURCE_COLLECTIONS = {"phantom": PHANTOM_COLLECTION, "chestxray14": "NIH ChestX-ray14"}
+
+
+def collection_of(info: dict[str, Any]) -> str:
+    """What a run learnt, in words, from its recorded training data: the reader's title, else the
+    source's name, else the data folder's name."""
+    title = info.get("title") or SOURCE_COLLECTIONS.get(str(info.get("source")))
+    if title:
+        return str(title)
+    root = str(info.get("root") or "")
+    return f"the films in {Path(root).name}" if root else "unrecorded data"
 
 
 def runs_signature(root: Path) -> tuple[tuple[str, float, int], ...]:
@@ -298,6 +321,7 @@ def _entry(run: RunFolder, config: ModelConfig, data: dict[str, Any]) -> ModelEn
         run=run,
         config=config,
         source=str(info.get("source") or "unknown"),
+        collection=collection_of(info),
         data_root=str(info.get("root") or ""),
         split=describe_split(info.get("split")),
         val_auc=auc,

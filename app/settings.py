@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 RUNS_ENV = "CXR_ATTENTION_RUNS"
+DATA_ENV = "CXR_ATTENTION_DATA"  # dataset folders for runs whose recorded one is elsewhere
 DEFAULT_RUNS = Path("runs")
 
 # Uploads larger than this are refused by Streamlit before they reach the app; the same number is
@@ -49,6 +50,13 @@ def current_runs_root() -> Path:
     import sys
 
     return runs_root(sys.argv[1:], os.environ)
+
+
+def data_folders(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Dataset folders given to `cxr-attention app --data DIR` (the CXR_ATTENTION_DATA variable):
+    where a run whose recorded data folder is not on this machine looks for its films."""
+    environ = os.environ if environ is None else environ
+    return [Path(p).expanduser() for p in environ.get(DATA_ENV, "").split(os.pathsep) if p]
 
 
 def samples_dir(environ: Mapping[str, str] | None = None) -> Path:

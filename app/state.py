@@ -12,6 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+# The sidebar: what the shown models learnt (when the runs folder holds models of several kinds)
+COLLECTION = "sidebar.collection"
+PAGE_PREFIXES = ("explore.", "compare.", "failures.", "localization.", "timeline.", "about.")
+KEPT_ON_SWITCH = ("explore.source", "explore.upload", "explore.identifiers")  # the user's film
+
 # Explore an image
 SOURCE = "explore.source"  # "sample" or "upload"
 SAMPLE = "explore.sample"  # file name of the chosen sample
@@ -121,3 +126,15 @@ def init_defaults(state: MutableMapping[str, Any], values: dict[str, Any]) -> No
     """Give every key of `values` its default when missing; re-assign it (keep it) otherwise."""
     for key, value in values.items():
         state[key] = state.get(key, value)
+
+
+def forget_page_choices(state: MutableMapping[str, Any] | None = None) -> None:
+    """Drop every page's choice but the film being explored (the sidebar's collection changed:
+    labels, runs and backbones of the other models mean nothing to these)."""
+    if state is None:
+        import streamlit as st
+
+        state = st.session_state
+    for key in [k for k in state if str(k).startswith(PAGE_PREFIXES)]:
+        if key not in KEPT_ON_SWITCH:
+            del state[key]

@@ -7,6 +7,7 @@ from cxr_attention.app import comparison, components, figures, models
 from cxr_attention.app import state as S
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.report.words import PHANTOM_ATTENTION_NOTE
+from cxr_attention.core.study.open_blanking import NO_OUTLINES
 
 st.title("Compare models")
 registry = components.registry()
@@ -75,6 +76,16 @@ for attention, baseline in pairs:
 if pairs and any(r.entry.is_phantom for r in runs):
     st.info(PHANTOM_ATTENTION_NOTE)
 
+blanked = comparison.blanking_frame(runs)
+if not blanked.empty:
+    st.subheader("Does the score depend on what each map shows? Blanking")
+    st.caption(
+        f"{NO_OUTLINES.capitalize()}. Instead, on the held-out films with the finding, each map's "
+        "highest pixels are set to black and the probability is read again, against a region of "
+        "the same shape at a random place (`core.study.open_blanking`)."
+    )
+    st.dataframe(blanked.round(3), hide_index=True, width="stretch")
+
 st.subheader("Where each map points: the attention study")
 entries, study_problems = comparison.study_entries(runs, delong)
 for problem in study_problems:
@@ -86,6 +97,8 @@ if entries:
     unstudied = [r.name for r in runs if r.name not in {e.name for e in entries}]
     if unstudied:
         st.caption(f"Not studied yet: {', '.join(unstudied)} (`cxr-attention study RUN`).")
+elif not blanked.empty:
+    st.caption(f"{NO_OUTLINES.capitalize()}: the study's pointing figures cannot be measured.")
 else:
     st.caption(
         "No selected run has a study yet: `cxr-attention study RUN...` scores each map against "

@@ -5,6 +5,7 @@ import streamlit as st
 from cxr_attention.app import components, figures, models
 from cxr_attention.app import state as S
 from cxr_attention.app import timeline_view as tv
+from cxr_attention.core.study.open_blanking import NO_OUTLINES
 from cxr_attention.core.training.timeline import has_timeline
 
 st.title("Attention over training")
@@ -61,20 +62,25 @@ maps = tv.epoch_maps(timeline, epoch)
 
 view, truth = images.views[image], images.truth[image]
 size = view.shape[-1]
-outline = tv.truth_outline(truth)
+outlined = bool(images.truth.any())  # collections without outlines (real films) have none
+outline = tv.truth_outline(truth) if outlined else None
 finding = images.findings[image]
+if not outlined:
+    st.caption(f"{NO_OUTLINES.capitalize()}: the maps are shown, with no lesion to meet.")
 probability = float(maps.probabilities[image, list(images.labels).index(finding)])
 panels = tv.map_panels(maps, image, finding)
 columns = st.columns(len(panels) + 1)
 with columns[0]:
     st.plotly_chart(
-        figures.overlay_figure(view, None, contours=outline, title=f"{finding} (outlined)"),
+        figures.overlay_figure(
+            view, None, contours=outline, title=f"{finding}" + (" (outlined)" if outlined else "")
+        ),
         key="timeline-film",
     )
     st.metric(f"P({finding}) after epoch {epoch}", f"{probability:.2f}")
 for column, panel in zip(columns[1:], panels, strict=True):
     heat = tv.map_in_view(panel.small, size)
-    focus = tv.lesion_focus(heat, truth)
+    focus = tv.lesion_focus(heat, truth) if outlined else None
     zrange = panel.zrange or (float(heat.min()), float(heat.max()))
     with column:
         st.plotly_chart(
@@ -84,19 +90,26 @@ for column, panel in zip(columns[1:], panels, strict=True):
                 zrange=zrange,
                 contours=outline,
                 colorbar_title=panel.colorbar,
-                title=f"{panel.title}<br><sup>{panel.small.shape[0]}x{panel.small.shape[1]} map, "
-                f"{'peak on the lesion' if focus.points_at_lesion else 'peak elsewhere'}</sup>",
+                title=f"{panel.title}<br><sup>{panel.small.shape[0]}x{panel.small.shape[1]} map"
+                + (
+                    f", {'peak on the lesion' if focus.points_at_lesion else 'peak elsewhere'}"
+                    if focus
+                    else ""
+                )
+                + "</sup>",
             ),
             key=f"timeline-{panel.name or 'gradcam'}",
         )
         if panel.name:
+            where = f"; mean {focus.inside:.2f} on the lesion, {focus.outside:.2f} elsewhere"
             st.caption(
-                f"{tv.map_words(panel.name).capitalize()} {heat.min():.2f}-{heat.max():.2f}; "
-                f"mean {focus.inside:.2f} on the lesion, {focus.outside:.2f} elsewhere."
+                f"{tv.map_words(panel.name).capitalize()} {heat.min():.2f}-{heat.max():.2f}"
+                + (where if focus else "")
+                + "."
             )
 
 gates = sorted(maps.gates)
-if gates:
+if gates and outlined:
     if st.session_state.get(S.TIMELINE_MAP) not in gates:
         st.session_state[S.TIMELINE_MAP] = gates[-1]
     if len(gates) > 1:

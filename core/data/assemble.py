@@ -57,6 +57,7 @@ class Films:
     age: np.ndarray | None = None
     sex: np.ndarray | None = None
     view: np.ndarray | None = None
+    title: str = ""  # what the films are in words (`DatasetIndex.title`), when the source knows
     patients: list[str] | None = None  # from a column; None: read from the names
     findings: list[Finding] = field(default_factory=list)
 
@@ -153,6 +154,7 @@ def assemble(
         uncertain=uncertain,
         findings=films.findings,
         cache_name=cache_name,
+        title=films.title,
     )
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from cxr_attention.core.data.assemble import TEST, TRAIN, Films
 from cxr_attention.core.data.index import Finding
-from cxr_attention.core.data.naming import kermany_counter_gaps
+from cxr_attention.core.data.naming import collection_title, kermany_counter_gaps
 from cxr_attention.core.data.radiograph import SUPPORTED_SUFFIXES
 from cxr_attention.core.data.scan import FolderScan, is_debris, scan_folder
 from cxr_attention.core.errors import DatasetError
@@ -139,6 +139,7 @@ def read_class_folders(root: Path) -> Films:
         targets=targets,
         labels=labels,
         findings=findings,
+        title=collection_title(relatives),
     )
 
 

@@ -89,6 +89,7 @@ class DatasetIndex:
     n_absent: int = 0  # images listed in a label file but not on disk
     uncertain: str = "zeros"  # how a table's -1 ("uncertain") labels were read
     findings: list[Finding] = field(default_factory=list)
+    title: str = ""  # what the films are, in words ("5,216 paediatric films from ..."), if known
     cache_name: str = ""  # sub-folder of the image cache (a table beside others in one folder)
     _masks: dict[str, Path] | None = field(default=None, repr=False)
 

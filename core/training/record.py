@@ -97,6 +97,7 @@ def data_summary(config: FitConfig, data: TrainingData) -> dict[str, Any]:
     index = data.index
     return {
         "source": index.source,
+        "title": index.title,
         "root": str(index.root),
         "fingerprint": index.fingerprint,
         "label_set": config.labels,

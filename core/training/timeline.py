@@ -33,7 +33,7 @@ from cxr_attention.core.data.preprocess import config_input, model_view, square_
 from cxr_attention.core.data.radiograph import load_radiograph
 from cxr_attention.core.explain.gradcam import GradCam
 from cxr_attention.core.explain.localization import box_mask
-from cxr_attention.core.explain.localize_run import truth_cases, truth_in_view
+from cxr_attention.core.explain.localize_run import TruthCase, truth_cases, truth_in_view
 from cxr_attention.core.models.classifier import AttentionClassifier
 
 TIMELINE = "timeline"
@@ -67,14 +67,33 @@ class Timeline:
     epochs: tuple[EpochMaps, ...]  # in epoch order
 
 
+OUTLINED_SOURCES = ("phantom", "chestxray14")  # readers whose films can carry lesion outlines
+
+
+def labelled_cases(frame: pd.DataFrame, labels: Sequence[str]) -> list[TruthCase]:
+    """Films of `frame` labelled with exactly one of `labels`, by image id, without outlines."""
+    targets = frame[list(labels)].to_numpy()
+    cases = [
+        TruthCase(str(image_id), str(path), masks={labels[int(row.argmax())]: None})
+        for image_id, path, row in zip(frame["image_id"], frame["path"], targets, strict=True)
+        if row.sum() == 1
+    ]
+    return sorted(cases, key=lambda case: case.image_id)
+
+
 def pick_timeline_images(
     index, frame: pd.DataFrame, labels: Sequence[str], size: int, n: int = TIMELINE_IMAGES
 ) -> TimelineImages | None:
     """Up to `n` films of `frame` with truth, cycling through the findings present (by image id).
 
     None when no film of `frame` carries truth (ChestX-ray14's validation split has no boxes).
+    A collection that has no outlines at all (class folders, a table) follows films labelled with
+    one finding instead, with an empty truth: the maps are shown without a lesion to meet.
     """
-    cases, _ = truth_cases(index, frame, labels)
+    if index.source in OUTLINED_SOURCES:
+        cases, _ = truth_cases(index, frame, labels)
+    else:
+        cases = labelled_cases(frame, labels)
     by_label: dict[str, list] = {}
     for case in cases:  # sorted by image id, so the choice is deterministic
         if len(case.labels) == 1:  # one finding per film: the map has one right answer
@@ -92,6 +111,9 @@ def pick_timeline_images(
         image = load_radiograph(case.path)
         views.append(model_view(image.pixels, size))
         geometry = square_geometry(image.height, image.width, size)
+        if case.masks.get(case.labels[0]) is None and not case.boxes:  # no outline exists
+            truths.append(np.zeros((size, size), np.uint8))
+            continue
         region = truth_in_view(case, geometry, size)[case.labels[0]]
         mask = region if isinstance(region, np.ndarray) else box_mask(region, (size, size))
         truths.append(mask.astype(np.uint8))

@@ -35,6 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--headless", action="store_true", help="do not open a browser (servers, CI)"
     )
+    parser.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a dataset folder where runs whose recorded data folder is not on this machine find "
+        "their films (failure cases, galleries); repeat for several",
+    )
     parser.set_defaults(func=run)
 
 
@@ -127,13 +135,14 @@ def launch_app(
     *,
     host: str | None = None,
     debug: bool = False,
+    data: list[str] | tuple[str, ...] = (),
 ) -> int:
     """Serve the app for the run folders under `runs` until interrupted; the exit status.
 
     `host` None (or "localhost") listens on this machine only: 127.0.0.1, and ::1 where there is
     IPv6. Any other address is passed to Streamlit as it is.
     """
-    from cxr_attention.app.settings import RUNS_ENV, is_loopback
+    from cxr_attention.app.settings import DATA_ENV, RUNS_ENV, is_loopback
     from cxr_attention.train.serve import LoopbackRelay, run_server
 
     root = Path(runs).expanduser().resolve()
@@ -148,7 +157,13 @@ def launch_app(
     listen = None if default else host
     check_port(port, listen or "127.0.0.1")
     relay = LoopbackRelay.bind(port) if default else None
+    folders = [Path(d).expanduser().resolve() for d in data]
+    for folder in folders:
+        if not folder.exists():
+            raise ConfigError(f"--data {folder} does not exist: give the dataset folder")
     env = {**os.environ, RUNS_ENV: str(root), "HF_HUB_OFFLINE": "1"}
+    if folders:
+        env[DATA_ENV] = os.pathsep.join(map(str, folders))
     if default:
         where = "this machine only: 127.0.0.1" + (" and [::1]" if relay else "")
         print(f"cxr-attention app: serving {root} at http://localhost:{port} ({where})",
@@ -167,5 +182,6 @@ def launch_app(
 
 def run(args: argparse.Namespace) -> int:
     return launch_app(
-        args.runs, args.port, args.headless, host=args.host, debug=getattr(args, "debug", False)
-    )
+        args.runs, args.port, args.headless, host=args.host, debug=getattr(args, "debug", False),
+        data=args.data,
+    )  # fmt: skip

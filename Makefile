@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint format app bench clean
+.PHONY: demo test lint format app bench clean check-install
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+check-install:
+	.ci/check-install

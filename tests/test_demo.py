@@ -32,9 +32,9 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     err = capsys.readouterr().err
     # the zoo's own steps, then the demo's
     assert "1. training phantom: 48 films at 64 px, seed 0" in err and "[6/6]" in err
-    assert "1. evaluation phantom: 48 films at 64 px, seed 2026" in err and "[12/12]" in err
+    assert "1. evaluation phantom: 48 films at 64 px, seed 2026" in err and "[13/13]" in err
     record = json.loads((zoo / "ZOO.json").read_text())
-    assert record["command"] == "cxr-attention demo --retrain"
+    assert record["command"] == "cxr-attention demo --retrain --zoo assets/zoo"
     # the baseline, the paper's gate and the class-specific head (reading stage 3)
     names = ["mobilenetv2_100", "mobilenetv2_100+attention", "mobilenetv2_100+class"]
     assert list(record["runs"]) == names
@@ -116,3 +116,19 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     assert main([*argv, "--refit-trust"]) == 2
     assert "lacks mobilenetv2_100+attention" in capsys.readouterr().err
     assert (zoo / names[0] / "checkpoint.pt").stat().st_mtime_ns == before
+
+
+def test_a_zoo_made_or_refitted_goes_to_the_users_folder_never_the_installation(tmp_path):
+    from argparse import Namespace
+
+    from cxr_attention.train.commands.demo import user_zoo
+    from cxr_attention.train.zoo import ZOO_DIR, read_zoo
+
+    made = user_zoo(tmp_path, Namespace(retrain=True, data=None))
+    assert made == tmp_path / "zoo" and not made.exists()  # training writes it there
+    refitted = user_zoo(tmp_path / "b", Namespace(retrain=False, data=None))
+    # refitting starts from a copy of the shipped zoo, in the user's folder
+    assert refitted == tmp_path / "b" / "zoo"
+    assert read_zoo(refitted) == read_zoo(ZOO_DIR)
+    real = user_zoo(tmp_path, Namespace(retrain=True, data="/films/pneumonia"))
+    assert real == tmp_path / "zoo-pneumonia"

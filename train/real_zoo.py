@@ -29,7 +29,7 @@ from typing import Any
 
 REAL_ZOO_DIR = Path(__file__).resolve().parents[1] / "assets" / "zoo-pneumonia"
 COMMAND = "cxr-attention demo --retrain --data DIR --zoo assets/zoo-pneumonia"
-EVALUATION = ("metrics.json", "predictions.csv", "blanking.json")
+EVALUATION = ("metrics.json", "predictions.csv", "blanking.json", "trust.json")
 
 
 @dataclass(frozen=True)
@@ -119,14 +119,19 @@ def evaluate_real_zoo(
     """Evaluate every shipped model on its held-out patients and blank its maps; ship that
     evaluation beside it. Returns the evaluated copies (under `work`/installed)."""
     from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.core.runs import write_json
     from cxr_attention.core.study.open_blanking import run_open_blanking
+    from cxr_attention.core.trust.probes import TRUST, flag_shares, probe_sets
     from cxr_attention.train.commands.sweep import Steps
     from cxr_attention.train.zoo import install_zoo
 
     names = [v.name for v in recipe.variants()]
+    for name in names:
+        name_collection(zoo / name, recipe.title)
     steps = Steps(
         [*[f"evaluate {n} on the held-out patients" for n in names],
-         *[f"blank the maps of {n}" for n in names]]
+         *[f"blank the maps of {n}" for n in names],
+        *[f"probe the OOD warning of {n} with phantom and non-chest images" for n in names]]
     )  # fmt: skip
     steps.show_plan(f"cxr-attention demo: evaluating the zoo in {zoo}")
     runs = install_zoo(work / "installed", names, zoo)
@@ -137,10 +142,50 @@ def evaluate_real_zoo(
         with steps.step(len(runs) + i) as outcome:
             result = run_open_blanking(run, data=data, limit=recipe.blanking_limit)
             outcome["note"] = _blanking_note(result)
+    probes = probe_sets(work / "probes")
+    for i, run in enumerate(runs):
+        with steps.step(2 * len(runs) + i) as outcome:
+            shares = flag_shares(run / "checkpoint.pt", probes)
+            write_json(run / TRUST, shares)
+            outcome["note"] = ", ".join(
+                f"{k}: {v['flagged']}/{v['n']} flagged" for k, v in shares.items()
+            )
     for run in runs:
         for filename in EVALUATION:
             shutil.copy2(run / filename, zoo / run.name / filename)
     return runs
+
+
+def name_collection(shipped: Path, title: str) -> None:
+    """Record what the shipped model learnt, in words, where its training data has no title yet
+    (the reader gives one since the Kermany names are recognised; older runs lack it)."""
+    import torch
+
+    from cxr_attention.core.models.checkpoint import read_checkpoint_data
+
+    checkpoint = shipped / "checkpoint.pt"
+    data = read_checkpoint_data(checkpoint)
+    recorded = data.setdefault("training", {}).setdefault("data", {})
+    if not recorded.get("title"):
+        recorded["title"] = title
+        torch.save(data, checkpoint)
+
+
+def install_real_zoo(runs: Path, zoo: Path = REAL_ZOO_DIR) -> list[Path]:
+    """Copy the real-film zoo's models with their shipped evaluation into `runs`/<name>; [] when
+    no real-film zoo is shipped there. The films stay where they are: pages that need them say
+    how to point the app at the collection."""
+    from cxr_attention.train.zoo import install_zoo, read_zoo
+
+    record = read_zoo(zoo)
+    if record is None:
+        return []
+    installed = install_zoo(runs, list(record["figures"]), zoo)
+    for run in installed:
+        for filename in EVALUATION:
+            if (zoo / run.name / filename).is_file():
+                shutil.copy2(zoo / run.name / filename, run / filename)
+    return installed
 
 
 def _blanking_note(result: dict[str, Any]) -> str:
@@ -169,6 +214,10 @@ def record_real_zoo(zoo: Path, recipe: RealZooRecipe, runs: list[Path], data: Pa
             "n_test_images": metrics["n_images"],
             "n_test_patients": metrics["n_patients"],
             "blanking": {"map": own, **_plain(blanking["maps"][own]["faithfulness"])},
+            "flagged": {
+                "held-out films": (metrics.get("out_of_distribution") or {}).get("flagged_share"),
+                **{k: v["share"] for k, v in json.loads((run / "trust.json").read_text()).items()},
+            },
             "train_seconds": round(seconds),
             "size_mb": round((zoo / run.name / "checkpoint.pt").stat().st_size / 2**20, 2),
         }

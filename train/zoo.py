@@ -35,7 +35,7 @@ from cxr_attention.core.errors import RunError
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "assets" / "zoo"
 ZOO_FILE = "ZOO.json"
-COMMAND = "cxr-attention demo --retrain"
+COMMAND = "cxr-attention demo --retrain --zoo assets/zoo"
 SHIPPED = ("checkpoint.pt", "config.json", "history.csv")  # and the timeline/ folder
 EVALUATION = (
     "metrics.json",

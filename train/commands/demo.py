@@ -30,6 +30,7 @@ from typing import Any
 from cxr_attention.core.errors import ConfigError, CxrError
 from cxr_attention.train.commands.app import add_host_flag
 from cxr_attention.train.commands.sweep import Steps, set_threads
+from cxr_attention.train.real_zoo import REAL_ZOO_DIR
 from cxr_attention.train.zoo import ZOO_DIR, ZooRecipe, read_zoo, recipe_of, ship_evaluation
 
 MARKER = "DEMO.json"
@@ -43,6 +44,8 @@ class DemoSettings:
     recipe: ZooRecipe = field(default_factory=ZooRecipe)
     zoo: str = str(ZOO_DIR)
     zoo_created: str = ""  # ZOO.json's date: a rebuilt zoo is evaluated again
+    real_zoo: str = ""  # the real-film zoo installed beside it ("" for none)
+    real_zoo_created: str = ""  # its ZOO.json's date: a rebuilt one is installed again
     retrain: bool = False
     fit_overrides: dict[str, Any] = field(default_factory=dict)  # on top of the preset (tests)
     only: tuple[str, ...] = ()  # --retrain these variants alone, keeping the zoo's others
@@ -237,6 +240,7 @@ def evaluate_zoo(
         *[f"localize the maps of {name}" for name in names],
         *[f"attention study of {name}" for name in names],
         "compare -> report",
+        f"install the real-film zoo from {settings.real_zoo or '(none shipped)'}",
     ]
     steps = Steps(titles)
     steps.show_plan(f"cxr-attention demo: building in {folder} ({set_threads()} threads)")
@@ -274,12 +278,38 @@ def evaluate_zoo(
                 outcome["note"] = "shipped with the evaluation"
             else:
                 outcome["note"] = study(run, phantom, recipe.localize_limit)
-    with steps.step(len(titles) - 1):
+    with steps.step(len(titles) - 2):
         paths = compare_runs(runs, folder / "report", n_resamples=settings.n_resamples)
+    with steps.step(len(titles) - 1) as outcome:
+        real = install_real(folder / "runs", settings)
+        outcome["note"] = f"{len(real)} models in {folder / 'runs' / REAL_RUNS}" if real else "none"
     record = {"settings": settings.as_json(), "runs": [r.name for r in runs]}
     record["report"] = str(paths.html)
     (folder / MARKER).write_text(json.dumps(record, indent=2) + "\n")
     return runs
+
+
+def user_zoo(folder: Path, args: argparse.Namespace) -> Path:
+    """Where a zoo that is made or refitted goes when --zoo is not given: DIR/zoo (DIR/zoo-<data>
+    for a real-film zoo), never the installation. Refitting starts from a copy of the shipped zoo."""
+    target = folder / (f"zoo-{Path(args.data).name}" if args.data else "zoo")
+    if not args.retrain and not args.data and read_zoo(target) is None and read_zoo(ZOO_DIR):
+        shutil.rmtree(target, ignore_errors=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(ZOO_DIR, target)
+    return target
+
+
+REAL_RUNS = "real-films"  # the runs folder's sub-folder holding the real-film zoo
+
+
+def install_real(runs: Path, settings: DemoSettings) -> list[Path]:
+    """The real-film zoo's models beside the phantom zoo's (runs/real-films/<variant>)."""
+    from cxr_attention.train.real_zoo import install_real_zoo
+
+    target = runs / REAL_RUNS
+    shutil.rmtree(target, ignore_errors=True)
+    return install_real_zoo(target, Path(settings.real_zoo)) if settings.real_zoo else []
 
 
 def record_zoo(settings: DemoSettings, runs: list[Path]) -> None:
@@ -328,7 +358,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train the zoo again from scratch (the command that made assets/zoo) and ship it",
     )
     p.add_argument(
-        "--zoo", default=str(ZOO_DIR), help="zoo folder to read, or with --retrain to write"
+        "--zoo",
+        help="zoo folder to read (default: the shipped one), or to write with --retrain, "
+        "--reship or --refit-trust (default: DIR/zoo, never the installation)",
     )
     p.add_argument(
         "--data",
@@ -407,10 +439,13 @@ def settings_from(args: argparse.Namespace) -> DemoSettings:
             backbones=tuple(args.backbones),
             localize_limit=args.localize_limit,
         )
+    real = read_zoo(REAL_ZOO_DIR)
     return DemoSettings(
         recipe=recipe,
         zoo=str(Path(args.zoo).expanduser().resolve()),
         zoo_created=str((shipped or {}).get("created", "")),
+        real_zoo=str(REAL_ZOO_DIR) if real else "",
+        real_zoo_created=str((real or {}).get("created", "")),
         retrain=args.retrain or shipped is None,
         fit_overrides=overrides,
         only=tuple(args.only),
@@ -420,6 +455,9 @@ def settings_from(args: argparse.Namespace) -> DemoSettings:
 
 def run(args: argparse.Namespace) -> int:
     folder = Path(args.dir).expanduser() if args.dir else default_dir()
+    makes = args.retrain or args.reship or args.refit_trust
+    if args.zoo is None:
+        args.zoo = str(user_zoo(folder, args) if makes else ZOO_DIR)
     if args.data:
         return make_real_zoo(args, folder)
     settings = settings_from(args)
@@ -449,6 +487,9 @@ def run(args: argparse.Namespace) -> int:
         raise CxrError(
             f"cannot write the demo into {folder} ({exc.strerror}): pass --dir DIR"
         ) from None
+    if makes:
+        print(f"cxr-attention demo: the zoo is in {settings.zoo}; use it with "
+              f"`cxr-attention demo --zoo {settings.zoo}`")  # fmt: skip
     print(f"cxr-attention demo: ready in {folder}; report: {folder / 'report' / 'report.html'}")
     if args.no_app:
         return 0
@@ -489,6 +530,9 @@ def make_real_zoo(args: argparse.Namespace, folder: Path) -> int:
             f"cannot write into {work} or {zoo} ({exc.strerror}): pass --dir DIR"
         ) from None
     print(f"cxr-attention demo: the real-film zoo is in {zoo} ({zoo / 'ZOO.json'})")
+    print(
+        f"cxr-attention demo: the app shows it with `cxr-attention app --runs {work / 'installed'}`"
+    )
     return 0
 
 

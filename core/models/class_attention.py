@@ -52,7 +52,9 @@ class ClassAttentionHead(nn.Module):
         return self.classifier(x) / norm.view(1, -1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scores = self.score_maps(x)
+        # the pooling in float32 whatever autocast did to the convolution: a softmax over places
+        # in bfloat16 keeps 8 bits, and its maps and logits would step with them
+        scores = self.score_maps(x).float()
         flat = scores.flatten(2)  # (B, L, h * w)
         base = flat.mean(dim=2)
         if self.temperature >= 99:  # the reference code's spelling of max pooling

@@ -159,11 +159,12 @@ def refit_shipped(shipped: Path, data: Path | None = None) -> None:
     films (at `data` when not where it was trained), keeping its 8-bit weights."""
     from cxr_attention.core.models.checkpoint import read_checkpoint_data
     from cxr_attention.core.models.compact import compact_checkpoint
-    from cxr_attention.core.training.record import refit_trust
+    from cxr_attention.core.training.record import refit_trust, rethreshold_ood
 
     checkpoint = shipped / SHIPPED[0]
     refit_trust(shipped, data)
     torch.save(compact_checkpoint(read_checkpoint_data(checkpoint)), checkpoint)
+    rethreshold_ood(shipped, data)  # on the description as stored, in float16
 
 
 def ship_evaluation(run: Path, folder: Path) -> None:

@@ -73,6 +73,17 @@ def holds_scored_films(entry: ModelEntry, index) -> bool:
     return bool(len(scored)) and scored.isin(index.items["image_id"].astype(str)).all()
 
 
+def film_view(index, image_id: str, size: int) -> np.ndarray:
+    """One film of the dataset as the model sees it, uint8 (size, size)."""
+    from cxr_attention.core.data.preprocess import model_view
+    from cxr_attention.core.data.radiograph import load_radiograph
+
+    row = index.items.loc[index.items["image_id"] == image_id]
+    if row.empty:
+        raise CxrError(f"{image_id} is not in the dataset at {index.root}")
+    return model_view(load_radiograph(row.iloc[0]["path"]).pixels, size)
+
+
 def study_for(index, image_id: str) -> images.StudyImage:
     """One dataset image with its findings, boxes and (phantom) masks as ground truth."""
     row = index.items.loc[index.items["image_id"] == image_id]

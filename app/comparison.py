@@ -69,7 +69,8 @@ def format_auc(auc: Any, ci: Any) -> str:
 
 
 def auc_table(runs: Sequence[Evaluated]) -> pd.DataFrame:
-    """Rows: every label, then micro and macro; columns: runs; cells: AUC [95% CI]."""
+    """Rows: every label, then micro and macro (not for one label: they would repeat its row);
+    columns: runs; cells: AUC [95% CI]."""
     labels: list[str] = []
     for run in runs:
         labels += [label for label in run.labels if label not in labels]
@@ -83,7 +84,8 @@ def auc_table(runs: Sequence[Evaluated]) -> pd.DataFrame:
         column.append(format_auc(run.metrics.get("micro_auc"), run.metrics.get("micro_auc_ci")))
         column.append(format_auc(run.metrics.get("macro_auc"), run.metrics.get("macro_auc_ci")))
         table[run.name] = column
-    return pd.DataFrame(table, index=[*labels, "micro AUC", "macro AUC"])
+    frame = pd.DataFrame(table, index=[*labels, "micro AUC", "macro AUC"])
+    return frame.iloc[:1] if len(labels) == 1 else frame
 
 
 def attention_pairs(runs: Sequence[Evaluated]) -> list[tuple[Evaluated, Evaluated]]:

@@ -62,7 +62,7 @@ def lesion_focus(heat: np.ndarray, truth: np.ndarray) -> LesionFocus:
 def focus_curves(timeline: Timeline, image: int, gate: str) -> dict[str, list[float]]:
     """Per epoch, for one film: the gate's mean inside and outside the lesion, and the finding's
     probability. Keys "epoch", "inside", "outside", "probability"."""
-    size = timeline.images.views.shape[-1]
+    size = timeline.images.truth.shape[-1]
     truth = timeline.images.truth[image]
     curves: dict[str, list[float]] = {"epoch": [], "inside": [], "outside": [], "probability": []}
     for maps in timeline.epochs:
@@ -81,7 +81,7 @@ def focus_curves(timeline: Timeline, image: int, gate: str) -> dict[str, list[fl
 def pointing_by_epoch(timeline: Timeline, gate: str | None) -> list[tuple[int, float]]:
     """(epoch, share of the timeline films whose map peaks inside the lesion), for a gate or, with
     None, Grad-CAM."""
-    size = timeline.images.views.shape[-1]
+    size = timeline.images.truth.shape[-1]
     out = []
     for maps in timeline.epochs:
         stack = maps.gradcam if gate is None else maps.gates.get(gate)

@@ -104,12 +104,13 @@ def train_real_zoo(
 
 def ship_real_zoo(runs: list[Path], zoo: Path) -> None:
     """8-bit copies of `runs` in `zoo` (replacing those of the same name), trust refitted."""
+    from cxr_attention.core.training.timeline import strip_views
     from cxr_attention.train.zoo import ship_run
 
     zoo.mkdir(parents=True, exist_ok=True)
     for run in runs:
         shutil.rmtree(zoo / run.name, ignore_errors=True)
-        ship_run(run, zoo)
+        strip_views(ship_run(run, zoo))  # the timeline keeps which films, never the films
     (zoo / "ZOO.json").unlink(missing_ok=True)  # written after the evaluation
 
 
@@ -121,6 +122,7 @@ def evaluate_real_zoo(
     from cxr_attention.core.evaluation import evaluate_run
     from cxr_attention.core.runs import write_json
     from cxr_attention.core.study.open_blanking import run_open_blanking
+    from cxr_attention.core.training.timeline import strip_views
     from cxr_attention.core.trust.probes import TRUST, flag_shares, probe_sets
     from cxr_attention.train.commands.sweep import Steps
     from cxr_attention.train.zoo import install_zoo
@@ -128,6 +130,7 @@ def evaluate_real_zoo(
     names = [v.name for v in recipe.variants()]
     for name in names:
         name_collection(zoo / name, recipe.title)
+        strip_views(zoo / name)
     steps = Steps(
         [*[f"evaluate {n} on the held-out patients" for n in names],
          *[f"blank the maps of {n}" for n in names],

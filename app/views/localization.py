@@ -7,10 +7,18 @@ from cxr_attention.app import localization_tables as tables
 from cxr_attention.app import state as S
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.runs import LOCALIZATION
+from cxr_attention.core.study.open_blanking import BLANKING, NO_OUTLINES
 
 st.title("Localization")
 registry = components.registry()
 candidates = registry.localized()
+if not candidates and registry.entries and all(e.has(BLANKING) for e in registry.entries):
+    st.info(
+        f"{NO_OUTLINES.capitalize()} ({registry.collections()[0]}): no map is scored against a "
+        "lesion here. Compare models shows the blanking check instead: whether the score falls "
+        "when what each map attends to is set to black."
+    )
+    st.stop()
 if not candidates:
     st.info(
         "No localization results yet: run `cxr-attention localize RUN --method attention` (and "

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cxr_attention.app import components, figures, models
+from cxr_attention.app import cases, components, figures, models
 from cxr_attention.app import state as S
 from cxr_attention.app import timeline_view as tv
 from cxr_attention.core.study.open_blanking import NO_OUTLINES
@@ -60,10 +60,18 @@ if len(epochs) > 1:
 epoch = st.session_state[S.TIMELINE_EPOCH]
 maps = tv.epoch_maps(timeline, epoch)
 
-view, truth = images.views[image], images.truth[image]
+truth = images.truth[image]
+if images.views is not None:
+    view = images.views[image]
+else:  # a zoo of real films ships which films, never the films: read them from the collection
+    index, why = cases.dataset_for(entry)
+    if index is None:
+        st.info(f"The films of this timeline are not shown: {why}.")
+        st.stop()
+    view = cases.film_view(index, images.image_ids[image], truth.shape[-1])
 size = view.shape[-1]
 outlined = bool(images.truth.any())  # collections without outlines (real films) have none
-outline = tv.truth_outline(truth) if outlined else None
+outline = tv.truth_outline(truth) if outlined else []
 finding = images.findings[image]
 if not outlined:
     st.caption(f"{NO_OUTLINES.capitalize()}: the maps are shown, with no lesion to meet.")
@@ -101,10 +109,14 @@ for column, panel in zip(columns[1:], panels, strict=True):
             key=f"timeline-{panel.name or 'gradcam'}",
         )
         if panel.name:
-            where = f"; mean {focus.inside:.2f} on the lesion, {focus.outside:.2f} elsewhere"
+            where = (
+                f"; mean {focus.inside:.2f} on the lesion, {focus.outside:.2f} elsewhere"
+                if focus
+                else ""
+            )
             st.caption(
                 f"{tv.map_words(panel.name).capitalize()} {heat.min():.2f}-{heat.max():.2f}"
-                + (where if focus else "")
+                + where
                 + "."
             )
 

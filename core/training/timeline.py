@@ -44,7 +44,7 @@ TIMELINE_IMAGES = 6
 class TimelineImages:
     """The fixed films a run's timeline follows."""
 
-    views: np.ndarray  # uint8 (N, S, S)
+    views: np.ndarray | None  # uint8 (N, S, S); None where stripped (`strip_views`): read the films
     truth: np.ndarray  # uint8 (N, S, S), 1 inside the shown finding
     image_ids: tuple[str, ...]
     findings: tuple[str, ...]  # the finding shown for each image
@@ -175,6 +175,20 @@ def write_timeline_images(run: Path, images: TimelineImages) -> None:
     )
 
 
+def strip_views(run: Path) -> None:
+    """Remove the films themselves from a run's timeline, keeping which films and every map.
+
+    A zoo that learnt real patients' films ships its timeline so: no film of a real collection
+    is copied anywhere. The app then reads the films from the collection (`app --data DIR`).
+    """
+    path = Path(run) / TIMELINE / "images.npz"
+    if not path.is_file():
+        return
+    with np.load(path) as f:
+        kept = {k: f[k] for k in f.files if k != "views"}
+    np.savez_compressed(path, **kept)
+
+
 def write_epoch_maps(run: Path, maps: EpochMaps) -> None:
     arrays = {f"gate_{k}": v.astype(np.float16) for k, v in maps.gates.items()}
     np.savez_compressed(
@@ -204,7 +218,7 @@ def read_timeline(run: str | Path) -> Timeline | None:
         return None
     with np.load(folder / "images.npz") as f:
         images = TimelineImages(
-            f["views"],
+            f["views"] if "views" in f.files else None,
             f["truth"],
             tuple(str(s) for s in f["image_ids"]),
             tuple(str(s) for s in f["findings"]),

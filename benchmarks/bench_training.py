@@ -1,28 +1,17 @@
 """Training throughput (images/s) per backbone, with and without attention, as `fit` trains.
 
-For a GPU user: where does the time go? The loader's own ceiling first (images/s the uint8 cache ->
-DataLoader -> device -> on-device augmentation path delivers with no model at all), then per
-variant, measured in the same run:
+Two figures per variant, measured in the same run:
 
 - *fit*: images/s of the training epochs of a real `fit` on a cached phantom (the product's path:
   memory-mapped uint8 cache -> loader -> on-device augmentation -> AMP and channels_last on CUDA),
   read from the run's history.csv;
 - *compute*: the same optimiser steps on a batch already on the device (no loader at all).
 
-fit / compute near 1.0, and a loader ceiling far above the fit figure, mean the loader is never the
-bottleneck. The last column is what the spatial gate costs against the same model without it
-(compute figures). On CUDA the script also samples GPU utilisation while `fit` runs (needs
-`nvidia-smi`).
+fit / compute near 1.0 means the loader is never the bottleneck. On CUDA the script also samples
+GPU utilisation while `fit` runs (needs `nvidia-smi`).
 
-The issue-23 measurement on one GPU (ResNet101 at 224 px, AMP, channels-last, batch 128):
-
-    python benchmarks/bench_training.py --backbones resnet101 efficientnet_b3 --batch-size 128 \
-        --images 4096
-
-On a CPU the figures are CPU figures (`--amp bf16` runs the GPU path's numerics, slower):
-
-    python benchmarks/bench_training.py --backbones mobilenetv2_100 --image-size 64 --images 256 \
-        --batch-size 32 --steps 3 [--amp bf16]
+    python benchmarks/bench_training.py [--backbones ...] [--image-size 224] [--batch-size 32]
+        [--images 512] [--steps 10]
 """
 
 from __future__ import annotations
@@ -49,39 +38,9 @@ from cxr_attention.core.training import FitConfig, fit
 from cxr_attention.core.training.device import plan_device
 
 
-def loader_ceiling(data: Path, size: int, batch: int, workers: int | None, amp: str) -> float:
-    """Images/s of the training input path alone: cached uint8 rows -> DataLoader -> the device ->
-    normalised, channels-last when the plan says so, augmented on the device; no model."""
-    from cxr_attention.core.data.augment import RadiographAugment
-    from cxr_attention.core.data.cache import find_cache
-    from cxr_attention.core.data.loader import RadiographDataset, make_loader
-
-    plan = plan_device("auto", amp)
-    index = open_dataset(data)
-    frame = index.split("train")
-    dataset = RadiographDataset(frame, index.labels, size, cache=find_cache(index, size))
-    loader = make_loader(dataset, batch, shuffle=True, num_workers=workers, drop_last=True, seed=0)
-    augment = RadiographAugment().to(plan.device).train()
-    config = ModelConfig("resnet18", ALL14, image_size=size)
-    seen, started = 0, 0.0
-    for epoch in range(2):  # the first epoch starts the workers
-        if epoch == 1:
-            started = time.perf_counter()
-        for images, _targets, _rows in loader:  # as core.training.epoch.device_batch does
-            x = images.to(plan.device, non_blocking=True).float().div_(255.0)
-            x = plan.images(config_input(augment(x), config, plan.device))
-            if epoch == 1:
-                seen += x.shape[0]
-        if plan.device.type == "cuda":
-            torch.cuda.synchronize()
-    return seen / (time.perf_counter() - started)
-
-
-def compute_rate(
-    backbone: str, attention: bool, size: int, batch: int, steps: int, amp: str = "auto"
-) -> float:
+def compute_rate(backbone: str, attention: bool, size: int, batch: int, steps: int) -> float:
     """Optimiser steps per second x batch, on a batch that never leaves the device."""
-    plan = plan_device("auto", amp)
+    plan = plan_device("auto")
     config = ModelConfig(backbone, ALL14, attention=attention, image_size=size)
     model = AttentionClassifier(config).to(plan.device).train()
     if plan.channels_last:
@@ -144,12 +103,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed compute-only steps")
     parser.add_argument("--epochs", type=int, default=2, help="fit epochs (the first warms up)")
     parser.add_argument("--workers", type=int, default=None, help="loader processes for fit")
-    parser.add_argument(
-        "--amp", default="auto", choices=("auto", "off", "bf16", "fp16"), help="fit's --amp"
-    )
     args = parser.parse_args()
 
-    device = plan_device("auto", args.amp)
+    device = plan_device("auto")
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(
         f"# {name}, amp={device.amp}, channels_last={device.channels_last}, "
@@ -160,39 +116,29 @@ def main() -> None:
         data = Path(tmp) / "phantom"
         generate_phantom(data, args.images, size=args.image_size, seed=0)
         build_cache(open_dataset(data), args.image_size, progress=False)
-        ceiling = loader_ceiling(data, args.image_size, args.batch_size, args.workers, args.amp)
-        print(f"loader ceiling (no model): {ceiling:.0f} img/s")
         print(
-            f"{'backbone':<18}{'attention':>10}{'fit img/s':>11}{'compute img/s':>15}{'ratio':>7}"
-            f"{'GPU util':>9}{'gate cost':>11}"
+            f"{'backbone':<18}{'attention':>10}{'fit img/s':>11}{'compute img/s':>15}{'ratio':>7}{'GPU util':>9}"
         )
-        without: dict[str, float] = {}
         for backbone in args.backbones:
             for attention in (False, True):
                 config = FitConfig(
                     data=str(data), out=str(Path(tmp) / f"{backbone}-{attention}"),
                     backbone=backbone, attention=attention, image_size=args.image_size,
                     batch_size=args.batch_size, epochs=args.epochs, patience=None,
-                    workers=args.workers, progress=False, amp=args.amp,
+                    workers=args.workers, progress=False,
                 )  # fmt: skip
                 with GpuSampler() as gpu:
                     run = fit(config)
                 history = pd.read_csv(run.path / "history.csv")
                 fit_rate = float(history["images_per_s"].iloc[-1])  # the warm epoch
                 rate = compute_rate(
-                    backbone, attention, args.image_size, args.batch_size, args.steps, args.amp
+                    backbone, attention, args.image_size, args.batch_size, args.steps
                 )
-                if not attention:
-                    without[backbone] = rate
-                cost = f"{without[backbone] / rate - 1:+.1%}" if attention else ""
                 print(
                     f"{backbone:<18}{'yes' if attention else 'no':>10}{fit_rate:>11.1f}"
-                    f"{rate:>15.1f}{fit_rate / rate:>7.2f}{gpu.summary():>9}{cost:>11}",
+                    f"{rate:>15.1f}{fit_rate / rate:>7.2f}{gpu.summary():>9}",
                     flush=True,
                 )
-        fastest = max(without.values(), default=0.0)
-        verdict = "never the bottleneck" if ceiling > 1.2 * fastest else "may starve the device"
-        print(f"loader ceiling {ceiling:.0f} img/s vs the fastest model's compute: {verdict}")
 
 
 if __name__ == "__main__":

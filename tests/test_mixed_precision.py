@@ -173,28 +173,3 @@ def test_a_bf16_run_evaluates_predicts_studies_and_serves(pairs, phantom, capsys
     view = model_view(load_radiograph(film).pixels, SIZE)
     analysis = analyse_view(loaded, view, "Cardiomegaly", "attention", False)
     assert np.isfinite(analysis.probabilities).all()
-
-
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
-
-
-@pytest.mark.cuda
-@needs_cuda
-def test_on_cuda_auto_is_mixed_precision_channels_last_and_learns(phantom, tmp_path):
-    run = fit(config(phantom, tmp_path / "cuda", "class", "auto", device="cuda", epochs=2)).path
-    recorded = json.loads((run / "config.json").read_text())
-    assert recorded["amp"] in ("bf16", "fp16") and recorded["channels_last"] is True
-    assert float(pd.read_csv(run / "history.csv")["val_macro_auc"].iloc[-1]) > 0.55
-
-
-@pytest.mark.cuda
-@needs_cuda
-def test_a_cpu_checkpoint_meets_a_cuda_batch(pairs, phantom):
-    checkpoint = load_checkpoint(pairs["spatial"][0] / "checkpoint.pt", device="cuda")
-    film = open_dataset(phantom, labels="paper13").items["path"].iloc[0]
-    x = config_input(
-        model_view(load_radiograph(film).pixels, SIZE)[None], checkpoint.config, "cuda"
-    )
-    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
-        logits = checkpoint.model(x.contiguous(memory_format=torch.channels_last))
-    assert logits.device.type == "cuda" and torch.isfinite(logits.float()).all()

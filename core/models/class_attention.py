@@ -52,9 +52,7 @@ class ClassAttentionHead(nn.Module):
         return self.classifier(x) / norm.view(1, -1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the pooling in float32 whatever autocast did to the convolution: a softmax over places
-        # in bfloat16 keeps 8 bits, and its maps and logits would step with them
-        scores = self.score_maps(x).float()
+        scores = self.score_maps(x)
         flat = scores.flatten(2)  # (B, L, h * w)
         base = flat.mean(dim=2)
         if self.temperature >= 99:  # the reference code's spelling of max pooling

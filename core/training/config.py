@@ -14,7 +14,6 @@ from cxr_attention.core.data.table import UNCERTAIN_POLICIES
 from cxr_attention.core.errors import ConfigError
 from cxr_attention.core.labels import AUTO, check_label_spec
 from cxr_attention.core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES
-from cxr_attention.core.training.device import amp_mode
 
 # Default peak learning rates (AdamW). Fine-tuning ImageNet weights wants a small step; a network
 # trained from random initialisation on the phantom learns nothing in 4 epochs at 1e-4 (test macro
@@ -102,7 +101,7 @@ class FitConfig:
     # --- execution --------------------------------------------------------------------------------
     seed: int = 0  # seeds model init, data order, augmentation and the validation split
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), or "cuda", "cuda:1", "mps", "cpu"
-    amp: bool | str = "auto"  # "auto" (mixed on CUDA), "off", "bf16" (any device), "fp16" (CUDA)
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaling)
     workers: int | None = None  # loader processes per training process: None = the cores of
     # this process less one (at most 8), 0 = load in the training process itself
     threads: int | None = None  # CPU threads for torch ops (None = torch's default, one per core);
@@ -166,7 +165,6 @@ class FitConfig:
             )
         if not self.attention_temperature > 0 or self.attention_lambda < 0:
             raise ConfigError("attention_temperature must be positive, attention_lambda >= 0")
-        amp_mode(self.amp)
         if not 0.0 <= self.max_shift <= 0.5:
             raise ConfigError(f"max_shift must lie in [0, 0.5] of the film, got {self.max_shift}")
         if not self.gate_lr_scale > 0:

@@ -1,16 +1,9 @@
 """Where training runs and in which precision.
 
-CUDA first, then Apple's MPS, then the CPU. The precision (`--amp`, FitConfig.amp):
-
-- "auto" (the default; `True` in runs from before the choice): on CUDA, autocast in bfloat16 where
-  the GPU supports it (Ampere and later: no loss scaling needed), otherwise float16 with a
-  `GradScaler`, and the channels-last layout for images and weights, which tensor cores prefer.
-  Elsewhere float32 (CPU autocast is slower than float32 for these CNNs; MPS autocast is not
-  reliable yet).
-- "bf16": bfloat16 autocast and channels-last on any device, the CPU included. On a CPU it is
-  slower, but it runs the numerics of the GPU path where every commit is tested.
-- "fp16": float16 autocast with loss scaling and channels-last, CUDA only.
-- "off" (`False`, `--no-amp`): float32 throughout (channels-last still on CUDA).
+CUDA first, then Apple's MPS, then the CPU. On CUDA, autocast runs in bfloat16 where the GPU supports
+it (Ampere and later: no loss scaling needed) and otherwise in float16 with a `GradScaler`; images
+and weights use the channels-last layout, which tensor cores prefer. Elsewhere training stays in
+float32 (CPU autocast is slower than float32 for these CNNs, MPS autocast is not reliable yet).
 """
 
 from __future__ import annotations
@@ -87,38 +80,14 @@ def _cuda_of_rank(device: torch.device) -> torch.device:
     return device
 
 
-AMP_MODES = ("auto", "off", "bf16", "fp16")
-
-
-def amp_mode(amp: bool | str) -> str:
-    """The precision asked for, as one of AMP_MODES (True is "auto", False is "off")."""
-    if amp is True:
-        return "auto"
-    if amp is False:
-        return "off"
-    if amp not in AMP_MODES:
-        raise ConfigError(f"amp {amp!r}: choose one of {', '.join(AMP_MODES)}")
-    return str(amp)
-
-
-def plan_device(
-    name: str = "auto", amp: bool | str = "auto", local_rank: int | None = None
-) -> DevicePlan:
-    """Pick the device, autocast dtype and memory layout for training (see the module docstring)."""
-    mode = amp_mode(amp)
+def plan_device(name: str = "auto", amp: bool = True, local_rank: int | None = None) -> DevicePlan:
+    """Pick the device, autocast dtype and memory layout for training."""
     device = select_device(name, local_rank)
-    cuda = device.type == "cuda"
-    if cuda and device.index is not None:
+    if device.type != "cuda":
+        return DevicePlan(device, None, False)
+    if device.index is not None:
         torch.cuda.set_device(device)
-    if mode == "bf16":
-        if device.type == "mps":
-            raise ConfigError("--amp bf16 is not supported on MPS: use --amp off")
-        return DevicePlan(device, torch.bfloat16, True)
-    if mode == "fp16":
-        if not cuda:
-            raise ConfigError("--amp fp16 needs a CUDA GPU: use --amp bf16 to test on the CPU")
-        return DevicePlan(device, torch.float16, True)
-    if mode == "off" or not cuda:
-        return DevicePlan(device, None, cuda)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = None
+    if amp:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return DevicePlan(device, dtype, True)

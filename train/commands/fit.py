@@ -205,13 +205,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="continue the run in --out from its last.pt"
     )
     run.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
-    run.add_argument(
-        "--amp",
-        choices=("auto", "off", "bf16", "fp16"),
-        help="precision: auto (mixed on CUDA, float32 elsewhere), off, bf16 (autocast and "
-        "channels-last on any device, the CPU too: the GPU path's numerics), fp16 (CUDA)",
-    )
-    run.add_argument("--no-amp", dest="amp", action="store_const", const="off", help="--amp off")
+    run.add_argument("--no-amp", dest="amp", action="store_false", help="float32 on CUDA too")
     run.add_argument(
         "--workers",
         metavar="N",

@@ -290,10 +290,18 @@ class AttentionClassifier(nn.Module):
         return x
 
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits (B, L) from the final feature map (B, C, h, w)."""
-        if self.class_specific:
-            return self.head(self.dropout(features))
-        return self.head(self.dropout(features.mean(dim=(2, 3))))
+        """Logits (B, L), float32, from the final feature map (B, C, h, w).
+
+        The head runs in float32 even under autocast (a few thousand multiply-adds): bfloat16
+        keeps 8 bits of mantissa, so its logits would be rounded to steps of 1/64 near a logit of
+        -3, tying validation scores (AUC, thresholds, temperatures read them), and the pooling
+        and a class-specific head's softmax over places would sum in that precision too.
+        """
+        with torch.autocast(features.device.type, enabled=False):
+            features = features.float()
+            if self.class_specific:
+                return self.head(self.dropout(features))
+            return self.head(self.dropout(features.mean(dim=(2, 3))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_logits(self.features(x))

@@ -49,6 +49,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FIRST)))  # stable
+    if not torch.cuda.is_available():
+        no_gpu = pytest.mark.skip(reason="needs a CUDA GPU (run with -m cuda on one)")
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(no_gpu)
 
 
 @pytest.fixture(autouse=True)

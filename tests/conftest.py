@@ -27,6 +27,7 @@ SLOWEST_FIRST = (  # seconds in a 2-worker run on 2 cores (2026-12-03)
     "test_demo.py",  # 32: three variants, --only, --refit-trust, the study
     "test_resume.py",  # 29: three trainings with a loader worker
     "test_localization.py",  # 25
+    "test_mixed_precision.py",  # 23 (serial): eight fine-tuning runs in fp32 and bf16
     "test_checkpoint.py",  # 23
     "test_study.py",  # 22
     "test_app.py",  # 21

@@ -22,6 +22,7 @@ before it (a 14 x 14 map at 224 px).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -297,7 +298,7 @@ class AttentionClassifier(nn.Module):
         -3, tying validation scores (AUC, thresholds, temperatures read them), and the pooling
         and a class-specific head's softmax over places would sum in that precision too.
         """
-        with torch.autocast(features.device.type, enabled=False):
+        with _autocast_off(features.device):
             features = features.float()
             if self.class_specific:
                 return self.head(self.dropout(features))
@@ -320,6 +321,14 @@ class AttentionClassifier(nn.Module):
         kinds = (SpatialAttention, ChannelSpatialAttention, ClassAttentionHead)
         params = {id(p): p for m in self.modules() if isinstance(m, kinds) for p in m.parameters()}
         return sum(p.numel() for p in params.values())
+
+
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """Float32 inside an autocast region; a no-op where autocast does not exist (the meta device
+    that `core.models.summary` counts shapes on)."""
+    if not torch.amp.is_autocast_available(device.type):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, enabled=False)
 
 
 def _bad_stage(i: int, n: int, what: str = "attention stage") -> int:

@@ -124,7 +124,10 @@ def collect_outputs(
     OOD Gaussians and the temperatures fitted on these outputs must not inherit bfloat16's
     8-bit mantissa."""
     model.eval()
-    with torch.autocast(torch.device(device).type, enabled=False):
+    kind = torch.device(device).type
+    if not torch.amp.is_autocast_available(kind):
+        return _collect(model, batches, device)
+    with torch.autocast(kind, enabled=False):
         return _collect(model, batches, device)
 
 

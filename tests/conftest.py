@@ -27,6 +27,7 @@ SLOWEST_FIRST = (  # seconds in a 2-worker run on 2 cores (2026-12-03)
     "test_demo.py",  # 32: three variants, --only, --refit-trust, the study
     "test_resume.py",  # 29: three trainings with a loader worker
     "test_localization.py",  # 25
+    "test_mixed_precision.py",  # 23 (serial): eight fine-tuning runs in fp32 and bf16
     "test_checkpoint.py",  # 23
     "test_study.py",  # 22
     "test_app.py",  # 21
@@ -49,6 +50,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FIRST)))  # stable
+    if not torch.cuda.is_available():
+        no_gpu = pytest.mark.skip(reason="needs a CUDA GPU (run with -m cuda on one)")
+        for item in items:
+            if "cuda" in item.keywords:
+                item.add_marker(no_gpu)
 
 
 @pytest.fixture(autouse=True)

@@ -49,11 +49,14 @@ _CURRENT_CALL: contextvars.ContextVar[_GateCall | None] = contextvars.ContextVar
 
 
 def record_map(name: str, attention: torch.Tensor) -> bool:
-    """Hand a map to the `gate_call` in progress, if any; True when that call ablates attention."""
+    """Hand a map to the `gate_call` in progress, if any; True when that call ablates attention.
+
+    The map handed out is float32 whatever autocast computed it in (numpy, the app and the
+    timeline files cannot take bfloat16); the gate itself goes on in the autocast dtype."""
     call = _CURRENT_CALL.get()
     if call is None:
         return False
-    call.maps[name] = attention
+    call.maps[name] = attention.float()
     return call.ablate
 
 

@@ -22,6 +22,7 @@ before it (a 14 x 14 map at 224 px).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -290,10 +291,18 @@ class AttentionClassifier(nn.Module):
         return x
 
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits (B, L) from the final feature map (B, C, h, w)."""
-        if self.class_specific:
-            return self.head(self.dropout(features))
-        return self.head(self.dropout(features.mean(dim=(2, 3))))
+        """Logits (B, L), float32, from the final feature map (B, C, h, w).
+
+        The head runs in float32 even under autocast (a few thousand multiply-adds): bfloat16
+        keeps 8 bits of mantissa, so its logits would be rounded to steps of 1/64 near a logit of
+        -3, tying validation scores (AUC, thresholds, temperatures read them), and the pooling
+        and a class-specific head's softmax over places would sum in that precision too.
+        """
+        with _autocast_off(features.device):
+            features = features.float()
+            if self.class_specific:
+                return self.head(self.dropout(features))
+            return self.head(self.dropout(features.mean(dim=(2, 3))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head_logits(self.features(x))
@@ -312,6 +321,14 @@ class AttentionClassifier(nn.Module):
         kinds = (SpatialAttention, ChannelSpatialAttention, ClassAttentionHead)
         params = {id(p): p for m in self.modules() if isinstance(m, kinds) for p in m.parameters()}
         return sum(p.numel() for p in params.values())
+
+
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """Float32 inside an autocast region; a no-op where autocast does not exist (the meta device
+    that `core.models.summary` counts shapes on)."""
+    if not torch.amp.is_autocast_available(device.type):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, enabled=False)
 
 
 def _bad_stage(i: int, n: int, what: str = "attention stage") -> int:

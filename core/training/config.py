@@ -14,6 +14,7 @@ from cxr_attention.core.data.table import UNCERTAIN_POLICIES
 from cxr_attention.core.errors import ConfigError
 from cxr_attention.core.labels import AUTO, check_label_spec
 from cxr_attention.core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES
+from cxr_attention.core.training.device import amp_mode
 
 # Default peak learning rates (AdamW). Fine-tuning ImageNet weights wants a small step; a network
 # trained from random initialisation on the phantom learns nothing in 4 epochs at 1e-4 (test macro
@@ -101,7 +102,9 @@ class FitConfig:
     # --- execution --------------------------------------------------------------------------------
     seed: int = 0  # seeds model init, data order, augmentation and the validation split
     device: str = "auto"  # "auto" (CUDA, then MPS, then CPU), or "cuda", "cuda:1", "mps", "cpu"
-    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + grad scaling)
+    amp: str = "auto"  # precision: "auto" (CUDA: bf16 where supported, else fp16 with loss
+    # scaling, both channels-last; elsewhere float32), "bf16" (bfloat16 autocast and channels-last,
+    # also on the CPU), "fp16" (CUDA only) or "off" (float32); core/training/device.py
     workers: int | None = None  # loader processes per training process: None = the cores of
     # this process less one (at most 8), 0 = load in the training process itself
     threads: int | None = None  # CPU threads for torch ops (None = torch's default, one per core);
@@ -118,6 +121,8 @@ class FitConfig:
             value = getattr(self, name)
             if not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
+        # Runs and presets from before the modes say true/false.
+        object.__setattr__(self, "amp", amp_mode(self.amp))
         if self.lr is None:
             # Resolved here, so config.json records the rate actually used.
             object.__setattr__(self, "lr", self.default_lr)

@@ -1,9 +1,18 @@
 """Where training runs and in which precision.
 
-CUDA first, then Apple's MPS, then the CPU. On CUDA, autocast runs in bfloat16 where the GPU supports
-it (Ampere and later: no loss scaling needed) and otherwise in float16 with a `GradScaler`; images
-and weights use the channels-last layout, which tensor cores prefer. Elsewhere training stays in
-float32 (CPU autocast is slower than float32 for these CNNs, MPS autocast is not reliable yet).
+CUDA first, then Apple's MPS, then the CPU. The precision (`FitConfig.amp`, `fit --amp`):
+
+- ``auto`` (the default): on CUDA, autocast in bfloat16 where the GPU supports it (Ampere and
+  later: no loss scaling needed), otherwise float16 with a `GradScaler`; images and weights use the
+  channels-last layout, which tensor cores prefer. Elsewhere float32 (CPU autocast is slower than
+  float32 for these CNNs, MPS autocast is not reliable yet).
+- ``bf16``: bfloat16 autocast and channels-last on CUDA *or the CPU*. On the CPU it is slower, but it
+  runs the GPU's numerics (autocast's casts, the layout) where tests can reach them.
+- ``fp16``: float16 autocast with loss scaling and channels-last; CUDA only.
+- ``off``: float32 throughout (channels-last still on CUDA, where it costs nothing).
+
+Whatever autocast does inside the network, the head, the loss, the attention maps handed out, OOD
+features and temperatures are float32 (core/models/classifier.py, core/trust/features.py).
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ from dataclasses import dataclass
 import torch
 
 from cxr_attention.core.errors import ConfigError
+
+AMP_MODES: tuple[str, ...] = ("auto", "bf16", "fp16", "off")
 
 
 @dataclass(frozen=True)
@@ -80,14 +91,33 @@ def _cuda_of_rank(device: torch.device) -> torch.device:
     return device
 
 
-def plan_device(name: str = "auto", amp: bool = True, local_rank: int | None = None) -> DevicePlan:
-    """Pick the device, autocast dtype and memory layout for training."""
+def amp_mode(value: str | bool) -> str:
+    """One of `AMP_MODES`; the booleans of runs from before the modes read as "auto" and "off"."""
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    if value not in AMP_MODES:
+        raise ConfigError(f"amp {value!r}: choose one of {', '.join(AMP_MODES)}")
+    return value
+
+
+def plan_device(
+    name: str = "auto", amp: str | bool = "auto", local_rank: int | None = None
+) -> DevicePlan:
+    """Pick the device, autocast dtype and memory layout for training (module docstring)."""
+    mode = amp_mode(amp)
     device = select_device(name, local_rank)
-    if device.type != "cuda":
-        return DevicePlan(device, None, False)
-    if device.index is not None:
+    if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
-    dtype = None
-    if amp:
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return DevicePlan(device, dtype, True)
+    if mode == "auto":
+        if device.type != "cuda":
+            return DevicePlan(device, None, False)
+        mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if mode == "off":
+        return DevicePlan(device, None, device.type == "cuda")
+    if device.type == "mps":
+        raise ConfigError(f"--amp {mode} is not supported on MPS: use --amp off (or auto)")
+    if mode == "fp16" and device.type != "cuda":
+        raise ConfigError("--amp fp16 needs a CUDA GPU: use --amp bf16 on the CPU")
+    if mode == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"{device} has no bfloat16 support: use --amp fp16 (or auto)")
+    return DevicePlan(device, torch.bfloat16 if mode == "bf16" else torch.float16, True)

@@ -213,7 +213,14 @@ def write_config(
     if resumed and path.exists():
         previous = run.config()
         previous.setdefault("resumed", []).append(
-            {"time": now, "world_size": world_size, "device": device_description(plan.device)}
+            {
+                "time": now,
+                "world_size": world_size,
+                "device": device_description(plan.device),
+                # "auto" may resolve otherwise on another machine: say what this part ran in
+                "amp": plan.amp,
+                "channels_last": plan.channels_last,
+            }
         )
         write_json(path, previous)
         return

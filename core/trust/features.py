@@ -97,9 +97,9 @@ def pooled_forward(model: FeatureModel, x: torch.Tensor) -> PooledOutputs:
     map, in one pass."""
     with _stage_means(model) as stages:
         features = model.features(x)
-        pooled = features.mean(dim=(2, 3))
-        logits = model.head_logits(features)
-    return PooledOutputs(logits, {INPUT: input_layout(x), **stages, FINAL: pooled.float()})
+        pooled = features.float().mean(dim=(2, 3))
+        logits = model.head_logits(features).float()
+    return PooledOutputs(logits, {INPUT: input_layout(x), **stages, FINAL: pooled})
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,20 @@ def collect_outputs(
     device: torch.device | str = "cpu",
 ) -> SplitOutputs:
     """Run `model` (in eval mode) over loader batches of (uint8 images (B, 1, S, S), targets (B, L),
-    dataset rows (B,)); rows seen twice (a padded distributed sampler) count once."""
+    dataset rows (B,)); rows seen twice (a padded distributed sampler) count once.
+
+    Always in float32, also when called inside an autocast region (a bf16 training step's): the
+    OOD Gaussians and the temperatures fitted on these outputs must not inherit bfloat16's
+    8-bit mantissa."""
     model.eval()
+    kind = torch.device(device).type
+    if not torch.amp.is_autocast_available(kind):
+        return _collect(model, batches, device)
+    with torch.autocast(kind, enabled=False):
+        return _collect(model, batches, device)
+
+
+def _collect(model: FeatureModel, batches: Iterable, device: torch.device | str) -> SplitOutputs:
     rows, logits, targets = [], [], []
     features: dict[str, list[np.ndarray]] = {}
     for images, target, index in batches:

@@ -19,6 +19,7 @@ from cxr_attention.core.errors import ConfigError
 
 # Literals, not imported from core.data.table (which loads pandas): `--help` stays fast.
 UNCERTAIN_POLICIES = ("zeros", "ones")
+AMP_MODES = ("auto", "bf16", "fp16", "off")  # core.training.device.AMP_MODES
 
 PRESETS = Path(__file__).resolve().parents[1] / "presets"
 
@@ -205,7 +206,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="continue the run in --out from its last.pt"
     )
     run.add_argument("--device", metavar="DEV", help="auto (default), cpu, cuda, cuda:N or mps")
-    run.add_argument("--no-amp", dest="amp", action="store_false", help="float32 on CUDA too")
+    run.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        help="precision: auto (bf16 or fp16 + channels-last on CUDA, float32 elsewhere), bf16 "
+        "(bfloat16 autocast + channels-last, also on the CPU: the GPU's numerics where tests "
+        "run), fp16 (CUDA only) or off (float32)",
+    )
+    run.add_argument(
+        "--no-amp", dest="amp", action="store_const", const="off", help="the same as --amp off"
+    )
     run.add_argument(
         "--workers",
         metavar="N",

@@ -36,13 +36,14 @@ def paediatric_films(limit: int) -> list[Path]:
         return []
     checkpoint = load_checkpoint(shipped)
     index = open_dataset(root, recorded_options(checkpoint.training["data"], checkpoint.labels))
-    return [Path(p) for p in index.split("test")["path"][:limit]]
+    test = index.split("test")
+    return [Path(p) for p in test.sample(min(limit, len(test)), random_state=0)["path"]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=300, help="paediatric films scored")
-    parser.add_argument("--phantom", type=int, default=200, help="phantom films drawn")
+    parser.add_argument("--phantom", type=int, default=1000, help="phantom drawn (its test films)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         probes = probe_sets(Path(tmp), args.phantom)

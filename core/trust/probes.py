@@ -46,8 +46,8 @@ def not_a_chest(folder: Path) -> list[Path]:
     return paths
 
 
-def phantom_probe(folder: Path, n: int = 200) -> list[Path]:
-    """The test films of a phantom of `n` films drawn with `PROBE_SEED` into `folder`."""
+def phantom_probe(folder: Path, n: int = 1000) -> list[Path]:
+    """The test films of a phantom of `n` films (about a fifth of them) drawn with `PROBE_SEED`."""
     from cxr_attention.core.data.phantom import generate_phantom
 
     if not (folder / "PHANTOM.json").is_file():
@@ -55,7 +55,7 @@ def phantom_probe(folder: Path, n: int = 200) -> list[Path]:
     return sorted((folder / "images").glob("*.png"))
 
 
-def probe_sets(folder: Path, n_phantom: int = 200) -> dict[str, list[Path]]:
+def probe_sets(folder: Path, n_phantom: int = 1000) -> dict[str, list[Path]]:
     """{"phantom films": [...], "not a chest film": [...]} drawn into `folder`."""
     return {
         "phantom films": phantom_probe(folder / "phantom", n_phantom),

@@ -18,6 +18,7 @@ import torch
 from cxr_attention.core.models.checkpoint import load_checkpoint, read_checkpoint_data
 from cxr_attention.core.trust.features import INPUT
 from cxr_attention.train.cli import main
+from cxr_attention.train.zoo import CLASS_RECIPE
 from tests.test_sweep import REPO, TINY, mtimes
 
 
@@ -35,10 +36,10 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     assert "1. evaluation phantom: 48 films at 64 px, seed 2026" in err and "[13/13]" in err
     record = json.loads((zoo / "ZOO.json").read_text())
     assert record["command"] == "cxr-attention demo --retrain --zoo assets/zoo"
-    # the baseline, the paper's gate and the class-specific head (reading stage 3)
+    # the baseline, the paper's gate and the class-specific head (the zoo's recipe: stage 2, T 99)
     names = ["mobilenetv2_100", "mobilenetv2_100+attention", "mobilenetv2_100+class"]
     assert list(record["runs"]) == names
-    assert record["recipe"]["variant_options"][names[2]] == {"head_stage": -2}
+    assert record["recipe"]["variant_options"][names[2]] == CLASS_RECIPE
     assert record["runs"][names[2]]["localization_method"] == "attention"
     assert record["runs"][names[2]]["map_stage"] == "class"
     for name in names:

@@ -11,7 +11,7 @@ from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.evaluation import evaluate_run
 from cxr_attention.train.zoo import EVALUATION, SHIPPED, ZOO_DIR, install_zoo, read_zoo
 
-ASSETS_BUDGET = 25 * 2**20  # bytes: everything in assets/, samples included
+ASSETS_BUDGET = 35 * 2**20  # bytes: everything in assets/ (both zoos, samples), as the card allows
 
 
 def test_the_zoo_is_recorded_and_within_the_assets_budget():

@@ -1,7 +1,7 @@
 """Trust across the two zoos: which images each shipped model flags as unlike its training films.
 
 For every model of the phantom zoo (assets/zoo) and of the real-film zoo (assets/zoo-pneumonia),
-the share of each set its out-of-distribution warning flags (`core.trust.probes.flag_shares`), and
+the share of each set its out-of-distribution warning flags (`core.ood_probes.flag_shares`), and
 its mean probability of its first label:
 
   paediatric   held-out films of Kermany's collection (the real zoo's own test patients), when
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cxr_attention.core.data.sources import open_dataset, recorded_options
 from cxr_attention.core.models.checkpoint import load_checkpoint
-from cxr_attention.core.trust.probes import flag_shares, probe_sets
+from cxr_attention.core.ood_probes import flag_shares, probe_sets
 from cxr_attention.train.real_zoo import REAL_ZOO_DIR
 from cxr_attention.train.zoo import ZOO_DIR
 

@@ -340,8 +340,11 @@ def test_a_compact_checkpoint_is_small_and_scores_alike(trained, phantom, tmp_pa
     _config, run, _ = trained
     compact = tmp_path / "compact.pt"
     torch.save(compact_checkpoint(read_checkpoint_data(run.checkpoint)), compact)
-    # a tiny test model is mostly per-tensor overhead; a real MobileNetV2 shrinks to 0.31
-    assert compact.stat().st_size < 0.5 * run.checkpoint.stat().st_size
+    # a tiny test model is mostly per-tensor overhead and its OOD description, which stays float32;
+    # the weights themselves are int8 (a real MobileNetV2's checkpoint shrinks to about a third)
+    assert compact.stat().st_size < 0.7 * run.checkpoint.stat().st_size
+    weights = read_checkpoint_data(compact)["state_dict"]
+    assert any(t.dtype == torch.int8 for t in weights.values())
     truth, scores, labels = validation_scores(run, phantom)
     shipped = RunFolder(tmp_path)
     (tmp_path / "checkpoint.pt").write_bytes(compact.read_bytes())

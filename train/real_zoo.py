@@ -120,10 +120,10 @@ def evaluate_real_zoo(
     """Evaluate every shipped model on its held-out patients and blank its maps; ship that
     evaluation beside it. Returns the evaluated copies (under `work`/installed)."""
     from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.core.ood_probes import TRUST, flag_shares, probe_sets
     from cxr_attention.core.runs import write_json
     from cxr_attention.core.study.open_blanking import run_open_blanking
     from cxr_attention.core.training.timeline import strip_views
-    from cxr_attention.core.trust.probes import TRUST, flag_shares, probe_sets
     from cxr_attention.train.commands.sweep import Steps
     from cxr_attention.train.zoo import install_zoo
 

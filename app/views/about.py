@@ -7,8 +7,8 @@ import streamlit as st
 from cxr_attention.app import components, models
 from cxr_attention.app.registry import ModelEntry
 from cxr_attention.core.errors import CxrError
+from cxr_attention.core.ood_probes import TRUST
 from cxr_attention.core.runs import METRICS
-from cxr_attention.core.trust.probes import TRUST
 
 st.title("About")
 st.markdown(

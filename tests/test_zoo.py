@@ -9,7 +9,15 @@ import pytest
 
 from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.evaluation import evaluate_run
-from cxr_attention.train.zoo import EVALUATION, SHIPPED, ZOO_DIR, install_zoo, read_zoo
+from cxr_attention.train.zoo import (
+    CLASS_RECIPE,
+    COMMAND,
+    EVALUATION,
+    SHIPPED,
+    ZOO_DIR,
+    install_zoo,
+    read_zoo,
+)
 
 ASSETS_BUDGET = 35 * 2**20  # bytes: everything in assets/ (both zoos, samples), as the card allows
 
@@ -17,14 +25,16 @@ ASSETS_BUDGET = 35 * 2**20  # bytes: everything in assets/ (both zoos, samples),
 def test_the_zoo_is_recorded_and_within_the_assets_budget():
     zoo = read_zoo(ZOO_DIR)
     assert zoo is not None, "assets/zoo/ZOO.json is missing: `cxr-attention demo --retrain`"
-    assert zoo["command"] == "cxr-attention demo --retrain"
+    assert zoo["command"] == COMMAND
     assert set(zoo["runs"]) == {
         "mobilenetv2_100",
         "mobilenetv2_100+attention",
         "mobilenetv2_100+class",
         "efficientnet_b0",
         "efficientnet_b0+attention",
+        "efficientnet_b0+class",
     }
+    assert zoo["recipe"]["variant_options"]["efficientnet_b0+class"] == CLASS_RECIPE
     for name, figures in zoo["runs"].items():
         for filename in (*SHIPPED, *EVALUATION):
             assert (ZOO_DIR / name / filename).is_file(), f"{name}/{filename}"

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from cxr_attention.app.settings import DATA_ENV, RUNS_ENV
 from cxr_attention.core.study import STUDY
 from cxr_attention.core.study.open_blanking import NO_OUTLINES
-from cxr_attention.train.real_zoo import REAL_ZOO_DIR, RealZooRecipe, install_real_zoo
+from cxr_attention.train.real_zoo import RealZooRecipe, install_real_zoo
 from cxr_attention.train.zoo import ZOO_DIR, install_zoo
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
@@ -28,9 +28,6 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata-pneumonia"
 TIMEOUT = 180
 REAL_TITLE = RealZooRecipe().title  # "5,216 paediatric films from one centre in Guangzhou"
 PHANTOM = "the synthetic phantom"
-pytestmark = pytest.mark.skipif(
-    not (REAL_ZOO_DIR / "ZOO.json").is_file(), reason="no real-film zoo shipped in assets/"
-)
 
 
 @pytest.fixture(scope="module")

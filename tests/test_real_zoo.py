@@ -17,9 +17,6 @@ from cxr_attention.train.real_zoo import REAL_ZOO_DIR, RealZooRecipe
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata-pneumonia"
 NAMES = ["mobilenetv2_100", "mobilenetv2_100+attention", "mobilenetv2_100+class"]
-pytestmark = pytest.mark.skipif(
-    not (REAL_ZOO_DIR / "ZOO.json").is_file(), reason="no real-film zoo shipped in assets/"
-)
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,23 @@ def truth_cases(
     return [cases[k] for k in sorted(cases)], kind
 
 
+def labelled_cases(frame: pd.DataFrame, labels: Sequence[str]) -> list[TruthCase]:
+    """The films of `frame` labelled with any of `labels`, sorted by image id, as cases whose
+    `masks` name those labels without a file: for collections that have no outlines."""
+    labels = list(labels)
+    targets = frame[labels].to_numpy()
+    cases = [
+        TruthCase(
+            str(image_id),
+            str(path),
+            masks={label: None for label, y in zip(labels, row, strict=True) if y},
+        )
+        for image_id, path, row in zip(frame["image_id"], frame["path"], targets, strict=True)
+        if row.any()
+    ]
+    return sorted(cases, key=lambda case: case.image_id)
+
+
 def mask_in_view(path: Path, size: int) -> np.ndarray:
     """A binary mask file, passed through the model view: pixels at least half covered.
 

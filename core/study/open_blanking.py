@@ -29,7 +29,7 @@ import numpy as np
 
 from cxr_attention import core
 from cxr_attention.core.errors import ConfigError, DatasetError, RunError
-from cxr_attention.core.explain.localize_run import TruthCase
+from cxr_attention.core.explain.localize_run import TruthCase, labelled_cases
 from cxr_attention.core.models.checkpoint import load_checkpoint
 from cxr_attention.core.models.kinds import KIND_TITLES
 from cxr_attention.core.runs import RunFolder, write_json
@@ -44,22 +44,6 @@ NO_OUTLINES = (
     "these films have no lesion outlines: no pointing game, IoBB or energy in the lesion can be "
     "measured on them"
 )
-
-
-def positive_cases(index, frame, labels: list[str]) -> list[TruthCase]:
-    """One case per film of `frame` with at least one of `labels`, sorted by image id; its
-    `masks` name those labels (with no file: the films have no outlines)."""
-    targets = frame[labels].to_numpy()
-    cases = [
-        TruthCase(
-            str(image_id),
-            str(path),
-            masks={label: None for label, y in zip(labels, row, strict=True) if y},
-        )
-        for image_id, path, row in zip(frame["image_id"], frame["path"], targets, strict=True)
-        if row.any()
-    ]
-    return sorted(cases, key=lambda case: case.image_id)
 
 
 def fixed_regions(share: float):
@@ -103,7 +87,7 @@ def run_open_blanking(
     trained_on = training_data(checkpoint, folder)
     index = open_run_dataset(resolve_data_root(data, trained_on), checkpoint, trained_on)
     labels = list(checkpoint.labels)
-    cases = positive_cases(index, index.split(split), labels)
+    cases = labelled_cases(index.split(split), labels)
     if not cases:
         raise DatasetError(f"no {split} film of {index.root} carries one of {', '.join(labels)}")
     cases = cases[:limit] if limit is not None else cases

@@ -33,7 +33,7 @@ from cxr_attention.core.data.preprocess import config_input, model_view, square_
 from cxr_attention.core.data.radiograph import load_radiograph
 from cxr_attention.core.explain.gradcam import GradCam
 from cxr_attention.core.explain.localization import box_mask
-from cxr_attention.core.explain.localize_run import TruthCase, truth_cases, truth_in_view
+from cxr_attention.core.explain.localize_run import labelled_cases, truth_cases, truth_in_view
 from cxr_attention.core.models.classifier import AttentionClassifier
 
 TIMELINE = "timeline"
@@ -68,17 +68,6 @@ class Timeline:
 
 
 OUTLINED_SOURCES = ("phantom", "chestxray14")  # readers whose films can carry lesion outlines
-
-
-def labelled_cases(frame: pd.DataFrame, labels: Sequence[str]) -> list[TruthCase]:
-    """Films of `frame` labelled with exactly one of `labels`, by image id, without outlines."""
-    targets = frame[list(labels)].to_numpy()
-    cases = [
-        TruthCase(str(image_id), str(path), masks={labels[int(row.argmax())]: None})
-        for image_id, path, row in zip(frame["image_id"], frame["path"], targets, strict=True)
-        if row.sum() == 1
-    ]
-    return sorted(cases, key=lambda case: case.image_id)
 
 
 def pick_timeline_images(

@@ -172,7 +172,9 @@ def test_report_says_the_attention_effect_in_plain_words(effect):
 def test_attention_effect_sentence_from_the_paired_tests():
     nan = float("nan")
     same = attention_effect("X", 10, 0.8, 0.8, [("A", 0.01, 0.4), ("B", nan, nan)])
-    assert "None of the 1 labels differs significantly" in same and "(+0.000)" in same
+    assert "no significant difference for A (p = 0.40)" in same and "(+0.000)" in same
+    two = attention_effect("X", 10, 0.8, 0.8, [("A", 0.01, 0.4), ("B", 0.02, 0.3)])
+    assert "None of the 2 labels differs significantly" in two
     mixed = attention_effect("X", 10, 0.9, 0.8, [("A", 0.1, 0.01), ("B", -0.1, 0.02)])
     assert "better than the baseline for A and worse than the baseline for B" in mixed
     assert "(+0.100)" in mixed

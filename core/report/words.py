@@ -40,6 +40,11 @@ def attention_effect(
     )
     if not tested:
         return text + "No label has enough positive and negative films for DeLong's test."
+    if not better and not worse and len(tested) == 1:
+        return text + (
+            f"DeLong's test finds no significant difference for {tested[0][0]} (p = "
+            f"{tested[0][2]:.2f}): on these films this attention neither helps nor hurts detectably."
+        )
     if not better and not worse:
         return text + (
             f"None of the {len(tested)} labels differs significantly after Holm's correction "

@@ -10,11 +10,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from cxr_attention.core.data.preprocess import config_input
 from cxr_attention.core.errors import ConfigError
 from cxr_attention.core.explain import METHODS, explain
+from cxr_attention.core.explain.base import upsample
 from cxr_attention.core.explain.faithfulness import deletion_insertion
 from cxr_attention.core.explain.hooks import capture_activation
 from cxr_attention.core.explain.integrated_gradients import black_baseline
@@ -99,7 +99,7 @@ def test_gradcam_final_equals_hand_computation(model, batch):
     h, w = features.shape[-2:]
     weights = model.head.weight[label] / (h * w)
     cam = torch.relu(torch.einsum("c,bchw->bhw", weights, features))[:, None]
-    cam = F.interpolate(cam, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    cam = upsample(cam, (SIZE, SIZE))  # each cell where its features look (test_map_geometry)
     expected = cam / cam.amax(dim=(-2, -1), keepdim=True)
     torch.testing.assert_close(explanation.maps, expected, atol=1e-5, rtol=1e-4)
     assert explanation.stage == "stage4" and explanation.map_size == (h, w)
@@ -122,7 +122,7 @@ def test_gradcam_intermediate_stage_equals_manual_backward(model, batch):
         weights = a.grad.mean(dim=(-2, -1))  # (B, C): the mean gradient per channel
         expected.append(torch.relu((weights[:, :, None, None] * a).sum(1)).detach())
     model.zero_grad(set_to_none=True)
-    cam = F.interpolate(torch.stack(expected, 1), size=(SIZE, SIZE), mode="bilinear")
+    cam = upsample(torch.stack(expected, 1), (SIZE, SIZE))
     cam = cam / cam.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-30)
     explanation = explain(model, batch, None, "gradcam", stage="stage3")
     torch.testing.assert_close(explanation.maps, cam, atol=1e-5, rtol=1e-4)
@@ -171,7 +171,7 @@ def test_attention_is_the_gate_map_upsampled(model, batch):
     out = model.forward_with_maps(batch)
     for stage in ("stage3", "stage4"):
         explanation = explain(model, batch, "Nodule", "attention", stage=stage)
-        expected = F.interpolate(out.maps[stage], size=(SIZE, SIZE), mode="bilinear")
+        expected = upsample(out.maps[stage], (SIZE, SIZE))
         torch.testing.assert_close(explanation.maps, expected.detach())
         assert explanation.stage == stage
     assert explain(model, batch, None, "attention").stage == "stage4"  # the final gate

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from cxr_attention.core.explain.base import upsample
 from cxr_attention.core.explain.localize_run import truth_cases
 from cxr_attention.core.explain.table import localization_table, table_labels
 from cxr_attention.core.labels import ALL14
@@ -169,7 +170,7 @@ def own_map_energy(checkpoint, data: Path, image: str, box: tuple, label: str) -
     with torch.no_grad():
         out = checkpoint.model.forward_with_maps(config_input(view[None], checkpoint.config))
     own = out.maps["class"][:, [checkpoint.labels.index(label)]]
-    heat = torch.nn.functional.interpolate(own, size=(size, size), mode="bilinear")[0, 0].numpy()
+    heat = upsample(own, (size, size))[0, 0].numpy()
     scale = film.width / 1024  # the box file's frame
     in_image = Box(*(v * scale for v in box))
     mask = box_mask(

@@ -114,10 +114,32 @@ def check_input(model: AttentionClassifier, x: torch.Tensor) -> None:
 
 
 def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear (B, K, h, w) -> (B, K, H, W); a convex combination, so [0, 1] stays in [0, 1]."""
+    """Bilinear (B, K, h, w) -> (B, K, H, W), each cell placed where its features look; a convex
+    combination, so [0, 1] stays in [0, 1].
+
+    In a CNN whose convolutions pad symmetrically (timm's backbones), the feature at cell j of a
+    stride-s map is centred on input pixel s * j, not on the middle of the block of pixels
+    s * j .. s * j + s - 1 that image resizing (`align_corners=False`) would put it at: that would
+    draw every map (s - 1) / 2 pixels down and right of what its features saw, 3.5 px for a 16 x 16
+    map at 128 px and 15.5 px for a 4 x 4 one (tests/test_map_geometry.py measures the centres).
+    Beyond the last cell's centre the map stays at that cell's value.
+    """
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+    rows = _cell_coordinates(size[0], maps.shape[-2], maps.device)
+    cols = _cell_coordinates(size[1], maps.shape[-1], maps.device)
+    grid = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=-1)
+    grid = grid.expand(maps.shape[0], -1, -1, -1).to(maps.dtype)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
+def _cell_coordinates(pixels: int, cells: int, device: torch.device) -> torch.Tensor:
+    """Where each of `pixels` output pixels lies on a `cells`-cell axis whose cell j is centred on
+    pixel j * pixels / cells, as grid_sample's [-1, 1] coordinates (align_corners=True)."""
+    if cells == 1:
+        return torch.zeros(pixels, device=device)
+    position = torch.arange(pixels, device=device, dtype=torch.float32) * (cells / pixels)
+    return position / (cells - 1) * 2.0 - 1.0
 
 
 def scale_by_max(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -93,9 +93,14 @@ def _gray_rgb(view: np.ndarray) -> np.ndarray:
 
 
 def _resize_to(heatmap: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A coarse map at the film's size, each cell where its features look (`base.upsample`)."""
     heatmap = np.asarray(heatmap, dtype=np.float32)
     if heatmap.shape != shape:
-        heatmap = cv2.resize(heatmap, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+        import torch
+
+        from cxr_attention.core.explain.base import upsample
+
+        heatmap = upsample(torch.from_numpy(heatmap)[None, None], shape)[0, 0].numpy()
     return heatmap
 
 

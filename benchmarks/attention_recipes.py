@@ -38,6 +38,32 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
     "stage2-maxmix": {"head_stage": -3, "attention_temperature": 99.0, "attention_lambda": 0.3},
     "stage2-t10": {"head_stage": -3, "attention_temperature": 10.0, "attention_lambda": 1.0},
+    # finer maps and a longer budget for the chosen pooling (the second round)
+    "stage2-maxmix-192px": {
+        "head_stage": -3,
+        "attention_temperature": 99.0,
+        "attention_lambda": 0.3,
+        "image_size": 192,
+    },
+    "stage2-maxmix-24ep": {
+        "head_stage": -3,
+        "attention_temperature": 99.0,
+        "attention_lambda": 0.3,
+        "epochs": 24,
+    },
+    "stage2-maxmix-36ep": {
+        "head_stage": -3,
+        "attention_temperature": 99.0,
+        "attention_lambda": 0.3,
+        "epochs": 36,
+    },
+    "stage2-maxmix-24ep-seed1": {
+        "head_stage": -3,
+        "attention_temperature": 99.0,
+        "attention_lambda": 0.3,
+        "epochs": 24,
+        "seed": 1,
+    },
     # the paper's spatial gate at the same place: the network ends at stage 2, the gate after it
     "gate-stage2": {"attention_kind": "spatial", "head_stage": -3, "attention_stages": [-1]},
 }

@@ -27,6 +27,7 @@ from streamlit.testing.v1 import AppTest
 from cxr_attention.app.settings import RUNS_ENV, SAMPLES_ENV
 from cxr_attention.core.data.preprocess import config_input, model_view
 from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.explain.base import upsample
 from cxr_attention.core.labels import ALL14
 from cxr_attention.core.models.attention import SpatialAttention
 from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
@@ -265,7 +266,7 @@ def class_map_by_hand(checkpoint: Path, pixels: np.ndarray, label: str) -> np.nd
     x = config_input(model_view(pixels, loaded.config.image_size)[None], loaded.config)
     with torch.no_grad():
         small = loaded.model.forward_with_maps(x).maps["class"][:, [ALL14.index(label)]]
-    return torch.nn.functional.interpolate(small, size=(SIZE, SIZE), mode="bilinear")[0, 0].numpy()
+    return upsample(small, (SIZE, SIZE))[0, 0].numpy()
 
 
 def upload(at: AppTest, name: str, data: bytes, mime: str = "application/octet-stream") -> None:
@@ -768,9 +769,7 @@ def test_timeline_replays_the_class_map_of_the_shown_finding(app, app_data):
         heat = chart["data"][1]
         assert (heat["zmin"], heat["zmax"]) == (0.0, 1.0)  # a probability, on its own scale
         small = next(m for m in timeline.epochs if m.epoch == epoch).gates["class"][0]
-        recorded = torch.nn.functional.interpolate(
-            torch.from_numpy(small)[None, None], size=(SIZE, SIZE), mode="bilinear"
-        )[0, 0].numpy()
+        recorded = upsample(torch.from_numpy(small)[None, None], (SIZE, SIZE))[0, 0].numpy()
         return values(heat["z"]), recorded
 
     last, recorded = shown_and_recorded(2)

@@ -15,6 +15,7 @@ import torch
 
 from cxr_attention.core.data.preprocess import config_input, model_view
 from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.explain.base import upsample
 from cxr_attention.core.inference import load_scoring_models, predict_files
 from cxr_attention.core.models.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
@@ -261,7 +262,7 @@ def class_overlay(checkpoint: Checkpoint, image_path: Path, label: str) -> np.nd
     with torch.no_grad():
         out = checkpoint.model.forward_with_maps(config_input(view[None], checkpoint.config))
     own = out.maps["class"][:, [checkpoint.labels.index(label)]]  # (1, 1, 4, 4)
-    heat = torch.nn.functional.interpolate(own, size=(size, size), mode="bilinear")[0, 0]
+    heat = upsample(own, (size, size))[0, 0]
     return overlay(view, heat.numpy(), opacity=0.4, vmin=0.0, vmax=1.0)
 
 

@@ -170,7 +170,10 @@ def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     titles = [
         training_phantom_title(recipe),
         f"image cache at {options.get('image_size', 224)} px",
-        *[f"train {v.name} ({options.get('epochs')} epochs)" for v in variants],
+        *[
+            f"train {v.name} ({(options | recipe.options_for(v.name)).get('epochs')} epochs)"
+            for v in variants
+        ],
         f"ship compact copies into {zoo}",
     ]
     steps = Steps(titles)

@@ -79,8 +79,8 @@ class ZooRecipe:
     # fit options of one variant, on top of the preset. The class-specific head reads stage 2 (16 x
     # 16 at 128 px; the network ends there) and pools its score maps as CSRA does with T = 99 (the
     # maximum over places) and lambda 0.3, so that a label's logit depends on the map's peak, and
-    # trains for 24 epochs instead of the preset's 12: the recipe chosen on a validation phantom (docs/attention-study.md, "Where the class head
-    # reads"). On stage 3 (the zoo shipped in assets/ until it is retrained) its maps lit a
+    # trains for 24 epochs instead of the preset's 12: the recipe chosen on a validation phantom
+    # (docs/attention-study.md, "Where the class head reads"). On stage 3 (the zoo shipped in assets/ until it is retrained) its maps lit a
     # quarter of the film.
     variant_options: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {

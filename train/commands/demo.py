@@ -167,13 +167,11 @@ def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     variants = [v for v in recipe.variants() if not settings.only or v.name in settings.only]
     training = folder / "training"
     options = fit_options(training / "phantom", settings, progress)
+    own = {v.name: options | recipe.options_for(v.name) for v in variants}
     titles = [
         training_phantom_title(recipe),
         f"image cache at {options.get('image_size', 224)} px",
-        *[
-            f"train {v.name} ({(options | recipe.options_for(v.name)).get('epochs')} epochs)"
-            for v in variants
-        ],
+        *[f"train {v.name} ({own[v.name].get('epochs')} epochs)" for v in variants],
         f"ship compact copies into {zoo}",
     ]
     steps = Steps(titles)
@@ -185,8 +183,9 @@ def retrain_zoo(folder: Path, settings: DemoSettings, progress: bool) -> None:
     runs = []
     for i, variant in enumerate(variants):
         with steps.step(2 + i):
-            own = options | recipe.options_for(variant.name)
-            config = FitConfig.from_dict(variant_options(own, variant, training / "runs"))
+            config = FitConfig.from_dict(
+                variant_options(own[variant.name], variant, training / "runs")
+            )
             runs.append(fit(config).path)
     with steps.step(len(titles) - 1):
         for run in runs:

@@ -75,6 +75,8 @@ class FitConfig:
     # or "learned" (a 1x1 convolution to two maps; core/models/attention.py)
     attention_temperature: float = 1.0  # class kind: softmax temperature T (99 = max pooling)
     attention_lambda: float = 0.1  # class kind: weight of the attention-pooled logit term
+    map_equivariance: float = 0.0  # class kind: weight of the training term that asks each
+    # label's map to turn with the film, so evidence sits on the finding (core/training/equivariance.py)
     output_stride: int = 32  # 16 dilates the last stage: a 2x finer final map (8 x 8 at 128 px)
     head_stage: int = -1  # feature stage the head reads; earlier than -1 drops the later stages
     image_size: int = 224  # square model input in pixels (the paper's backbones use 224)
@@ -170,6 +172,13 @@ class FitConfig:
             )
         if not self.attention_temperature > 0 or self.attention_lambda < 0:
             raise ConfigError("attention_temperature must be positive, attention_lambda >= 0")
+        if self.map_equivariance < 0:
+            raise ConfigError(f"map_equivariance must not be negative, got {self.map_equivariance}")
+        if self.map_equivariance > 0 and not (self.attention and self.attention_kind == "class"):
+            raise ConfigError(
+                "map_equivariance shapes a class-specific head's maps: add --attention "
+                "--attention-kind class, or leave it at 0"
+            )
         if not 0.0 <= self.max_shift <= 0.5:
             raise ConfigError(f"max_shift must lie in [0, 0.5] of the film, got {self.max_shift}")
         if not self.gate_lr_scale > 0:

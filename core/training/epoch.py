@@ -20,6 +20,8 @@ from torch import nn
 
 from cxr_attention.core.data.preprocess import config_input
 from cxr_attention.core.metrics.auc import macro_auc, micro_auc
+from cxr_attention.core.models.attention import gate_call
+from cxr_attention.core.models.class_attention import CLASS_MAP
 from cxr_attention.core.models.classifier import ModelConfig
 from cxr_attention.core.training.device import DevicePlan
 from cxr_attention.core.training.distributed import (
@@ -30,6 +32,7 @@ from cxr_attention.core.training.distributed import (
     sum_across,
     unwrap,
 )
+from cxr_attention.core.training.equivariance import equivariance_loss, turn_film
 from cxr_attention.core.training.optim import WarmupCosine, clip_gradients
 from cxr_attention.core.training.progress import Reporter
 
@@ -48,6 +51,7 @@ class StepParts:
     augment: nn.Module | None  # applied to the float [0, 1] batch during training
     accumulate: int
     clip_grad: float | None
+    equivariance: float = 0.0  # weight of the maps' half-turn term (core/training/equivariance.py)
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,23 @@ def bce_loss(
     return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight)
 
 
+def logits_and_turn_gap(
+    model: nn.Module, x: torch.Tensor, findings: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of the films, and how far the class maps of the films with a finding, turned half a
+    turn, are from their maps turned back; films and turned films share one forward pass (and its
+    batch norm). Films without a finding are not turned: they would add nothing to the term."""
+    with_finding = findings.any(dim=1)
+    with gate_call() as call:
+        logits = model(torch.cat((x, turn_film(x[with_finding]))))
+    maps = call.maps[CLASS_MAP]
+    n = x.shape[0]
+    gap = equivariance_loss(
+        maps[:n][with_finding], maps[n:], findings[with_finding], size=x.shape[-1]
+    )
+    return logits[:n], gap
+
+
 def train_one_epoch(
     parts: StepParts,
     loader: Iterable,
@@ -113,8 +134,13 @@ def train_one_epoch(
         skip_sync = context.is_distributed and not completes_group
         with model.no_sync() if skip_sync else contextlib.nullcontext():
             with plan.autocast():
-                logits = model(x)
+                if parts.equivariance:
+                    logits, turn_gap = logits_and_turn_gap(model, x, y > 0)
+                else:
+                    logits = model(x)
             loss = bce_loss(logits, y, parts.pos_weight)
+            if parts.equivariance:
+                loss = loss + parts.equivariance * turn_gap
             parts.scaler.scale(loss / group_size).backward()
         if completes_group:
             parts.scaler.unscale_(parts.optimizer)  # clip true gradients, not scaled ones

@@ -170,6 +170,7 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
         augment=build_augment(config, plan.device),
         accumulate=config.accumulate,
         clip_grad=config.clip_grad,
+        equivariance=config.map_equivariance,
     )
     report.info(
         "training %s on %s: %d train / %d val images, %d process(es), %s, amp %s, lr %g%s",

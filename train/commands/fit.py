@@ -99,6 +99,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="class kind: weight of the attention-pooled term beside average pooling",
     )
     model.add_argument(
+        "--map-equivariance",
+        metavar="W",
+        type=float,
+        help="class kind: weight of a training term that asks each label's map to turn with the "
+        "film (half a turn), so its evidence sits on the finding, not beside it (0 = off)",
+    )
+    model.add_argument(
         "--output-stride",
         metavar="S",
         type=int,

@@ -46,6 +46,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "stage2-maxmix-24ep": MAXMIX | {"epochs": 24},
     "stage2-maxmix-36ep": MAXMIX | {"epochs": 36},
     "stage2-maxmix-24ep-seed1": MAXMIX | {"epochs": 24, "seed": 1},
+    # the third round: maps asked to turn with the film (core/training/equivariance.py; the zoo's)
+    "stage2-maxmix-24ep-turn0.05": MAXMIX | {"epochs": 24, "map_equivariance": 0.05},
     # the paper's spatial gate at the same place: the network ends at stage 2, the gate after it
     "gate-stage2": {"attention_kind": "spatial", "head_stage": -3, "attention_stages": [-1]},
 }

@@ -137,10 +137,8 @@ def train_one_epoch(
                 if parts.equivariance:
                     logits, turn_gap = logits_and_turn_gap(model, x, y > 0)
                 else:
-                    logits = model(x)
-            loss = bce_loss(logits, y, parts.pos_weight)
-            if parts.equivariance:
-                loss = loss + parts.equivariance * turn_gap
+                    logits, turn_gap = model(x), 0.0
+            loss = bce_loss(logits, y, parts.pos_weight) + parts.equivariance * turn_gap
             parts.scaler.scale(loss / group_size).backward()
         if completes_group:
             parts.scaler.unscale_(parts.optimizer)  # clip true gradients, not scaled ones

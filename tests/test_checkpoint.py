@@ -276,7 +276,7 @@ def test_inspect_says_what_a_class_specific_head_is_and_where_its_maps_are(tmp_p
     lines = capsys.readouterr().out.splitlines()
     assert "attention maps   one per label (13): 8x8 at 128 px" in lines
     ends = "network ends at stage3 (head stage -2): final feature map 8x8 at 128 px"
-    assert f"output stride    32, {ends}" in lines
+    assert f"output stride    16, {ends}" in lines  # 128 px over 8 cells, not the config's 32
 
 
 def test_inspect_json_gives_an_old_checkpoint_the_fields_it_lacks(saved, tmp_path, capsys):

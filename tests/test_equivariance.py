@@ -70,9 +70,10 @@ def test_map_equivariance_needs_a_class_specific_head():
     FitConfig.from_dict(base | {"attention": True, "attention_kind": "class"})
 
 
-def test_fit_trains_a_class_head_with_the_half_turn_term(tmp_path):
-    """A few real steps through `fit`'s flag: the option is recorded and the model still learns
-    to a finite loss (the term's effect on pointing is measured in benchmarks/, not here)."""
+def test_fit_trains_a_class_head_with_the_half_turn_term(tmp_path, capsys):
+    """A few real steps through `fit`'s flag: the option is recorded in the run and in the
+    checkpoint (`inspect` names it), and the model still learns to a finite loss (the term's
+    effect on pointing is measured in benchmarks/, not here)."""
     from cxr_attention.core.data.phantom import generate_phantom
     from cxr_attention.train.cli import main
 
@@ -86,3 +87,8 @@ def test_fit_trains_a_class_head_with_the_half_turn_term(tmp_path):
     assert json.loads((run / "config.json").read_text())["fit"]["map_equivariance"] == 0.1
     history = (run / "history.csv").read_text().splitlines()
     assert len(history) == 2 and "nan" not in history[1]
+    capsys.readouterr()
+    assert main(["inspect", str(run)]) == 0
+    shown = capsys.readouterr().out
+    assert "class maps       asked to turn with the film (--map-equivariance 0.1)" in shown
+    assert "output stride    8 (last stage dilated): final feature map 8x8 at 64 px" in shown

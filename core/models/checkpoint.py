@@ -10,7 +10,8 @@ Schema (format_version 1)::
       "state_dict": {name: tensor},
       "training": {"epochs": int, "best_epoch": int, "best_val_macro_auc": float,
                    "data": {"source": "phantom" | "chestxray14", "fingerprint": str, ...},
-                   "pretrained": None | str, "thresholds": {label: {"youden": p, "f1": p}}, ...},
+                   "pretrained": None | str, "thresholds": {label: {"youden": p, "f1": p}},
+                   "map_equivariance": float (0: off), ...},
       "created": ISO 8601 time, "package_version": str,
       "ood": optional, the out-of-distribution description (`core.trust.ood.OodDetector.to_dict`:
              per-layer Gaussians of the training films' pooled features, threshold from validation),

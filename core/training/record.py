@@ -127,6 +127,7 @@ def training_summary(config: FitConfig, data: TrainingData, progress: Progress) 
         "pretrained": pretrained_source(config),
         "thresholds": progress.best_thresholds,
         "seed": config.seed,
+        "map_equivariance": config.map_equivariance,
     }
 
 

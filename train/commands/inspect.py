@@ -76,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
             f"{training.get('best_epoch', '?')}, validation macro AUC {best_text}, "
             f"seed {training.get('seed', '?')}"
         )
+        turn = training.get("map_equivariance")
+        if turn:
+            lines.append(
+                f"class maps       asked to turn with the film (--map-equivariance {turn:g})"
+            )
         pretrained = training.get("pretrained")
         lines.append(f"pretrained       {pretrained or 'no (random initialisation)'}")
         thresholds = training.get("thresholds") or {}
@@ -103,12 +108,12 @@ def attention_lines(config: ModelConfig) -> list[str]:
         return "?" if hw is None else f"{hw[0]}x{hw[1]}"
 
     dilated = " (last stage dilated)" if config.output_stride < 32 else ""
-    ends = ""
+    output_stride, ends = config.output_stride, ""
     if config.head_stage != -1:
         ends = f", network ends at {last_stage or '?'} (head stage {config.head_stage})"
+        output_stride = size // final[1] if final else "?"
     stride = (
-        f"output stride    {config.output_stride}{dilated}{ends}: final feature map "
-        f"{cells(final)}{at}"
+        f"output stride    {output_stride}{dilated}{ends}: final feature map {cells(final)}{at}"
     )
     if config.kind is None:
         return ["attention        none (baseline)", stride]

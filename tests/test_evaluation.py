@@ -303,6 +303,12 @@ def test_cli_in_process_and_subprocess(tmp_path, dataset, capsys):
     assert "micro-AUC" in out and "16 test images of 8 patients" in out
     metrics = json.loads((run / "metrics.json").read_text())
     assert f"{metrics['micro_auc']:.3f}" in out
+    lo, hi = metrics["micro_auc_ci"]
+    assert f"[{lo:.3f}, {hi:.3f}]" in out
+
+    assert main(["evaluate", str(run), "--n-resamples", "0", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "micro-AUC" in out and "nan" not in out  # no resamples: no interval, not "[nan, nan]"
 
     done = subprocess.run(
         [sys.executable, "-m", "cxr_attention.train.cli", "evaluate", str(tmp_path / "missing")],

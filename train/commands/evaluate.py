@@ -41,7 +41,8 @@ def _fmt(value, ci) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     lo, hi = ci if ci else (None, None)
-    interval = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    shown = all(isinstance(b, (int, float)) and not math.isnan(b) for b in (lo, hi))
+    interval = f" [{lo:.3f}, {hi:.3f}]" if shown else ""  # no interval without resamples
     return f"{value:.3f}{interval}"
 
 

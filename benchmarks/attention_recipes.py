@@ -48,6 +48,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     "stage2-maxmix-24ep-seed1": MAXMIX | {"epochs": 24, "seed": 1},
     # the third round: maps asked to turn with the film (core/training/equivariance.py; the zoo's)
     "stage2-maxmix-24ep-turn0.05": MAXMIX | {"epochs": 24, "map_equivariance": 0.05},
+    "stage2-maxmix-24ep-turn0.1": MAXMIX | {"epochs": 24, "map_equivariance": 0.1},
+    "stage2-maxmix-24ep-turn0.05-seed1": MAXMIX
+    | {"epochs": 24, "map_equivariance": 0.05, "seed": 1},
+    "stage2-maxmix-24ep-turn0.2": MAXMIX | {"epochs": 24, "map_equivariance": 0.2},
+    "stage2-maxmix-24ep-turn0.5": MAXMIX | {"epochs": 24, "map_equivariance": 0.5},
     # the paper's spatial gate at the same place: the network ends at stage 2, the gate after it
     "gate-stage2": {"attention_kind": "spatial", "head_stage": -3, "attention_stages": [-1]},
 }

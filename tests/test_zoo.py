@@ -10,8 +10,8 @@ import pytest
 from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.evaluation import evaluate_run
 from cxr_attention.train.zoo import (
-    CLASS_RECIPE,
     COMMAND,
+    EFFICIENTNET_CLASS_RECIPE,
     EVALUATION,
     SHIPPED,
     ZOO_DIR,
@@ -34,7 +34,7 @@ def test_the_zoo_is_recorded_and_within_the_assets_budget():
         "efficientnet_b0+attention",
         "efficientnet_b0+class",
     }
-    assert zoo["recipe"]["variant_options"]["efficientnet_b0+class"] == CLASS_RECIPE
+    assert zoo["recipe"]["variant_options"]["efficientnet_b0+class"] == EFFICIENTNET_CLASS_RECIPE
     for name, figures in zoo["runs"].items():
         for filename in (*SHIPPED, *EVALUATION):
             assert (ZOO_DIR / name / filename).is_file(), f"{name}/{filename}"

@@ -24,10 +24,12 @@ class HitRate:
     share: float
     n: int  # lesions (truth units) scored
     random: float
+    scored_instead: str = ""  # the map the study scored, when it is not the one shown
 
     def words(self, label: str) -> str:
+        subject = f"the peak of {self.scored_instead}" if self.scored_instead else "this map's peak"
         return (
-            f"across {self.n} test lesions of {label}, this map's peak lands on the lesion "
+            f"across {self.n} test lesions of {label}, {subject} lands on the lesion "
             f"{self.share:.0%} of the time (random map {self.random:.0%})"
         )
 
@@ -47,11 +49,17 @@ def map_key(study: dict, own: bool) -> str | None:
     return next((key for key in study.get("maps", {}) if key.startswith("gradcam:")), None)
 
 
-def hit_rate(entry: ModelEntry, label: str, own: bool = True) -> HitRate | None:
+def hit_rate(
+    entry: ModelEntry, label: str, own: bool = True, stage: str | None = None
+) -> HitRate | None:
     """The pointing game of the entry's own map (or its Grad-CAM) for `label`; None when the run
-    has no study or no lesion of that label was scored."""
+    has no study or no lesion of that label was scored. `stage`: the stage of the map shown; when
+    the study scored no map of that stage, the rate is the scored map's, and says so."""
     study = read_study(entry)
-    key = map_key(study, own) if study else None
+    if study is None:
+        return None
+    shown = f"{'attention' if own else 'gradcam'}:{stage}"
+    key = shown if shown in study.get("maps", {}) else map_key(study, own)
     if key is None:
         return None
     entry_map = study["maps"][key]
@@ -59,8 +67,19 @@ def hit_rate(entry: ModelEntry, label: str, own: bool = True) -> HitRate | None:
     control = entry_map["random"]["per_class"].get(label) or {}
     if not ours.get("n_boxes") or ours.get("pointing_game") is None:
         return None
+    instead = ""
+    if stage is not None and key != shown:
+        h, w = entry_map.get("map_size") or (0, 0)
+        name = "Grad-CAM" if key.startswith("gradcam:") else "map"
+        instead = (
+            f"this model's {entry_map['stage']} {name} ({h}x{w}; the study scored that one, not "
+            f"this {stage} map)"
+        )
     return HitRate(
-        float(ours["pointing_game"]), int(ours["n_boxes"]), float(control["pointing_game"])
+        float(ours["pointing_game"]),
+        int(ours["n_boxes"]),
+        float(control["pointing_game"]),
+        instead,
     )
 
 

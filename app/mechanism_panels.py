@@ -44,7 +44,8 @@ def mechanism_row(
                 key=f"mech-{panel.role}",
             )
             st.caption(mech.panel_caption(panel))
-            rate = hit_rate(column.entry, column.label, own=panel.role != "gradcam")
+            own = panel.role != "gradcam"
+            rate = hit_rate(column.entry, column.label, own, column.explanation.stage)
             if rate is not None:
                 st.caption(f"**As a rule:** {rate.words(column.label)}.")
             # below the maps, so that they line up whatever is said about each model

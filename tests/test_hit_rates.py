@@ -49,3 +49,19 @@ def test_hit_rates_are_the_studys_pointing_game_across_the_test_films():
     assert rates["Mass"] == hit_rate(first, "Mass").share and "No Finding" not in rates
     # a baseline has no map of its own
     assert hit_rate(registry.best("mobilenetv2_100", None), "Mass") is None
+
+
+def test_a_rate_is_the_shown_maps_or_names_the_map_the_study_scored():
+    """Explore draws the gate and Grad-CAM at stage 3 (8 x 8); the study scored the gate at stages
+    3 and 4 and Grad-CAM at stage 4 only: the line under a map must not pass another map's rate off
+    as its own."""
+    entry = scan_runs(ZOO_DIR).best("efficientnet_b0", "spatial")
+    study = json.loads((ZOO_DIR / entry.name / "study.json").read_text())
+    gate = hit_rate(entry, "Mass", stage="stage3")
+    stage3 = study["maps"]["attention:stage3"]["localization"]["per_class"]["Mass"]
+    assert gate.share == stage3["pointing_game"] and "this map's peak" in gate.words("Mass")
+    cam = hit_rate(entry, "Mass", own=False, stage="stage3")
+    stage4 = study["maps"]["gradcam:stage4"]["localization"]["per_class"]["Mass"]
+    assert cam.share == stage4["pointing_game"]
+    words = cam.words("Mass")
+    assert "this model's stage4 Grad-CAM (4x4" in words and "not this stage3 map" in words

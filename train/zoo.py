@@ -88,7 +88,7 @@ class ZooRecipe:
     # maximum over places) and lambda 0.3, so that a label's logit depends on the map's peak, and
     # trains for 24 epochs instead of the preset's 12: the recipe chosen on a validation phantom
     # (docs/attention-study.md, "Where the class head reads"); EfficientNet-B0's from seed 1. On
-    # stage 3 its maps lit a quarter of the film.
+    # stage 3 the class head's maps lit a quarter of the film.
     variant_options: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
             "mobilenetv2_100+class": dict(CLASS_RECIPE),

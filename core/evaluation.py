@@ -171,7 +171,14 @@ def score_frame(
     cache = find_cache(index, size)
     if num_workers is None:
         num_workers = 0 if cache is not None else default_workers()
-    dataset = RadiographDataset(frame, checkpoint.labels, size, cache=cache)
+    lungs = frame_lungs(checkpoint, index, progress)
+    if lungs is not None and frame["image_id"].isin(set(lungs.refused)).any():
+        raise DatasetError(
+            "films without plausible lung fields: leave them out first (this is a bug)"
+        )
+    dataset = RadiographDataset(
+        frame, checkpoint.labels, size, cache=cache, lungs=lungs, prior=checkpoint.config.lung_prior
+    )
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     logits = np.full((len(frame), len(checkpoint.labels)), np.nan, dtype=np.float64)
     ood = None if checkpoint.ood is None else np.full(len(frame), np.nan, dtype=np.float64)
@@ -189,6 +196,33 @@ def score_frame(
     raw = torch.from_numpy(logits)
     probabilities = checkpoint.probabilities(raw).double().numpy()
     return FrameScores(logits, probabilities, torch.sigmoid(raw.float()).double().numpy(), ood)
+
+
+def frame_lungs(checkpoint: Checkpoint, index, progress: bool = False):
+    """The lung fields of the dataset's films when the model reads them through a lung prior
+    (`core.lungs.cache`, found once per dataset and lung model), else None."""
+    from cxr_attention.core.lungs.cache import build_lung_cache
+    from cxr_attention.core.lungs.views import lung_model_for
+
+    lung_model = lung_model_for([checkpoint.config])
+    return None if lung_model is None else build_lung_cache(index, lung_model, progress)
+
+
+def readable_frame(checkpoint: Checkpoint, index, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `frame` the model can read: all of them, unless it has a lung prior and the
+    lung model refused a film (those are left out with a warning that counts them)."""
+    lungs = frame_lungs(checkpoint, index)
+    if lungs is None:
+        return frame
+    refused = frame["image_id"].isin(set(lungs.refused))
+    if refused.any():
+        log.warning(
+            "%d of %d films have no plausible lung fields and are left out (the model reads the "
+            "lung fields alone)",
+            int(refused.sum()),
+            len(frame),
+        )
+    return frame[~refused].reset_index(drop=True)
 
 
 def predict_frame(
@@ -234,6 +268,7 @@ def validation_thresholds(
             "the checkpoint records no thresholds and the data has no validation split to choose "
             "them on: retrain with `cxr-attention fit`"
         )
+    val = readable_frame(checkpoint, index, val)
     scores = predict_frame(
         checkpoint, index, val, batch_size, device, progress=progress, desc="val"
     )
@@ -280,7 +315,7 @@ def evaluate_run(
     trained_on = training_data(checkpoint, run)
     root = resolve_data_root(data, trained_on)
     index = open_run_dataset(root, checkpoint, trained_on)
-    frame = index.split(split)
+    frame = readable_frame(checkpoint, index, index.split(split))
     if len(frame) == 0:
         raise DatasetError(f"the {split} split of {root} is empty: nothing to evaluate")
     if trained_on.get("fingerprint") and trained_on["fingerprint"] != index.fingerprint:

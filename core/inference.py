@@ -26,6 +26,9 @@ import torch
 from cxr_attention.core.data.preprocess import config_input, model_view
 from cxr_attention.core.data.radiograph import RadiographMeta, load_radiograph
 from cxr_attention.core.errors import CheckpointError, ConfigError, RadiographError
+from cxr_attention.core.lungs.model import LungModel
+from cxr_attention.core.lungs.segment import LungFields, segment_lungs
+from cxr_attention.core.lungs.views import lung_model_for, prior_input, refusal
 from cxr_attention.core.models.checkpoint import Checkpoint, load_checkpoint
 from cxr_attention.core.trust.features import pooled_forward
 from cxr_attention.core.trust.ood import OodVerdict
@@ -49,11 +52,17 @@ class ScoringModel:
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """One decoded radiograph, kept only as its model views (uint8 (S, S) per input size S)."""
+    """One decoded radiograph, kept only as its model views (uint8 (S, S) per input size S), and
+    its lung fields when a model with a lung prior will read it."""
 
     source: str
     meta: RadiographMeta
     views: dict[int, np.ndarray]
+    lungs: LungFields | None = None
+
+    def view_for(self, config) -> np.ndarray:
+        """The view as the model of `config` sees it (its size, its lung prior)."""
+        return prior_input(self.views[int(config.image_size)], config, self.lungs, self.source)
 
 
 @dataclass(frozen=True)
@@ -129,12 +138,18 @@ def prepare_image(
     *,
     name: str | None = None,
     allow_any_modality: bool = False,
+    lung_model: LungModel | None = None,
 ) -> PreparedImage:
-    """Decode one radiograph and make its model view at each size. Raises `RadiographError`."""
+    """Decode one radiograph and make its model view at each size; with `lung_model`, find its
+    lung fields too and refuse it when they are not plausible (a model with a lung prior will
+    read it). Raises `RadiographError`."""
     radiograph = load_radiograph(source, name=name, allow_any_modality=allow_any_modality)
     views = {size: model_view(radiograph.pixels, size) for size in sorted(set(sizes))}
     label = name or (str(source) if not isinstance(source, bytes) else radiograph.meta.source_name)
-    return PreparedImage(label, radiograph.meta, views)
+    fields = segment_lungs(radiograph, lung_model) if lung_model is not None else None
+    if fields is not None and not fields.plausible:
+        raise RadiographError(refusal(label, fields))
+    return PreparedImage(label, radiograph.meta, views, fields)
 
 
 def default_workers(device: torch.device | str = "cpu") -> int:
@@ -151,16 +166,19 @@ def iter_prepared(
     *,
     workers: int = 1,
     allow_any_modality: bool = False,
+    lung_model: LungModel | None = None,
 ) -> Iterator[PreparedImage | ImageFailure]:
     """Prepare files in order: `workers` threads decode ahead (at most 4 x workers + 2 files in
-    flight); `workers=0` decodes in the calling thread."""
+    flight); `workers=0` decodes in the calling thread. `lung_model`: see `prepare_image`."""
     sizes = tuple(sorted(set(sizes)))
     if workers < 0:
         raise ConfigError(f"workers must be 0 or more, got {workers}")
 
     def work(path: str | Path) -> PreparedImage | ImageFailure:
         try:
-            return prepare_image(path, sizes, allow_any_modality=allow_any_modality)
+            return prepare_image(
+                path, sizes, allow_any_modality=allow_any_modality, lung_model=lung_model
+            )
         except RadiographError as exc:
             return ImageFailure(str(path), str(exc))
 
@@ -237,7 +255,7 @@ def _score(
 ) -> ScoredBatch:
     scored = ScoredBatch(batch)
     for m in models:
-        views = np.stack([image.views[m.image_size] for image in batch])
+        views = np.stack([image.view_for(m.checkpoint.config) for image in batch])
         result = score_views(m.checkpoint, views, device)
         scored.probabilities[m.tag], scored.ood[m.tag] = result.probabilities, result.ood
     return scored
@@ -258,7 +276,10 @@ def predict_files(
     sizes = {m.image_size for m in models}
     if workers is None:
         workers = default_workers(device)
-    items = iter_prepared(paths, sizes, workers=workers, allow_any_modality=allow_any_modality)
+    lung_model = lung_model_for(m.checkpoint.config for m in models)
+    items = iter_prepared(
+        paths, sizes, workers=workers, allow_any_modality=allow_any_modality, lung_model=lung_model
+    )
     yield from score_batches(models, items, batch_size=batch_size, device=device)
 
 

@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "predict": "score radiographs (PNG, JPEG, DICOM; files or folders) with a checkpoint",
     "inspect": "print a checkpoint's metadata",
     "models": "table of backbones with and without spatial attention",
+    "lungs": "outline the lung fields of films (PNG masks at each film's own size)",
+    "fit-lungs": "train the lung-field segmenter on films with manual lung masks",
     "demo": "build the phantom and the demo zoo (if absent), evaluate it, open the app",
     "app": "start the Streamlit app (upload radiographs, switch attention, compare)",
 }
@@ -54,7 +56,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name, summary in COMMANDS.items():
         if name == command:
-            importlib.import_module(f"cxr_attention.train.commands.{name}").register(subparsers)
+            module = name.replace("-", "_")
+            importlib.import_module(f"cxr_attention.train.commands.{module}").register(subparsers)
         else:
             subparsers.add_parser(name, help=summary, add_help=False)
     return parser

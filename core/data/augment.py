@@ -73,8 +73,10 @@ class RadiographAugment(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"expected a (B, 1, S, S) batch, got shape {tuple(x.shape)}")
+        """A (B, 1, S, S) batch of films, or (B, 2, S, S): films and a region carried along (the
+        lung fields), which moves with its film and keeps its values (no brightness, contrast)."""
+        if x.ndim != 4 or x.shape[1] not in (1, 2):
+            raise ValueError(f"expected a (B, 1 or 2, S, S) batch, got shape {tuple(x.shape)}")
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
         if not self.training:
@@ -96,8 +98,10 @@ class RadiographAugment(nn.Module):
             offset = (2 * u[:, 5] - 1).mul_(self.brightness).view(-1, 1, 1, 1)
             factor = (2 * u[:, 6] - 1).mul_(self.contrast).add_(1).view(-1, 1, 1, 1)
             # (x - mean) * factor + mean + offset, in one pass over the pixels.
-            bias = x.mean(dim=(1, 2, 3), keepdim=True).mul_(1 - factor).add_(offset)
-            x = torch.addcmul(bias, x, factor).clamp_(0.0, 1.0)
+            film = x[:, :1]
+            bias = film.mean(dim=(1, 2, 3), keepdim=True).mul_(1 - factor).add_(offset)
+            film = torch.addcmul(bias, film, factor).clamp_(0.0, 1.0)
+            x = torch.cat((film, x[:, 1:]), dim=1) if x.shape[1] > 1 else film
         return x
 
     def _affine(self, u: torch.Tensor) -> torch.Tensor:

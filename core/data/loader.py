@@ -31,6 +31,10 @@ class RadiographDataset(Dataset):
     target: float32 (L,) 0/1 in `labels` order; index: the row's position in `frame` (to join
     predictions back to metadata). Images come from `cache` when given (rows it lacks, and all rows
     without a cache, are decoded from their files).
+
+    With `lungs` (a `core.lungs.cache.LungCache`), each view is first restricted by the lung
+    `prior` (`core.lungs.prior`); `lung_fields(rows)` gives the same films' lung fields in that
+    frame, for the lung term of training.
     """
 
     def __init__(
@@ -39,6 +43,8 @@ class RadiographDataset(Dataset):
         labels: Sequence[str],
         image_size: int,
         cache: ImageCache | None = None,
+        lungs=None,
+        prior: str = "none",
     ) -> None:
         missing = [label for label in labels if label not in frame.columns]
         if missing:
@@ -55,6 +61,8 @@ class RadiographDataset(Dataset):
         self.targets = np.ascontiguousarray(frame[list(labels)].to_numpy(dtype=np.float32))
         self.cache = cache
         self.cache_rows = cache.rows(self.image_ids) if cache is not None else None
+        self.lungs = lungs
+        self.prior = prior
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -66,9 +74,29 @@ class RadiographDataset(Dataset):
         """A batch of samples at once: cached rows are read in one sorted pass over the file."""
         indices = np.asarray(indices, dtype=np.int64)
         images = self.read_images(indices)
+        if self.lungs is not None and self.prior != "none":
+            images = self.with_prior(images, indices)
         batch = torch.from_numpy(images).unsqueeze(1)
         targets = torch.from_numpy(self.targets[indices])
         return [(batch[k], targets[k], int(indices[k])) for k in range(len(indices))]
+
+    def with_prior(self, images: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """uint8 (n, S, S): the views restricted by the lung prior."""
+        from cxr_attention.core.lungs.prior import prior_view
+
+        fields = self.lungs.fields([self.image_ids[i] for i in indices], self.image_size)
+        return np.stack(
+            [prior_view(view, f, self.prior) for view, f in zip(images, fields, strict=True)]
+        )
+
+    def lung_fields(self, indices: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """uint8 (n, 1, S, S): the films' lung fields (0/255) in the frame the model sees."""
+        from cxr_attention.core.lungs.prior import prior_region
+
+        indices = np.asarray(indices, dtype=np.int64)
+        fields = self.lungs.fields([self.image_ids[i] for i in indices], self.image_size)
+        carried = [prior_region(f, f, self.prior) for f in fields]
+        return torch.from_numpy(np.stack(carried).astype(np.uint8) * 255).unsqueeze(1)
 
     def read_images(self, indices: np.ndarray) -> np.ndarray:
         """uint8 (n, S, S) model views of the items at `indices`."""

@@ -34,13 +34,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cxr_attention.core.data.preprocess import config_input, model_view, square_geometry
-from cxr_attention.core.errors import ConfigError, DatasetError, RunError
+from cxr_attention.core.data.preprocess import config_input, model_view
+from cxr_attention.core.errors import ConfigError, DatasetError, RadiographError, RunError
 from cxr_attention.core.explain.localization import (
     IOBB_THRESHOLDS,
     MAP_THRESHOLD,
     Box,
     MapScore,
+    box_mask,
     box_to_view,
     score_boxes,
     score_mask,
@@ -48,6 +49,7 @@ from cxr_attention.core.explain.localization import (
 )
 from cxr_attention.core.explain.methods import explain
 from cxr_attention.core.labels import canonical_label
+from cxr_attention.core.lungs.views import FilmInput, film_input, lung_model_for
 from cxr_attention.core.models.checkpoint import load_checkpoint
 from cxr_attention.core.runs import LOCALIZATION, RunFolder, write_json
 
@@ -58,6 +60,10 @@ TRUTHS = ("auto", "boxes", "masks")
 CONTROL_FILE = "localization_random.json"
 # Methods whose cost is one full attribution per (image, label): never ask them for extra labels.
 PER_LABEL_COST = frozenset({"integrated_gradients"})
+
+
+class NoLesionTruth(DatasetError):
+    """A split without boxes or lesion masks for the model's labels (a real collection)."""
 
 
 @dataclass
@@ -135,11 +141,33 @@ def mask_in_view(path: Path, size: int) -> np.ndarray:
     return mask
 
 
-def _load_view(case: TruthCase, size: int) -> tuple[np.ndarray, tuple[float, int, int]]:
-    from cxr_attention.core.data.radiograph import load_radiograph
+def carried_truth(truth: dict[str, Truth], film: FilmInput, size: int) -> dict[str, Truth]:
+    """A case's truth carried into the frame its model sees (a cropped view moves it; boxes then
+    become masks of the view)."""
+    if film.fields is None or film.config.lung_prior == "none":
+        return truth
+    return {
+        label: film.truth(t if isinstance(t, np.ndarray) else box_mask(t, (size, size)))
+        for label, t in truth.items()
+    }
 
-    image = load_radiograph(case.path)
-    return model_view(image.pixels, size), square_geometry(image.height, image.width, size)
+
+def usable_cases(
+    cases: Sequence[TruthCase], config, lung_model
+) -> tuple[list[TruthCase], dict[str, str]]:
+    """The cases a model can read: all of them, unless it has a lung prior and the lung model
+    finds no plausible lung fields on a film (those are returned apart, with the reason)."""
+    if config.lung_prior == "none":
+        return list(cases), {}
+    kept, dropped = [], {}
+    for case in cases:
+        try:
+            film_input(case.path, config, lung_model)
+        except RadiographError as exc:
+            dropped[case.image_id] = str(exc)
+            continue
+        kept.append(case)
+    return kept, dropped
 
 
 def control_sigma(model, stage: str) -> float:
@@ -184,13 +212,15 @@ def score_cases(
     map_threshold: float = MAP_THRESHOLD,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    lung_model=None,
     **options,
 ) -> tuple[dict[str, dict[str, list[MapScore]]], str]:
     """Scores per method and label: {method: {label: [MapScore, ...]}}, and the map stage.
 
     `method` may be several methods scored on the same loaded images (the method, then the random
     control, whose smoothness follows the first method's stage). `options` go to the first
-    method's `explain`. Each image's maps are computed for its truth labels only.
+    method's `explain`. Each image's maps are computed for its truth labels only. `lung_model`
+    finds the lung fields of a model with a lung prior (`core.lungs.views`).
     """
     methods = (method,) if isinstance(method, str) else tuple(method)
     size = model.config.image_size
@@ -199,11 +229,12 @@ def score_cases(
     stage = ""
     for start in range(0, len(cases), batch_size):
         chunk = cases[start : start + batch_size]
-        loaded = [_load_view(case, size) for case in chunk]
+        loaded = [film_input(case.path, model.config, lung_model) for case in chunk]
         truths = [
-            truth_in_view(c, geometry, size) for c, (_, geometry) in zip(chunk, loaded, strict=True)
+            carried_truth(truth_in_view(c, film.geometry, size), film, size)
+            for c, film in zip(chunk, loaded, strict=True)
         ]
-        x = config_input(np.stack([view for view, _ in loaded]), model.config, device)
+        x = config_input(np.stack([film.view for film in loaded]), model.config, device)
         for m in methods:
             extra = options if m == methods[0] else {}
             if m == "random":
@@ -273,6 +304,37 @@ def localization_report(
     }
 
 
+@dataclass(frozen=True)
+class OpenedRun:
+    """A run ready to have its maps scored: its folder, checkpoint, dataset and device."""
+
+    folder: RunFolder
+    checkpoint: Any  # core.models.checkpoint.Checkpoint
+    index: Any  # core.data.index.DatasetIndex
+    device: torch.device
+
+
+def open_run_for_maps(
+    run: str | Path, data: str | Path | None = None, device: str | None = None
+) -> OpenedRun:
+    """Open a run's checkpoint and the dataset it was trained on (or `data`)."""
+    from cxr_attention.core.evaluation import (
+        open_run_dataset,
+        pick_device,
+        resolve_data_root,
+        training_data,
+    )
+
+    folder = RunFolder.open(run)
+    if not folder.checkpoint.is_file():
+        raise RunError(f"{folder.checkpoint} is missing: train the run first (cxr-attention fit)")
+    device_t = pick_device(device)
+    checkpoint = load_checkpoint(folder.checkpoint, device=device_t)
+    trained_on = training_data(checkpoint, folder)
+    index = open_run_dataset(resolve_data_root(data, trained_on), checkpoint, trained_on)
+    return OpenedRun(folder, checkpoint, index, device_t)
+
+
 def localize_run(
     run: str | Path,
     data: str | Path | None = None,
@@ -294,40 +356,34 @@ def localize_run(
     the final one); `limit` scores only the first N images (by image id) that carry truth;
     `ig_steps` is the number of path points of Integrated Gradients (default 32).
     """
-    from cxr_attention.core.evaluation import (
-        open_run_dataset,
-        pick_device,
-        resolve_data_root,
-        training_data,
-    )
-
     if method not in LOCALIZE_METHODS:
         raise ConfigError(f"unknown method {method!r}: choose one of {', '.join(LOCALIZE_METHODS)}")
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     if not 0.0 < map_threshold < 1.0:
         raise ConfigError(f"map threshold must lie strictly between 0 and 1, got {map_threshold}")
-    folder = RunFolder.open(run)
-    if not folder.checkpoint.is_file():
-        raise RunError(f"{folder.checkpoint} is missing: train the run first (cxr-attention fit)")
-    device_t = pick_device(device)
-    checkpoint = load_checkpoint(folder.checkpoint, device=device_t)
+    opened = open_run_for_maps(run, data, device)
+    folder, checkpoint, index, device_t = (
+        opened.folder, opened.checkpoint, opened.index, opened.device
+    )  # fmt: skip
     model = checkpoint.model
     if method == "attention" and not model.has_attention:
         raise ConfigError(
             f"{folder.name} is a baseline model without attention maps: use --method gradcam"
         )
-    trained_on = training_data(checkpoint, folder)
-    index = open_run_dataset(resolve_data_root(data, trained_on), checkpoint, trained_on)
     frame = index.split(split)
     cases, kind = truth_cases(index, frame, checkpoint.labels, truth)
     if not cases:
-        raise DatasetError(
+        raise NoLesionTruth(
             f"no {kind} for this model's labels among the {len(frame)} {split} images of "
             f"{index.root}: choose another --split (ChestX-ray14's boxes are all in test_list.txt)"
         )
     if limit is not None:
         cases = cases[:limit]
+    lung_model = lung_model_for([model.config])
+    cases, dropped = usable_cases(cases, model.config, lung_model)
+    if dropped:
+        log.warning("%d films without plausible lung fields left out", len(dropped))
     options: dict[str, Any] = {}
     if stage is not None:
         if method not in ("attention", "gradcam"):
@@ -339,7 +395,7 @@ def localize_run(
         options["steps"] = ig_steps
     methods = (method, "random") if control and method != "random" else (method,)
     scores, map_stage = score_cases(
-        model, cases, methods, batch_size, map_threshold, seed, device_t, **options
+        model, cases, methods, batch_size, map_threshold, seed, device_t, lung_model, **options
     )
     common = {"split": split, "n_images": len(cases), "source": index.source}
     report = localization_report(

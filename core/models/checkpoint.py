@@ -47,6 +47,8 @@ from cxr_attention.core.trust.temperature import TemperatureScaling
 
 FORMAT = "cxr-attention-checkpoint"
 FORMAT_VERSION = 1
+# Every checkpoint format of the project, so that a file given in the wrong place says what it is.
+KNOWN_FORMATS = {FORMAT: "classifier checkpoint", "cxr-attention-lungs": "lung-field model"}
 
 
 @dataclass
@@ -127,11 +129,17 @@ def save_checkpoint(
     return path
 
 
-def read_checkpoint_data(path: str | Path) -> dict[str, Any]:
-    """The raw plain-data dict of a checkpoint, validated but without building a model."""
+def read_checkpoint_data(
+    path: str | Path, expected_format: str = FORMAT, what: str = "cxr-attention checkpoint"
+) -> dict[str, Any]:
+    """The raw plain-data dict of a checkpoint, validated but without building a model.
+
+    `expected_format` is the file's "format" tag (the classifiers' by default; the lung model has
+    its own), `what` names it in messages.
+    """
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{what} not found: {path}")
     if path.is_dir():
         raise CheckpointError(
             f"{path} is a folder; give the checkpoint file (e.g. {path}/checkpoint.pt)"
@@ -158,7 +166,7 @@ def read_checkpoint_data(path: str | Path) -> dict[str, Any]:
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path} is not a readable checkpoint: {first}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") != expected_format:
         hint = (
             " (it looks like a bare state_dict)"
             if isinstance(data, dict)
@@ -166,7 +174,11 @@ def read_checkpoint_data(path: str | Path) -> dict[str, Any]:
             and all(isinstance(v, torch.Tensor) for v in data.values())
             else ""
         )
-        raise CheckpointError(f"{path} is not a cxr-attention checkpoint{hint}")
+        if isinstance(data, dict) and data.get("format") in KNOWN_FORMATS:
+            hint = f" (it is a {KNOWN_FORMATS[data['format']]})"
+        raise CheckpointError(f"{path} is not a {what}{hint}")
+    if expected_format != FORMAT:
+        return data  # that format checks its own version
     version = data.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from cxr_attention.core.errors import ConfigError, PretrainedWeightsError
+from cxr_attention.core.lungs.prior import LUNG_PRIORS
 from cxr_attention.core.models.attention import (
     ChannelSpatialAttention,
     GatedStage,
@@ -71,11 +72,18 @@ class ModelConfig:
     mean: tuple[float, ...] = IMAGENET_MEAN  # per-channel normalisation of [0, 1] input
     std: tuple[float, ...] = IMAGENET_STD
     drop_rate: float = 0.0  # dropout before the head
+    lung_prior: str = "none"  # what of the film it sees: "none", its lung fields alone ("mask")
+    # or the box around them ("crop"), as the lung model finds them (core/lungs/prior.py)
+    lung_model: str = ""  # identity of the lung model whose fields it learnt on ("" for none)
 
     def __post_init__(self) -> None:
         if self.attention_kind not in ATTENTION_KINDS:
             raise ConfigError(
                 f"attention kind {self.attention_kind!r}: choose one of {', '.join(ATTENTION_KINDS)}"
+            )
+        if self.lung_prior not in LUNG_PRIORS:
+            raise ConfigError(
+                f"lung prior {self.lung_prior!r}: choose one of {', '.join(LUNG_PRIORS)}"
             )
         if self.output_stride not in OUTPUT_STRIDES:
             raise ConfigError(

@@ -28,11 +28,16 @@ from typing import Any
 import numpy as np
 
 from cxr_attention import core
-from cxr_attention.core.errors import ConfigError, DatasetError, RunError
-from cxr_attention.core.explain.localize_run import TruthCase, labelled_cases
-from cxr_attention.core.models.checkpoint import load_checkpoint
+from cxr_attention.core.errors import ConfigError, DatasetError
+from cxr_attention.core.explain.localize_run import (
+    TruthCase,
+    labelled_cases,
+    open_run_for_maps,
+    usable_cases,
+)
+from cxr_attention.core.lungs.views import lung_model_for
 from cxr_attention.core.models.kinds import KIND_TITLES
-from cxr_attention.core.runs import RunFolder, write_json
+from cxr_attention.core.runs import write_json
 from cxr_attention.core.study.blanking import summarize_drops
 from cxr_attention.core.study.run import BASELINE_TITLE, faithfulness_drops, study_maps
 
@@ -69,33 +74,26 @@ def run_open_blanking(
     device: str | None = None,
 ) -> dict[str, Any]:
     """Blank every map of the run on `split`'s films with a finding; write RUN/blanking.json."""
-    from cxr_attention.core.evaluation import (
-        open_run_dataset,
-        pick_device,
-        resolve_data_root,
-        training_data,
-    )
 
     if not 0.0 < share < 1.0:
         raise ConfigError(f"the blanked share must lie strictly between 0 and 1, got {share}")
-    folder = RunFolder.open(run)
-    if not folder.checkpoint.is_file():
-        raise RunError(f"{folder.checkpoint} is missing: train the run first (cxr-attention fit)")
-    device_t = pick_device(device)
-    checkpoint = load_checkpoint(folder.checkpoint, device=device_t)
+    opened = open_run_for_maps(run, data, device)
+    folder, checkpoint, index, device_t = (
+        opened.folder, opened.checkpoint, opened.index, opened.device
+    )  # fmt: skip
     model = checkpoint.model
-    trained_on = training_data(checkpoint, folder)
-    index = open_run_dataset(resolve_data_root(data, trained_on), checkpoint, trained_on)
     labels = list(checkpoint.labels)
     cases = labelled_cases(index.split(split), labels)
     if not cases:
         raise DatasetError(f"no {split} film of {index.root} carries one of {', '.join(labels)}")
     cases = cases[:limit] if limit is not None else cases
+    lung_model = lung_model_for([model.config])
+    cases, _ = usable_cases(cases, model.config, lung_model)
     maps = study_maps(model)
     log.info("blanking the maps of %s on %d films", folder.name, len(cases))
     drops, sizes = faithfulness_drops(
         model, checkpoint.probabilities, cases, maps, batch_size, seed, device_t,
-        regions=fixed_regions(share),
+        regions=fixed_regions(share), lung_model=lung_model,
     )  # fmt: skip
     config = model.config
     report = {

@@ -13,7 +13,9 @@ RUN/study.json (NaN written as null):
     run, backbone, kind      kind: null (baseline), "spatial", "cbam" or "class"
     mechanism                its title (core.models.kinds.KIND_TITLES, or "baseline (no attention)")
     class_specific, image_size, output_stride, attention_stages ([] without gates)
-    data        {root, source, split, truth ("masks" | "boxes"), n_images, n_truth (truth units)}
+    data        {root, source, split, truth ("masks" | "boxes", or "none" for films without
+                lesion outlines: then no localization is written and the blanking check blanks
+                a fixed share of the view, region_share), n_images, n_truth (truth units)}
     own_map     the key in `maps` of the model's own map shown by default (the deepest gate, or
                 "attention:class"); null for a baseline
     maps        {key: entry}, keys "attention:<gate stage>", "attention:class", "gradcam:<stage>":
@@ -33,6 +35,9 @@ RUN/study.json (NaN written as null):
                        (pairs where that drop is larger by over 0.001), p (sign test on them),
                        region_share (mean share of the view blanked), per_class {label: the same
                        keys}}
+    lungs       where the lung fields came from: {source, n_films, n_left_out, left_out {image
+                id: why}}; each map's maps.<key>.lungs holds its in-lung figures beside a random
+                map's (`core.study.lungs`); null when not asked for
     cost        {parameters, attention_parameters, baseline_parameters, latency_ms,
                  baseline_latency_ms, latency_overhead ((ours - baseline) / baseline), repeats,
                  threads, image_size}: CPU, batch 1, median
@@ -56,22 +61,27 @@ import torch
 from scipy.stats import binomtest
 
 from cxr_attention import core
-from cxr_attention.core.data.preprocess import config_input, model_view, square_geometry
-from cxr_attention.core.errors import ConfigError, DatasetError, RunError
+from cxr_attention.core.data.preprocess import config_input
+from cxr_attention.core.errors import ConfigError, DatasetError
 from cxr_attention.core.explain.integrated_gradients import black_baseline
 from cxr_attention.core.explain.localization import MAP_THRESHOLD, MapScore, box_mask
 from cxr_attention.core.explain.localize_run import (
     TruthCase,
+    labelled_cases,
     localization_report,
+    open_run_for_maps,
     score_cases,
     truth_cases,
     truth_in_view,
+    usable_cases,
 )
+from cxr_attention.core.explain.lung_run import lung_cases, lung_section, score_lung_cases
 from cxr_attention.core.explain.methods import explain
-from cxr_attention.core.models.checkpoint import load_checkpoint
+from cxr_attention.core.lungs.model import LungModel
+from cxr_attention.core.lungs.views import film_input, lung_model_for
 from cxr_attention.core.models.classifier import AttentionClassifier
 from cxr_attention.core.models.kinds import KIND_TITLES
-from cxr_attention.core.runs import RunFolder, write_json
+from cxr_attention.core.runs import write_json
 from cxr_attention.core.study import STUDY
 from cxr_attention.core.study.blanking import (
     Drops,
@@ -118,14 +128,6 @@ def pointing_vs_random(
     return {"map_only": map_only, "random_only": random_only, "p": p}
 
 
-def _case_view(case: TruthCase, size: int) -> tuple[np.ndarray, tuple[float, int, int]]:
-    """The film in the model view (uint8) and its geometry, as `localize` reads it."""
-    from cxr_attention.core.data.radiograph import load_radiograph
-
-    image = load_radiograph(case.path)
-    return model_view(image.pixels, size), square_geometry(image.height, image.width, size)
-
-
 Regions = Callable[[TruthCase, tuple[float, int, int], int], dict[str, np.ndarray]]
 
 
@@ -148,6 +150,7 @@ def faithfulness_drops(
     seed: int = 0,
     device: torch.device | str = "cpu",
     regions: Regions | None = None,
+    lung_model=None,
 ) -> tuple[dict[str, Drops], dict[str, list[int]]]:
     """Blanking drops per map key (`core.study.blanking`), and each map's own grid size (h, w).
 
@@ -155,6 +158,7 @@ def faithfulness_drops(
     non-empty truth region in the view counts once; the region to blank has the truth's area. The
     random placements come from one seeded generator per map, consumed in case order. `regions`
     gives each case's {label: region in the view} when not its truth (films without outlines).
+    `lung_model` finds the lung fields of a model with a lung prior.
     """
     regions = regions or truth_regions
     size = model.config.image_size
@@ -168,15 +172,16 @@ def faithfulness_drops(
 
     for start in range(0, len(cases), batch_size):
         chunk = cases[start : start + batch_size]
-        loaded = [_case_view(case, size) for case in chunk]
+        loaded = [film_input(case.path, model.config, lung_model) for case in chunk]
         pairs = []  # (image in chunk, label, truth region in the view)
-        for b, (case, (_, geometry)) in enumerate(zip(chunk, loaded, strict=True)):
-            for label, region in regions(case, geometry, size).items():
+        for b, (case, film) in enumerate(zip(chunk, loaded, strict=True)):
+            for label, plain in regions(case, film.geometry, size).items():
+                region = film.truth(plain)
                 if region.any():
                     pairs.append((b, label, region))
         if not pairs:
             continue
-        x = config_input(np.stack([view for view, _ in loaded]), model.config, device)
+        x = config_input(np.stack([film.view for film in loaded]), model.config, device)
         with torch.no_grad():
             before = probabilities(model(x)).double().cpu().numpy()
         black = black_baseline(model, x[:1])
@@ -216,19 +221,21 @@ def run_study(
     seed: int = 0,
     device: str | None = None,
     repeats: int = 7,
+    lungs: bool = True,
+    lung_model: LungModel | None = None,
+    own_lungs: bool = True,
 ) -> dict[str, Any]:
     """Study one run and write RUN/study.json (see the module docstring); returns its dict.
 
     `data` defaults to the dataset the run was trained on; `limit` keeps the first N films (by image
     id) of `split` that carry truth; `seed` seeds the random maps and random regions; `repeats`
-    forward passes are timed per model for the latency.
+    forward passes are timed per model for the latency. With `lungs`, every map is also held to the
+    films' lung fields (`core.study.lungs`: the collection's own masks when `own_lungs` and it has
+    them, else `lung_model`, by default the shipped one). Films without lesion outlines (real
+    collections) are studied all the same: their maps against the lung fields, and the blanking
+    check with a fixed share of the view (`core.study.open_blanking`).
     """
-    from cxr_attention.core.evaluation import (
-        open_run_dataset,
-        pick_device,
-        resolve_data_root,
-        training_data,
-    )
+    from cxr_attention.core.study.open_blanking import REGION_SHARE, fixed_regions
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
@@ -236,54 +243,54 @@ def run_study(
         raise ConfigError(f"--repeats must be at least 1, got {repeats}")
     if not 0.0 < map_threshold < 1.0:
         raise ConfigError(f"map threshold must lie strictly between 0 and 1, got {map_threshold}")
-    folder = RunFolder.open(run)
-    if not folder.checkpoint.is_file():
-        raise RunError(f"{folder.checkpoint} is missing: train the run first (cxr-attention fit)")
-    device_t = pick_device(device)
-    checkpoint = load_checkpoint(folder.checkpoint, device=device_t)
+    opened = open_run_for_maps(run, data, device)
+    folder, checkpoint, index, device_t = (
+        opened.folder, opened.checkpoint, opened.index, opened.device
+    )  # fmt: skip
     model = checkpoint.model
-    trained_on = training_data(checkpoint, folder)
-    index = open_run_dataset(resolve_data_root(data, trained_on), checkpoint, trained_on)
     frame = index.split(split)
-    cases, truth_kind = truth_cases(index, frame, checkpoint.labels, truth)
-    if not cases:
-        raise DatasetError(
-            f"no {truth_kind} for this model's labels among the {len(frame)} {split} images of "
-            f"{index.root}: choose another --split (ChestX-ray14's boxes are all in test_list.txt)"
-        )
-    cases = cases[:limit] if limit is not None else cases
     labels = list(checkpoint.labels)
+    cases, truth_kind = truth_cases(index, frame, labels, truth)
+    outlined = bool(cases)
+    if not outlined:
+        if truth != "auto" or not lungs:
+            raise DatasetError(
+                f"no {truth_kind} for this model's labels among the {len(frame)} {split} images "
+                f"of {index.root}: choose another --split (ChestX-ray14's boxes are all in "
+                "test_list.txt)"
+            )
+        cases, truth_kind = labelled_cases(frame, labels), "none"
+        if not cases:
+            raise DatasetError(f"no {split} film of {index.root} carries one of {labels}")
+    cases = cases[:limit] if limit is not None else cases
+    prior_lungs = lung_model_for([model.config], lung_model)
+    cases, unreadable = usable_cases(cases, model.config, prior_lungs)
     maps = study_maps(model)
     common = {"run": folder.name, "split": split, "n_images": len(cases), "source": index.source}
-    entries: dict[str, dict[str, Any]] = {}
-    for m in maps:
-        log.info("study of %s: scoring %s on %d films", folder.name, m.key, len(cases))
-        scores, stage = score_cases(
-            model,
-            cases,
-            (m.method, "random"),
-            batch_size,
-            map_threshold,
-            seed,
-            device_t,
-            stage=m.stage,
-        )
-        entries[m.key] = {
-            "method": m.method,
-            "stage": m.stage,
-            "own": m.own,
-            "localization": localization_report(
-                scores[m.method], labels, method=m.method, map_stage=stage, **common
-            ),
-            "random": localization_report(
-                scores["random"], labels, method="random", map_stage="random", **common
-            ),
-            "pointing_vs_random": pointing_vs_random(scores[m.method], scores["random"]),
-        }
+    entries: dict[str, dict[str, Any]] = {
+        m.key: {"method": m.method, "stage": m.stage, "own": m.own} for m in maps
+    }
+    if outlined:
+        for m in maps:
+            entries[m.key] |= lesion_entry(
+                model, cases, m, labels, common, batch_size, map_threshold, seed, device_t,
+                prior_lungs,
+            )  # fmt: skip
+    lungs_found = None
+    if lungs:
+        lungs_found = lung_cases(cases, lung_model, own_lungs)
+        for m in maps:
+            log.info("study of %s: holding %s to the lung fields", folder.name, m.key)
+            scored = score_lung_cases(
+                model, lungs_found, m.method, m.stage, batch_size, seed, device_t, prior_lungs
+            )
+            entries[m.key]["lungs"] = lung_section(scored)
     log.info("study of %s: blanking the attended regions", folder.name)
+    regions = None if outlined else fixed_regions(REGION_SHARE)
     drops, sizes = faithfulness_drops(
-        model, checkpoint.probabilities, cases, maps, batch_size, seed, device_t
-    )
+        model, checkpoint.probabilities, cases, maps, batch_size, seed, device_t, regions,
+        prior_lungs,
+    )  # fmt: skip
     for m in maps:
         entries[m.key]["map_size"] = sizes.get(m.key)
         entries[m.key]["faithfulness"] = summarize_drops(drops[m.key], labels)
@@ -306,8 +313,12 @@ def run_study(
             "split": split,
             "truth": truth_kind,
             "n_images": len(cases),
-            "n_truth": entries[maps[-1].key]["localization"]["n_boxes"],
+            "n_truth": entries[maps[-1].key]["localization"]["n_boxes"] if outlined else 0,
+            "region_share": None if outlined else REGION_SHARE,
+            "lung_prior": config.lung_prior,
+            "without_lung_fields": len(unreadable),
         },
+        "lungs": lungs_found.describe() if lungs_found is not None else None,
         "own_map": next((m.key for m in reversed(maps) if m.own), None),
         "maps": {m.key: entries[m.key] for m in maps},
         "cost": cost.as_json(),
@@ -320,3 +331,22 @@ def run_study(
     write_json(folder.path / STUDY, report)
     log.info("study of %s written to %s", folder.name, folder.path / STUDY)
     return report
+
+
+def lesion_entry(
+    model, cases, m: StudyMap, labels, common, batch_size, map_threshold, seed, device, lung_model
+) -> dict[str, Any]:
+    """One map's scores against the lesion truth, and its random control's."""
+    scores, stage = score_cases(
+        model, cases, (m.method, "random"), batch_size, map_threshold, seed, device, lung_model,
+        stage=m.stage,
+    )  # fmt: skip
+    return {
+        "localization": localization_report(
+            scores[m.method], labels, method=m.method, map_stage=stage, **common
+        ),
+        "random": localization_report(
+            scores["random"], labels, method="random", map_stage="random", **common
+        ),
+        "pointing_vs_random": pointing_vs_random(scores[m.method], scores["random"]),
+    }

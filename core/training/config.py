@@ -13,6 +13,7 @@ from cxr_attention.core.data.sources import ReadOptions
 from cxr_attention.core.data.table import UNCERTAIN_POLICIES
 from cxr_attention.core.errors import ConfigError
 from cxr_attention.core.labels import AUTO, check_label_spec
+from cxr_attention.core.lungs.prior import LUNG_PRIORS
 from cxr_attention.core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES
 from cxr_attention.core.training.device import amp_mode
 
@@ -77,6 +78,14 @@ class FitConfig:
     attention_lambda: float = 0.1  # class kind: weight of the attention-pooled logit term
     map_equivariance: float = 0.0  # class kind: weight of the training term that asks each
     # label's map to turn with the film, so evidence sits on the finding (core/training/equivariance.py)
+    lung_prior: str = "none"  # what of each film the model sees: all of it ("none"), its lung
+    # fields alone ("mask") or the box around them ("crop"), as the lung model finds them; recorded
+    # in the checkpoint, so evaluation, predict, the study and the app apply it (core/lungs/prior.py)
+    lung_weight: float = 0.0  # weight of the training term on the share of the model's own maps
+    # (class maps, gates) outside the films' lung fields, "right for the right reasons"
+    # (core/training/lung_term.py)
+    lung_model: str | None = None  # lung model (lungs.pt) for the prior and the term; None: the
+    # shipped one (assets/lungs)
     output_stride: int = 32  # 16 dilates the last stage: a 2x finer final map (8 x 8 at 128 px)
     head_stage: int = -1  # feature stage the head reads; earlier than -1 drops the later stages
     image_size: int = 224  # square model input in pixels (the paper's backbones use 224)
@@ -179,6 +188,17 @@ class FitConfig:
                 "map_equivariance shapes a class-specific head's maps: add --attention "
                 "--attention-kind class, or leave it at 0"
             )
+        if self.lung_prior not in LUNG_PRIORS:
+            raise ConfigError(
+                f"lung_prior {self.lung_prior!r}: choose one of {', '.join(LUNG_PRIORS)}"
+            )
+        if self.lung_weight < 0:
+            raise ConfigError(f"lung_weight must not be negative, got {self.lung_weight}")
+        if self.lung_weight > 0 and not self.attention:
+            raise ConfigError(
+                "lung_weight shapes the model's own maps (gates, class maps): add --attention, "
+                "or use --lung-prior mask|crop for a baseline"
+            )
         if not 0.0 <= self.max_shift <= 0.5:
             raise ConfigError(f"max_shift must lie in [0, 0.5] of the film, got {self.max_shift}")
         if not self.gate_lr_scale > 0:
@@ -203,6 +223,11 @@ class FitConfig:
                 raise ConfigError(f"{name} must be positive (or left out), got {value!r}")
         if not self.views:
             raise ConfigError("views is empty: keep at least one of PA, AP")
+
+    @property
+    def uses_lungs(self) -> bool:
+        """Whether the run needs the films' lung fields (a prior or the lung term)."""
+        return self.lung_prior != "none" or self.lung_weight > 0
 
     def read_options(self) -> ReadOptions:
         """How this run reads its dataset (`core.data.sources.open_dataset`)."""

@@ -20,6 +20,7 @@ from cxr_attention.core.data.index import DatasetIndex
 from cxr_attention.core.data.loader import RadiographDataset, make_loader
 from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.errors import DatasetError
+from cxr_attention.core.lungs.cache import LungCache
 from cxr_attention.core.training.config import FitConfig
 from cxr_attention.core.training.distributed import DistContext
 
@@ -39,12 +40,25 @@ class TrainingData:
     train_targets: np.ndarray  # float32 (n_train, L), for positive-class weights
     split_sizes: dict[str, int]  # images per split
     cache_description: str | None  # the cache folder read, None when decoding files
+    lungs: LungCache | None = None  # the films' lung fields, for a lung prior or the lung term
+    lung_identity: str = ""  # the lung model that found them
+    lungs_left_out: int = 0  # training and validation films without plausible lung fields
 
 
 def prepare_data(config: FitConfig, context: DistContext) -> TrainingData:
     """Open the dataset, pick up a matching cache, and build this process's loaders."""
     index = check_films(open_dataset(config.data, config.read_options()))
     train_frame, val_frame = index.split("train"), index.split("val")
+    lungs, identity, left_out = None, "", 0
+    if config.uses_lungs:
+        lungs, identity = run_lungs(index, config, context)
+        train_frame, val_frame = (
+            without_refused(train_frame, lungs),
+            without_refused(val_frame, lungs),
+        )
+        left_out = (
+            len(index.split("train")) + len(index.split("val")) - len(train_frame) - len(val_frame)
+        )
     for name, frame in (("training", train_frame), ("validation", val_frame)):
         if len(frame) == 0:
             raise DatasetError(
@@ -52,8 +66,13 @@ def prepare_data(config: FitConfig, context: DistContext) -> TrainingData:
                 "(or more patients) for a train/validation split"
             )
     cache = find_cache(index, config.image_size) if config.use_cache else None
-    train = RadiographDataset(train_frame, index.labels, config.image_size, cache=cache)
-    val = RadiographDataset(val_frame, index.labels, config.image_size, cache=cache)
+    prior = config.lung_prior if lungs is not None else "none"
+    train = RadiographDataset(
+        train_frame, index.labels, config.image_size, cache=cache, lungs=lungs, prior=prior
+    )
+    val = RadiographDataset(
+        val_frame, index.labels, config.image_size, cache=cache, lungs=lungs, prior=prior
+    )
     train_sampler = DistributedSampler(
         train, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=config.seed
     )
@@ -100,7 +119,32 @@ def prepare_data(config: FitConfig, context: DistContext) -> TrainingData:
             name: int((index.items["split"] == name).sum()) for name in ("train", "val", "test")
         },
         cache_description=None if cache is None else str(cache.folder),
+        lungs=lungs,
+        lung_identity=identity,
+        lungs_left_out=left_out,
     )
+
+
+def run_lungs(index: DatasetIndex, config: FitConfig, context: DistContext):
+    """The lung fields of every film (found once, by the main process, then read by all), and
+    the identity of the lung model that found them."""
+    from cxr_attention.core.lungs.cache import build_lung_cache, open_lung_cache
+    from cxr_attention.core.lungs.shipped import lung_model_at
+    from cxr_attention.core.training import distributed as ddp
+
+    model = lung_model_at(config.lung_model)
+    if context.is_main:
+        build_lung_cache(index, model, progress=config.progress)
+    ddp.barrier(context)
+    lungs = open_lung_cache(index, model)
+    if lungs is None:
+        raise DatasetError(f"the lung fields of {index.root} could not be found: see above")
+    return lungs, model.identity
+
+
+def without_refused(frame, lungs: LungCache):
+    """The rows of `frame` whose films have plausible lung fields."""
+    return frame[~frame["image_id"].isin(set(lungs.refused))].reset_index(drop=True)
 
 
 def build_augment(config: FitConfig, device: torch.device) -> torch.nn.Module | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,7 @@ from cxr_attention.core.training.distributed import (
     unwrap,
 )
 from cxr_attention.core.training.equivariance import equivariance_loss, turn_film
+from cxr_attention.core.training.lung_term import lung_term
 from cxr_attention.core.training.optim import WarmupCosine, clip_gradients
 from cxr_attention.core.training.progress import Reporter
 
@@ -52,6 +53,11 @@ class StepParts:
     accumulate: int
     clip_grad: float | None
     equivariance: float = 0.0  # weight of the maps' half-turn term (core/training/equivariance.py)
+    lung_weight: float = (
+        0.0  # weight of the maps' outside-the-lungs term (core/training/lung_term.py)
+    )
+    lung_fields: Callable[[torch.Tensor], torch.Tensor] | None = None  # dataset rows (B,) ->
+    # uint8 (B, 1, S, S) lung fields in the films' frame, for the lung term
 
 
 @dataclass(frozen=True)
@@ -71,12 +77,18 @@ class ValResult:
     targets: np.ndarray  # (n, L) 0/1
 
 
-def device_batch(images: torch.Tensor, parts: StepParts, augment: bool) -> torch.Tensor:
-    """uint8 (B, 1, S, S) on the host -> normalised model input on the device."""
+def device_batch(
+    images: torch.Tensor, parts: StepParts, augment: bool, lungs: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """uint8 (B, 1, S, S) on the host -> normalised model input on the device, and the films'
+    lung fields (uint8 (B, 1, S, S), when given) moved by the same augmentation, in {0, 1}."""
     x = images.to(parts.plan.device, non_blocking=True).float().div_(255.0)
+    if lungs is not None:
+        x = torch.cat((x, lungs.to(parts.plan.device).float().div_(255.0)), dim=1)
     if augment and parts.augment is not None:
         x = parts.augment(x)
-    return parts.plan.images(config_input(x, parts.model_config, parts.plan.device))
+    fields = (x[:, 1:] >= 0.5).float() if lungs is not None else None
+    return parts.plan.images(config_input(x[:, :1], parts.model_config, parts.plan.device)), fields
 
 
 def bce_loss(
@@ -88,21 +100,35 @@ def bce_loss(
     return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=pos_weight)
 
 
-def logits_and_turn_gap(
-    model: nn.Module, x: torch.Tensor, findings: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits of the films, and how far the class maps of the films with a finding, turned half a
-    turn, are from their maps turned back; films and turned films share one forward pass (and its
-    batch norm). Films without a finding are not turned: they would add nothing to the term."""
+def logits_and_terms(
+    parts: StepParts, x: torch.Tensor, findings: torch.Tensor, lungs: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """Logits of the films, and the weighted map terms of the loss in one forward pass:
+
+    - the half-turn term: how far the class maps of the films with a finding, turned half a turn,
+      are from their maps turned back (films and turned films share the pass and its batch norm;
+      films without a finding are not turned: they would add nothing);
+    - the lung term: the share of the films' own maps outside their lung fields.
+    """
+    model = parts.model
+    if not parts.equivariance and not parts.lung_weight:
+        return model(x), 0.0
     with_finding = findings.any(dim=1)
+    turned = turn_film(x[with_finding]) if parts.equivariance else x[:0]
     with gate_call() as call:
-        logits = model(torch.cat((x, turn_film(x[with_finding]))))
-    maps = call.maps[CLASS_MAP]
+        logits = model(torch.cat((x, turned)))
     n = x.shape[0]
-    gap = equivariance_loss(
-        maps[:n][with_finding], maps[n:], findings[with_finding], size=x.shape[-1]
-    )
-    return logits[:n], gap
+    terms = logits.new_zeros((), dtype=torch.float32)
+    if parts.equivariance:
+        maps = call.maps[CLASS_MAP]
+        gap = equivariance_loss(
+            maps[:n][with_finding], maps[n:], findings[with_finding], size=x.shape[-1]
+        )
+        terms = terms + parts.equivariance * gap
+    if parts.lung_weight and lungs is not None:
+        own = {name: m[:n] for name, m in call.maps.items()}
+        terms = terms + parts.lung_weight * lung_term(own, lungs, findings)
+    return logits[:n], terms
 
 
 def train_one_epoch(
@@ -122,23 +148,21 @@ def train_one_epoch(
     parts.optimizer.zero_grad(set_to_none=True)
     loss_sum = torch.zeros((), device=plan.device)  # summed on the device: no sync per batch
     seen, images, start = 0, 0, time.perf_counter()
-    for i, (x_uint8, targets, _rows) in enumerate(
+    for i, (x_uint8, targets, rows) in enumerate(
         report.batches(itertools.islice(loader, n_batches), n_batches, desc)
     ):
         group_start = (i // parts.accumulate) * parts.accumulate
         group_size = min(parts.accumulate, n_batches - group_start)
         completes_group = i == group_start + group_size - 1
-        x = device_batch(x_uint8, parts, augment=True)
+        fields = parts.lung_fields(rows) if parts.lung_weight and parts.lung_fields else None
+        x, lungs = device_batch(x_uint8, parts, augment=True, lungs=fields)
         y = targets.to(plan.device, non_blocking=True).float()
         # Under DDP, gradients are all-reduced only on the batch that completes a group.
         skip_sync = context.is_distributed and not completes_group
         with model.no_sync() if skip_sync else contextlib.nullcontext():
             with plan.autocast():
-                if parts.equivariance:
-                    logits, turn_gap = logits_and_turn_gap(model, x, y > 0)
-                else:
-                    logits, turn_gap = model(x), 0.0
-            loss = bce_loss(logits, y, parts.pos_weight) + parts.equivariance * turn_gap
+                logits, terms = logits_and_terms(parts, x, y > 0, lungs)
+            loss = bce_loss(logits, y, parts.pos_weight) + terms
             parts.scaler.scale(loss / group_size).backward()
         if completes_group:
             parts.scaler.unscale_(parts.optimizer)  # clip true gradients, not scaled ones
@@ -165,7 +189,7 @@ def validate(
     model.eval()
     rows, logits_all, targets_all = [], [], []
     for x_uint8, targets, index in report.batches(loader, n_batches, "validate"):
-        x = device_batch(x_uint8, parts, augment=False)
+        x, _ = device_batch(x_uint8, parts, augment=False)
         with plan.autocast():
             logits = model(x)
         rows.append(torch.as_tensor(index))

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from cxr_attention.core.errors import CxrError, RunError
+from cxr_attention.core.lungs.shipped import lung_model_at
 from cxr_attention.core.metrics.thresholds import choose_thresholds
 from cxr_attention.core.models.checkpoint import save_checkpoint
 from cxr_attention.core.runs import HISTORY, RunFolder
@@ -105,7 +106,7 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
     seed_everything(config.seed)
     check_pretrained(config)  # a bad --pretrained fails before the dataset is read
     data = prepare_data(config, context)  # the data name the labels the model outputs
-    model = build_model(config, data.index.labels).to(plan.device)
+    model = build_model(config, data.index.labels, data.lung_identity).to(plan.device)
     if plan.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if config.head_prior:
@@ -154,12 +155,14 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
             config.image_size,
             progress.epoch,
             config.tensorboard,
+            config=model.config,
+            lung_model=lung_model_at(config.lung_model) if data.lungs is not None else None,
         )
     ddp.barrier(context)
 
     parts = StepParts(
         model=_wrap(model, plan, context),
-        model_config=model_config(config, data.index.labels),
+        model_config=model_config(config, data.index.labels, data.lung_identity),
         pos_weight=positive_weights(data.train_targets).to(plan.device)
         if config.pos_weight
         else None,
@@ -171,6 +174,8 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
         accumulate=config.accumulate,
         clip_grad=config.clip_grad,
         equivariance=config.map_equivariance,
+        lung_weight=config.lung_weight,
+        lung_fields=data.train.lung_fields if data.lungs is not None else None,
     )
     report.info(
         "training %s on %s: %d train / %d val images, %d process(es), %s, amp %s, lr %g%s",
@@ -186,6 +191,15 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
     )
     for finding in data.index.findings:
         report.info("data: %s", finding.line())
+    if data.lungs is not None:
+        report.info(
+            "lung fields by the lung model %s (prior %s, lung term %g); %d films without plausible "
+            "lung fields left out",
+            data.lung_identity,
+            config.lung_prior,
+            config.lung_weight,
+            data.lungs_left_out,
+        )
     if config.use_cache and data.cache_description is None:
         report.info(
             "no image cache at %d px: decoding files every epoch (`cxr-attention cache %s --size "

@@ -46,8 +46,9 @@ _UNREADABLE = (
 )
 
 
-def model_config(config: FitConfig, labels: Sequence[str]) -> ModelConfig:
-    """The checkpoint's model description for this run, whose data names `labels`."""
+def model_config(config: FitConfig, labels: Sequence[str], lung_identity: str = "") -> ModelConfig:
+    """The checkpoint's model description for this run, whose data names `labels`;
+    `lung_identity` names the lung model whose fields a run with a lung prior learnt on."""
     return ModelConfig(
         backbone=config.backbone,
         labels=tuple(labels),
@@ -63,13 +64,17 @@ def model_config(config: FitConfig, labels: Sequence[str]) -> ModelConfig:
         attention_pool=config.attention_pool,
         image_size=config.image_size,
         drop_rate=config.drop_rate,
+        lung_prior=config.lung_prior,
+        lung_model=lung_identity if config.uses_lungs else "",
     )
 
 
-def build_model(config: FitConfig, labels: Sequence[str]) -> AttentionClassifier:
+def build_model(
+    config: FitConfig, labels: Sequence[str], lung_identity: str = ""
+) -> AttentionClassifier:
     """A fresh classifier for `labels` (the data's, in order); backbone weights from
     `config.pretrained` when given."""
-    mc = model_config(config, labels)
+    mc = model_config(config, labels, lung_identity)
     if config.pretrained is None:
         log.info("no --pretrained file: %s starts from random initialisation", mc.backbone)
         return AttentionClassifier(mc)

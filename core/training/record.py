@@ -229,7 +229,7 @@ def write_config(
         path,
         {
             "fit": config.to_dict(),
-            "model": model_config(config, data.index.labels).to_dict(),
+            "model": model_config(config, data.index.labels, data.lung_identity).to_dict(),
             "data": data_summary(config, data),
             "seed": config.seed,
             "world_size": world_size,

@@ -33,7 +33,13 @@ from cxr_attention.core.data.preprocess import config_input, model_view, square_
 from cxr_attention.core.data.radiograph import load_radiograph
 from cxr_attention.core.explain.gradcam import GradCam
 from cxr_attention.core.explain.localization import box_mask
-from cxr_attention.core.explain.localize_run import labelled_cases, truth_cases, truth_in_view
+from cxr_attention.core.explain.localize_run import (
+    labelled_cases,
+    truth_cases,
+    truth_in_view,
+    usable_cases,
+)
+from cxr_attention.core.lungs.views import film_input
 from cxr_attention.core.models.classifier import AttentionClassifier
 
 TIMELINE = "timeline"
@@ -71,9 +77,18 @@ OUTLINED_SOURCES = ("phantom", "chestxray14")  # readers whose films can carry l
 
 
 def pick_timeline_images(
-    index, frame: pd.DataFrame, labels: Sequence[str], size: int, n: int = TIMELINE_IMAGES
+    index,
+    frame: pd.DataFrame,
+    labels: Sequence[str],
+    size: int,
+    n: int = TIMELINE_IMAGES,
+    config=None,
+    lung_model=None,
 ) -> TimelineImages | None:
     """Up to `n` films of `frame` with truth, cycling through the findings present (by image id).
+
+    With the model's `config` and the `lung_model`, films are shown as a model with a lung prior
+    sees them (its lung fields alone, or their box), the truth carried into that view.
 
     None when no film of `frame` carries truth (ChestX-ray14's validation split has no boxes).
     A collection that has no outlines at all (class folders, a table) follows films labelled with
@@ -83,6 +98,8 @@ def pick_timeline_images(
         cases, _ = truth_cases(index, frame, labels)
     else:
         cases = labelled_cases(frame, labels)
+    if config is not None:  # a model with a lung prior cannot read a film without lung fields
+        cases, _ = usable_cases(cases, config, lung_model)
     by_label: dict[str, list] = {}
     for case in cases:  # sorted by image id, so the choice is deterministic
         if len(case.labels) == 1:  # one finding per film: the map has one right answer
@@ -97,15 +114,21 @@ def pick_timeline_images(
         return None
     views, truths = [], []
     for case in chosen:
-        image = load_radiograph(case.path)
-        views.append(model_view(image.pixels, size))
-        geometry = square_geometry(image.height, image.width, size)
+        if config is not None and config.lung_prior != "none":
+            film = film_input(case.path, config, lung_model)
+            view, geometry, carry = film.view, film.geometry, film.truth
+        else:
+            image = load_radiograph(case.path)
+            view = model_view(image.pixels, size)
+            geometry = square_geometry(image.height, image.width, size)
+            carry = None
+        views.append(view)
         if case.masks.get(case.labels[0]) is None and not case.boxes:  # no outline exists
             truths.append(np.zeros((size, size), np.uint8))
             continue
         region = truth_in_view(case, geometry, size)[case.labels[0]]
         mask = region if isinstance(region, np.ndarray) else box_mask(region, (size, size))
-        truths.append(mask.astype(np.uint8))
+        truths.append((carry(mask) if carry else mask).astype(np.uint8))
     return TimelineImages(
         np.stack(views),
         np.stack(truths),

@@ -69,9 +69,14 @@ class EpochWatch:
         image_size: int,
         epochs_done: int,
         tensorboard: bool,
+        config=None,
+        lung_model=None,
     ) -> EpochWatch:
-        """Pick the timeline films (written once) and open TensorBoard if asked and installed."""
-        images = pick_timeline_images(index, val_frame, labels, image_size)
+        """Pick the timeline films (written once) and open TensorBoard if asked and installed;
+        a model's `config` and `lung_model` show them as a model with a lung prior sees them."""
+        images = pick_timeline_images(
+            index, val_frame, labels, image_size, config=config, lung_model=lung_model
+        )
         if images is not None:
             write_timeline_images(run, images)
             drop_epochs_after(run, epochs_done)

@@ -106,6 +106,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "film (half a turn), so its evidence sits on the finding, not beside it (0 = off)",
     )
     model.add_argument(
+        "--lung-prior",
+        choices=("none", "mask", "crop"),
+        help="what of each film the model sees: all of it (none, the default), its lung fields "
+        "alone (mask) or the box around them (crop), as the lung model finds them; recorded in "
+        "the checkpoint, so evaluate, predict, study and the app apply it",
+    )
+    model.add_argument(
+        "--lung-weight",
+        metavar="W",
+        type=float,
+        help="weight of a training term on the share of the model's own maps (class maps, gates) "
+        "outside the films' lung fields (0 = off)",
+    )
+    model.add_argument(
+        "--lung-model",
+        metavar="PATH",
+        help="lung model (lungs.pt) for --lung-prior and --lung-weight (default: the shipped one)",
+    )
+    model.add_argument(
         "--output-stride",
         metavar="S",
         type=int,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from cxr_attention.core.errors import ConfigError
 from cxr_attention.core.explain.localization import MAP_THRESHOLD
 from cxr_attention.core.explain.localize_run import LOCALIZE_METHODS, TRUTHS
 
@@ -21,7 +23,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--stage", help="attention gate or Grad-CAM stage, e.g. stage3 (default: final)"
     )
-    parser.add_argument("--truth", choices=TRUTHS, default="auto", help="auto: masks on a phantom")
+    parser.add_argument(
+        "--truth",
+        choices=(*TRUTHS, "lungs"),
+        default="auto",
+        help="auto: masks on a phantom, boxes on ChestX-ray14, the lung fields on films without "
+        "outlines; lungs: hold the maps to the films' lung fields (localization_lungs.json)",
+    )
+    parser.add_argument(
+        "--lung-model", metavar="PATH", help="a lung model instead of the shipped one (lungs.pt)"
+    )
+    parser.add_argument(
+        "--films",
+        nargs="+",
+        metavar="FILM_OR_FOLDER",
+        help="score these films instead of a split (no labels needed): each film's map of "
+        "--label held to its lung fields, or to its mask of the same name in --masks "
+        "(localization_films.json)",
+    )
+    parser.add_argument("--label", help="with --films: whose map (default: the model's first)")
+    parser.add_argument(
+        "--masks",
+        metavar="DIR",
+        help="with --films: hold the maps to the masks of the same names in DIR (e.g. outlined "
+        "opacities) instead of the lung fields",
+    )
+    parser.add_argument(
+        "--segment-lungs",
+        action="store_true",
+        help="use the lung model even where the collection brings its own lung masks",
+    )
     parser.add_argument(
         "--map-threshold",
         type=float,
@@ -39,9 +70,95 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxr_attention.core.explain.localize_run import localize_run
+    from cxr_attention.core.explain.localize_run import NoLesionTruth, localize_run
 
-    report = localize_run(
+    if args.films:
+        return run_films(args)
+    if args.masks or args.label:
+        raise ConfigError("--masks and --label go with --films FILM_OR_FOLDER...")
+    if args.truth == "lungs":
+        return run_lungs(args)
+    try:
+        report = _localize(args, localize_run)
+    except NoLesionTruth:
+        if args.truth != "auto":
+            raise
+        print(
+            f"cxr-attention localize: {args.split} films without lesion outlines: holding the "
+            "maps to the lung fields instead",
+            file=sys.stderr,
+        )
+        return run_lungs(args)
+    overall = report["overall"]
+    iobb = ", ".join(f"T={t} {v:.3f}" for t, v in overall["iobb_acc"].items() if v is not None)
+    pointing = overall["pointing_game"]
+    print(
+        f"{report['run']}: {report['maps']} on {report['n_boxes']} boxes "
+        f"of {report['n_images']} {report['split']} images: pointing game {pointing:.3f}; "
+        f"IoBB accuracy {iobb}"
+    )
+    return 0
+
+
+def run_lungs(args: argparse.Namespace) -> int:
+    """`--truth lungs`: the maps held to the lung fields (localization_lungs.json)."""
+    from cxr_attention.core.explain.lung_run import localize_lungs
+    from cxr_attention.core.lungs.shipped import lung_model_at
+
+    report = localize_lungs(
+        args.run,
+        data=args.data,
+        method=args.method,
+        split=args.split,
+        limit=args.limit,
+        stage=args.stage,
+        lung_model=lung_model_at(args.lung_model) if args.lung_model else None,
+        own_lungs=not args.segment_lungs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+    )
+    ours, control = report["map"], report["random"]
+    print(
+        f"{report['run']}: {report['maps']} on {report['n_images']} {report['split']} films "
+        f"(lung fields from {report['lungs']['source']}): peak inside the lungs "
+        f"{ours['peak_inside']:.3f} (random {control['peak_inside']:.3f}), mass inside "
+        f"{ours['mass_inside']:.3f} (random {control['mass_inside']:.3f})"
+    )
+    return 0
+
+
+def run_films(args: argparse.Namespace) -> int:
+    """`--films`: any films held to their lung fields or to given masks."""
+    from cxr_attention.core.explain.lung_run import localize_films
+    from cxr_attention.core.lungs.shipped import lung_model_at
+
+    report = localize_films(
+        args.run,
+        args.films,
+        label=args.label,
+        method=args.method,
+        stage=args.stage,
+        masks=args.masks,
+        lung_model=lung_model_at(args.lung_model) if args.lung_model else None,
+        own_lungs=not args.segment_lungs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+    )
+    ours, control = report["map"], report["random"]
+    where = "the masks given" if args.masks else "the lung fields"
+    print(
+        f"{report['run']}: {report['maps']} of {report['label']} on {report['n_images']} films "
+        f"({report['lungs']['source']}; {report['lungs']['n_left_out']} left out): peak inside "
+        f"{where} {ours['peak_inside']:.3f} (random {control['peak_inside']:.3f}), mass inside "
+        f"{ours['mass_inside']:.3f} (random {control['mass_inside']:.3f})"
+    )
+    return 0
+
+
+def _localize(args: argparse.Namespace, localize_run):
+    return localize_run(
         args.run,
         data=args.data,
         method=args.method,
@@ -56,12 +173,3 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         ig_steps=args.ig_steps,
     )
-    overall = report["overall"]
-    iobb = ", ".join(f"T={t} {v:.3f}" for t, v in overall["iobb_acc"].items() if v is not None)
-    pointing = overall["pointing_game"]
-    print(
-        f"{report['run']}: {report['maps']} on {report['n_boxes']} boxes "
-        f"of {report['n_images']} {report['split']} images: pointing game {pointing:.3f}; "
-        f"IoBB accuracy {iobb}"
-    )
-    return 0

@@ -143,14 +143,16 @@ def save_maps(
     per label for Grad-CAM and class-specific attention, per gate for a gate's attention."""
     from cxr_attention.core.inference import explanation_maps
 
-    sizes = sorted({m.image_size for m in models})
+    inputs = {(m.image_size, m.checkpoint.config.lung_prior): m for m in models}
     for image in batch.images:
         stem = stems[image.source]
-        for size in sizes:
-            suffix = "" if len(sizes) == 1 else f"_{size}px"
-            write_png(folder / f"{stem}_input{suffix}.png", image.views[size])
+        for (size, prior), m in inputs.items():
+            suffix = (
+                "" if len(inputs) == 1 else f"_{size}px" + (f"_{prior}" if prior != "none" else "")
+            )
+            write_png(folder / f"{stem}_input{suffix}.png", image.view_for(m.checkpoint.config))
     for m in models:
-        views = np.stack([image.views[m.image_size] for image in batch.images])
+        views = np.stack([image.view_for(m.checkpoint.config) for image in batch.images])
         prefixes = [
             f"{stems[image.source]}{f'_{m.tag}' if len(models) > 1 else ''}"
             for image in batch.images

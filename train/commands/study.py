@@ -23,6 +23,8 @@ HEADER = (
     "IoBB@0.25 (random)",
     "energy (random)",
     "drop (random region)",
+    "peak in lungs (random)",
+    "mass in lungs (random)",
 )
 
 
@@ -52,6 +54,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random maps and regions")
     parser.add_argument("--device", help="cpu, cuda, mps for the maps (latency is always CPU)")
+    parser.add_argument(
+        "--no-lungs", action="store_true", help="do not hold the maps to the lung fields"
+    )
+    parser.add_argument(
+        "--lung-model", metavar="PATH", help="a lung model instead of the shipped one (lungs.pt)"
+    )
+    parser.add_argument(
+        "--segment-lungs",
+        action="store_true",
+        help="use the lung model even where the collection brings its own lung masks",
+    )
     parser.set_defaults(func=run)
 
 
@@ -73,18 +86,21 @@ def study_rows(study: dict[str, Any]) -> list[tuple[str, ...]]:
     """One table row per map of one study.json dict."""
     rows = []
     for key, entry in study["maps"].items():
-        ours = entry["localization"]["overall"]
-        control = entry["random"]["overall"]
+        ours = entry["localization"]["overall"] if "localization" in entry else {}
+        control = entry["random"]["overall"] if "random" in entry else {}
+        lungs = entry.get("lungs") or {}
         faith = entry["faithfulness"]
         rows.append(
             (
                 study["run"],
                 key + (" (own)" if entry["own"] else ""),
-                str(entry["localization"]["n_boxes"]),
+                str(entry["localization"]["n_boxes"]) if ours else "none",
                 _pair(ours, "pointing_game", control),
                 _pair(ours, "iobb@0.25", control),
                 _pair(ours, "energy_in_box", control),
                 f"{_num(faith['mean_drop'])} ({_num(faith['random_mean_drop'])})",
+                _pair(lungs.get("map", {}), "peak_inside", lungs.get("random", {})),
+                _pair(lungs.get("map", {}), "mass_inside", lungs.get("random", {})),
             )
         )
     return rows
@@ -113,8 +129,10 @@ def plain_table(rows: list[tuple[str, ...]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cxr_attention.core.lungs.shipped import lung_model_at
     from cxr_attention.core.study.run import run_study
 
+    lung_model = lung_model_at(args.lung_model) if args.lung_model else None
     studies = [
         run_study(
             path,
@@ -127,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=args.device,
             repeats=args.repeats,
+            lungs=not args.no_lungs,
+            lung_model=lung_model,
+            own_lungs=not args.segment_lungs,
         )
         for path in args.runs
     ]
@@ -136,5 +157,14 @@ def run(args: argparse.Namespace) -> int:
     for study in studies:
         print(cost_line(study))
     print("(drop: mean fall of the finding's probability when the region is blanked; figures in")
-    print(" each RUN/study.json; latency is a figure on this machine, not a guarantee)")
+    print(" each RUN/study.json; latency is a figure on this machine, not a guarantee;")
+    print(" in lungs: the share of maps whose peak lies in the film's lung fields, and the mean")
+    print(" share of their mass there; truth 'none': films without lesion outlines)")
+    for study in studies:
+        if study.get("lungs"):
+            lungs = study["lungs"]
+            print(
+                f"{study['run']}: lung fields from {lungs['source']}; {lungs['n_films']} films, "
+                f"{lungs['n_left_out']} left out without plausible lung fields"
+            )
     return 0

@@ -4,6 +4,9 @@
 OUT/
   images/00000001_000.png ...        8-bit grayscale, size x size
   masks/00000001_000_Nodule.png ...  0/255, size x size, one per localized finding
+  lungs/00000001_000.png ...         0/255, size x size, the lung fields (anatomical: the lung
+                                     that a finding made dense stays lung), as realdata-lungs'
+                                     masks/ are for its films/
   Data_Entry_2017_v2020.csv          the real header and columns
   BBox_List_2017.csv                 the real six-cell header; boxes from the masks, in pixels
   train_val_list.txt, test_list.txt  patient-disjoint, no trailing newline (as the real ones)
@@ -60,6 +63,19 @@ BOX_FILE_SPELLING = {"Infiltration": "Infiltrate"}  # the real box file's spelli
 FIELD_OF_VIEW_MM = 430.0  # a 43 cm detector: the phantom's pixel spacing is this over the size
 
 MIN_SIZE, MAX_SIZE = 32, 4096
+LUNGS = "lungs"  # the lung-field masks, one per film under the film's name
+# Findings whose masks lie outside the lung fields (the heart; abdominal content in the chest)
+NOT_IN_LUNGS = frozenset({"Cardiomegaly", "Hernia"})
+
+
+def lung_fields(case) -> np.ndarray:
+    """A drawn film's lung fields: the visible lung with every lung finding's mask inside it, so
+    that a dense lung stays lung (bool (S, S))."""
+    field = case.lung_field.copy()
+    for label, mask in case.masks.items():
+        if label not in NOT_IN_LUNGS:
+            field |= mask
+    return field
 
 
 @dataclass(frozen=True)
@@ -178,12 +194,13 @@ def _prepare_folder(root: Path, overwrite: bool) -> Path:
             raise DatasetError(
                 f"{root} already holds a phantom set: pass --overwrite to replace it"
             )
-        for name in ("images", "masks"):
+        for name in ("images", "masks", LUNGS):
             shutil.rmtree(root / name, ignore_errors=True)
         for name in (DATA_ENTRY, BBOX_LIST, TRAIN_VAL_LIST, TEST_LIST, MANIFEST):
             (root / name).unlink(missing_ok=True)
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(exist_ok=True)
+    (root / LUNGS).mkdir(exist_ok=True)
     return root
 
 
@@ -232,6 +249,7 @@ def _render_chunk(
     for plan in chunk:
         case = render_case(plan, size, seed, difficulty=difficulty)
         _write_png(images / plan.image_id, case.image)
+        _write_png(Path(root) / LUNGS / plan.image_id, lung_fields(case).astype(np.uint8) * 255)
         for label, mask in case.masks.items():
             _write_png(masks / mask_name(plan.image_id, label), mask.astype(np.uint8) * 255)
         rows.append(

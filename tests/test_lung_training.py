@@ -1,0 +1,146 @@
+"""Models that keep their evidence inside the lungs: the lung term and the lung prior, trained for
+real on a small phantom (whose own lung masks are the truth), and the prior carried by the
+checkpoint into everything that scores a film."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.data.preprocess import config_input, model_view
+from cxr_attention.core.data.radiograph import load_radiograph
+from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.explain.lung_run import localize_lungs
+from cxr_attention.core.lungs.prior import kept_region, prior_view
+from cxr_attention.core.lungs.segment import segment_lungs
+from cxr_attention.core.lungs.shipped import shipped_lung_model
+from cxr_attention.core.models.checkpoint import load_checkpoint
+from cxr_attention.core.training import FitConfig, fit
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("phantom")
+    generate_phantom(root, 360, size=96, seed=21, workers=1)
+    return root
+
+
+def train(root: Path, out: Path, **options) -> Path:
+    config = FitConfig(
+        data=str(root), out=str(out), backbone="mobilenetv2_100", image_size=64, epochs=4,
+        batch_size=16, threads=1, workers=0, progress=False, tensorboard=False, patience=None,
+        **options,
+    )  # fmt: skip
+    return fit(config).path
+
+
+CLASS_HEAD = {"attention": True, "attention_kind": "class", "head_stage": -2}
+
+
+@pytest.fixture(scope="module")
+def class_runs(phantom, tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("runs")
+    return {
+        "free": train(phantom, out / "free", **CLASS_HEAD),
+        "held": train(phantom, out / "held", lung_weight=1.0, **CLASS_HEAD),
+    }
+
+
+def test_the_lung_term_keeps_the_class_maps_inside_the_lungs(class_runs):
+    inside = {
+        name: localize_lungs(run, method="attention", limit=60)["map"]
+        for name, run in class_runs.items()
+    }
+    # the phantom's own lung masks are the truth here (lungs/ beside images/)
+    assert inside["held"]["mass_inside"] > inside["free"]["mass_inside"] + 0.1, inside
+    assert inside["held"]["peak_inside"] >= inside["free"]["peak_inside"], inside
+
+
+def test_the_lung_term_leaves_the_auc_near(class_runs):
+    best = {
+        name: pd.read_csv(run / "history.csv")["val_macro_auc"].max()
+        for name, run in class_runs.items()
+    }
+    assert best["held"] >= best["free"] - 0.08, best
+
+
+def test_the_lung_term_records_its_weight_and_the_lung_model(class_runs):
+    config = json.loads((class_runs["held"] / "config.json").read_text())
+    assert config["fit"]["lung_weight"] == 1.0
+    checkpoint = load_checkpoint(class_runs["held"] / "checkpoint.pt")
+    assert checkpoint.config.lung_model == shipped_lung_model().identity
+
+
+def test_a_baseline_cannot_hold_maps_it_does_not_have(tmp_path):
+    with pytest.raises(ConfigError, match="lung_weight shapes the model's own maps"):
+        FitConfig(data="d", out="o", backbone="mobilenetv2_100", lung_weight=0.5)
+    with pytest.raises(ConfigError, match="lung_prior 'lungs'"):
+        FitConfig(data="d", out="o", backbone="mobilenetv2_100", lung_prior="lungs")
+
+
+@pytest.fixture(scope="module")
+def masked_run(phantom, tmp_path_factory) -> Path:
+    return train(phantom, tmp_path_factory.mktemp("masked") / "run", lung_prior="mask", epochs=1)
+
+
+def test_a_lung_prior_travels_with_the_checkpoint_into_predict(masked_run, phantom, tmp_path):
+    checkpoint = load_checkpoint(masked_run / "checkpoint.pt")
+    assert checkpoint.config.lung_prior == "mask"
+    film = sorted((phantom / "images").glob("*.png"))[3]
+    done = subprocess.run(
+        [sys.executable, "-m", "cxr_attention.train.cli", "predict",
+         str(masked_run / "checkpoint.pt"), str(film), "--json", "--save-maps", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # the film exactly as the model sees it: its lung fields (and their edge), the rest black
+    radiograph = load_radiograph(film)
+    fields = segment_lungs(radiograph, shipped_lung_model())
+    assert fields.plausible
+    plain = model_view(radiograph, 64)
+    expected = prior_view(plain, fields.in_view(64), "mask")
+    written = cv2.imread(str(tmp_path / f"{film.stem}_input.png"), cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal(written, expected)
+    outside = ~kept_region(fields.in_view(64))
+    assert outside.mean() > 0.3 and not written[outside].any() and plain[outside].any()
+    # and its probabilities are the model's on that view, not on the whole film
+    with torch.no_grad():
+        logits = checkpoint.model(config_input(expected[None], checkpoint.config))
+    by_hand = checkpoint.probabilities(logits)[0].numpy()
+    reported = json.loads(done.stdout)[0]["probabilities"]
+    for label, p in zip(checkpoint.labels, by_hand, strict=True):
+        assert reported[label] == pytest.approx(float(p), abs=1e-5)
+
+
+def test_evaluate_and_study_apply_the_prior(masked_run, phantom):
+    from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.core.study.run import run_study
+
+    evaluate_run(masked_run, n_resamples=0, progress=False)
+    predictions = pd.read_csv(masked_run / "predictions.csv")
+    checkpoint = load_checkpoint(masked_run / "checkpoint.pt")
+    row = predictions.iloc[0]
+    radiograph = load_radiograph(phantom / "images" / row["image_id"])
+    # evaluation reads the phantom's own lung masks (lungs/), as the collection brings them
+    own = load_radiograph(phantom / "lungs" / row["image_id"]).pixels > 0.5
+    fields = model_view(own.astype(np.float32), 64) >= 128
+    view = prior_view(model_view(radiograph, 64), fields, "mask")
+    with torch.no_grad():
+        logits = checkpoint.model(config_input(view[None], checkpoint.config))
+    by_hand = checkpoint.probabilities(logits)[0].numpy()
+    for label, p in zip(checkpoint.labels, by_hand, strict=True):
+        assert row[f"y_score_{label}"] == pytest.approx(float(p), abs=2e-3)
+    study = run_study(masked_run, limit=8, repeats=1)
+    assert study["data"]["lung_prior"] == "mask"
+    assert study["maps"]["gradcam:stage4"]["lungs"]["map"]["n"] >= 8

@@ -1,0 +1,161 @@
+"""The lung-field segmenter: it learns, `cxr-attention lungs` writes what it found, bad input gets
+one line. The phantom knows its lungs (`lungs/` beside `images/`), so a segmenter can learn them
+here in seconds; ../shared/realdata-lungs, when present, checks the real films and the shipped
+model on films it did not learn."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cxr_attention.core.data.phantom import generate_phantom
+from cxr_attention.core.lungs.card import CARD, CHECKPOINT, make_lung_model
+from cxr_attention.core.lungs.evaluate import film_scores, summarize
+from cxr_attention.core.lungs.fit import LungFitConfig, dice, read_mask
+from cxr_attention.core.lungs.model import LungModelConfig, load_lung_model
+from cxr_attention.core.lungs.pairs import outlined_films, split_outlined
+from cxr_attention.core.lungs.segment import segment_lungs
+from cxr_attention.core.lungs.shipped import LUNG_MODEL
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata-lungs"
+ZOO_MODEL = Path(__file__).resolve().parents[1] / "assets" / "zoo" / "mobilenetv2_100"
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("phantom")
+    generate_phantom(root, 160, size=96, seed=11, workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def learnt(phantom, tmp_path_factory) -> tuple[Path, dict]:
+    """A segmenter that learnt the phantom's lung fields (seconds on one core)."""
+    out = tmp_path_factory.mktemp("lung-model")
+    config = LungFitConfig(
+        epochs=8, batch_size=8, lr=3e-3, opacity=0.3, model=LungModelConfig(image_size=64)
+    )
+    card = make_lung_model(phantom, out, config)
+    return out, card
+
+
+@pytest.mark.slow
+def test_the_segmenter_learns_the_phantoms_lung_fields(learnt):
+    out, card = learnt
+    test = card["test"]["clear"]
+    assert test["n"] >= 25
+    # measured at each film's own size through the path `cxr-attention lungs` takes
+    assert test["mean_dice"] >= 0.85, test
+    assert len(test["refused"]) <= test["n"] // 10
+    assert (out / CARD).is_file() and (out / CHECKPOINT).is_file()
+    # shipped as an 8-bit copy that carries its own card
+    model = load_lung_model(out / CHECKPOINT)
+    assert model.card["test"]["clear"]["mean_dice"] == test["mean_dice"]
+
+
+@pytest.mark.slow
+def test_lungs_command_writes_masks_at_each_films_own_size(learnt, phantom, tmp_path):
+    out, _ = learnt
+    films = split_outlined(outlined_films(phantom))["test"][:4]
+    # one film made wider than tall: the mask must come back at its own size
+    wide = tmp_path / "wide.png"
+    image = cv2.imread(str(films[0].film), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(wide), cv2.copyMakeBorder(image, 0, 0, 16, 16, cv2.BORDER_CONSTANT, value=0))
+    done = subprocess.run(
+        [sys.executable, "-m", "cxr_attention.train.cli", "lungs", *[str(f.film) for f in films],
+         str(wide), "--out", str(tmp_path / "masks"), "--lung-model", str(out / CHECKPOINT)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for item in films:
+        written = cv2.imread(str(tmp_path / "masks" / item.name), cv2.IMREAD_UNCHANGED)
+        assert written.dtype == np.uint8 and set(np.unique(written)) <= {0, 255}
+        truth = read_mask(item.mask)
+        assert written.shape == truth.shape
+        assert dice(written > 0, truth) >= 0.8
+    mask = cv2.imread(str(tmp_path / "masks" / "wide.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (96, 128)
+    assert not mask[:, :16].any() and not mask[:, -16:].any()  # nothing in the added bands
+
+
+def _lungs(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cxr_attention.train.cli", "lungs", *args],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_films_without_plausible_lung_fields_are_refused_in_one_line(learnt, tmp_path):
+    out, _ = learnt
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "blank.png"), np.full((96, 96), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "noise.png"), rng.integers(0, 256, (96, 96), dtype=np.uint8))
+    yy, xx = np.mgrid[:96, :96]
+    checker = (((yy // 12 + xx // 12) % 2) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "checkerboard.png"), checker)
+    done = _lungs(str(tmp_path), "--out", str(tmp_path / "masks"), "--lung-model", str(out))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr
+    assert any("blank.png" in line and "blank" in line for line in lines)
+    for name in ("blank", "noise", "checkerboard"):
+        assert any(f"skipped {tmp_path / name}.png" in line for line in lines), done.stderr
+        assert not (tmp_path / "masks" / f"{name}.png").exists()  # never a mask of nothing
+
+
+def test_bad_inputs_to_lungs_get_one_line(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    cases = {
+        "missing": (_lungs(str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")), "nope.png"),
+        "text file": (_lungs(str(text), "--out", str(tmp_path / "o")), "is a text file"),
+        "a classifier as lung model": (
+            _lungs(str(text), "--out", str(tmp_path / "o"), "--lung-model",
+                   str(ZOO_MODEL / "checkpoint.pt")),
+            "is not a lung model (it is a classifier checkpoint)",
+        ),  # fmt: skip
+        "no lung model there": (
+            _lungs(str(text), "--out", str(tmp_path / "o"), "--lung-model", str(tmp_path)),
+            "lung model not found",
+        ),
+    }
+    for name, (done, words) in cases.items():
+        assert done.returncode != 0, name
+        assert words in done.stderr, (name, done.stderr)
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) <= 2, (name, done.stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/realdata-lungs is absent")
+def test_the_shipped_lung_model_outlines_adult_films_it_did_not_learn():
+    """The test films of the shipped model's own split (seed 0, 20 % of each centre)."""
+    model = load_lung_model(LUNG_MODEL)
+    test = split_outlined(outlined_films(REAL), seed=model.training["fit"]["seed"])["test"]
+    summary = summarize(film_scores(test[::3], model))
+    for group, figures in summary["per_group"].items():
+        assert figures["mean_dice"] >= 0.90, (group, figures)
+    assert not summary["refused"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/realdata-lungs is absent")
+def test_the_shipped_lung_model_keeps_opacities_inside_the_field():
+    """Opacities painted into the lung fields (as in training) stay lung: Dice barely moves."""
+    model = load_lung_model(LUNG_MODEL)
+    test = split_outlined(outlined_films(REAL), seed=model.training["fit"]["seed"])["test"][::5]
+    clear = summarize(film_scores(test, model))["mean_dice"]
+    opacified = summarize(film_scores(test, model, opacified=True, seed=5))["mean_dice"]
+    assert opacified >= clear - 0.05, (clear, opacified)
+
+
+def test_segment_lungs_refuses_a_blank_image():
+    """A blank image is refused before any network's answer is trusted."""
+    found = segment_lungs(np.full((80, 80), 0.5, np.float32), load_lung_model(LUNG_MODEL))
+    assert not found.plausible and "blank" in found.check.reason

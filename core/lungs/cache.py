@@ -127,9 +127,12 @@ def build_lung_cache(index: DatasetIndex, model: LungModel, progress: bool = Tru
                 views.append(model_view(film, size))
                 shapes.append((film.height, film.width))
             if views:
-                probabilities = segment_views(np.stack(views), model)
-                for row, view, p, shape in zip(rows, views, probabilities, shapes, strict=True):
-                    found = fields_from_view(view, p, shape, model)
+                probabilities, scores = segment_views(np.stack(views), model)
+                scores = [None] * len(rows) if scores is None else [float(s) for s in scores]
+                for row, view, p, shape, score in zip(
+                    rows, views, probabilities, shapes, scores, strict=True
+                ):
+                    found = fields_from_view(view, p, shape, model, score)
                     if found.plausible:
                         array[row] = found.view_mask
                     else:

@@ -13,9 +13,11 @@ import datetime as dt
 import json
 import platform
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cxr_attention import core
 from cxr_attention.core.lungs.evaluate import evaluate_segmenter
@@ -51,15 +53,71 @@ def make_lung_model(
     command: str = "",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     phantom: int = 0,
+    familiar: Sequence[str | Path] = (),
+    describe_only: bool = False,
 ) -> dict[str, Any]:
     """Train, measure and write a lung model into `out`; returns its card. `phantom` films of the
     project's phantom (with their lung fields) join the outlined films as one more group, so the
-    model also outlines the phantom's films (the demo's samples)."""
+    model also outlines the phantom's films (the demo's samples). `familiar`: folders of films
+    without masks that the model's description of familiar films also covers
+    (`core.lungs.familiar`). `describe_only` keeps the trained network in `out` and fits that
+    description again (and the test figures that depend on it)."""
     with tempfile.TemporaryDirectory(prefix="lung-phantom-") as drawn:
         films = outlined_films(data)
         if phantom:
             films += phantom_films(Path(drawn), phantom, config.seed)
-        return _make(data, films, Path(out), config, test_group, command, on_epoch, phantom)
+        if not describe_only:
+            _make(data, films, Path(out), config, test_group, command, on_epoch, phantom)
+        return describe_familiar(out, films, familiar, config.seed, test_group, command)
+
+
+def describe_familiar(
+    out: str | Path,
+    films: Sequence,
+    familiar: Sequence[str | Path],
+    seed: int = 0,
+    test_group: str | None = None,
+    command: str = "",
+) -> dict[str, Any]:
+    """Fit the lung model in `out` its description of familiar films: the outlined films' training
+    and validation parts, and the films of `familiar` (a seeded 90 / 10 split), then measure which
+    of the outlined test films it would warn of or refuse. Rewrites lungs.pt and LUNGS.json."""
+    from cxr_attention.core.data.preprocess import model_view
+    from cxr_attention.core.data.radiograph import iter_radiograph_files, load_radiograph
+    from cxr_attention.core.lungs.familiar import fit_familiarity
+
+    out = Path(out)
+    model = load_lung_model(out / CHECKPOINT)
+    parts = split_outlined(films, seed=seed, test_group=test_group)
+    size = model.image_size
+    train = [model_view(load_radiograph(f.film), size) for f in parts["train"]]
+    val = [model_view(load_radiograph(f.film), size) for f in parts["val"]]
+    rng = np.random.default_rng(seed)
+    counts = {}
+    for folder in familiar:
+        paths = list(iter_radiograph_files([folder]))
+        order = rng.permutation(len(paths))
+        cut = max(1, len(paths) // 10)
+        val += [model_view(load_radiograph(paths[i]), size) for i in order[:cut]]
+        train += [model_view(load_radiograph(paths[i]), size) for i in order[cut:]]
+        counts[Path(folder).name] = len(paths)
+    model.familiarity = fit_familiarity(model, np.stack(train), np.stack(val))
+    card = dict(model.card)
+    card["familiar"] = {
+        "method": "Mahalanobis distances of pooled features per layer (core.lungs.familiar)",
+        "films": {"outlined train and validation": len(parts["train"]) + len(parts["val"])}
+        | {f"{name} (no masks)": n for name, n in counts.items()},
+        "warn_above": model.familiarity.warn,
+        "refuse_above": model.familiarity.refuse,
+        "command": command,
+    }
+    save_lung_model(out / CHECKPOINT, payload_of(model, card), compact=True)
+    shipped = load_lung_model(out / CHECKPOINT)
+    card["test"] = evaluate_segmenter(parts["test"], shipped, seed=seed)
+    card["size_mb"] = round((out / CHECKPOINT).stat().st_size / 2**20, 2)
+    save_lung_model(out / CHECKPOINT, payload_of(shipped, card), compact=True)
+    (out / CARD).write_text(json.dumps(card, indent=2) + "\n")
+    return card
 
 
 def phantom_films(folder: Path, n: int, seed: int) -> list:
@@ -101,10 +159,8 @@ def _make(data, films, out: Path, config, test_group, command, on_epoch, phantom
         "best_epoch": model.training["best_epoch"],
         "train_seconds": model.training["seconds"],
         "validation_dice_in_view": model.training["val_dice"],
-        "test": evaluate_segmenter(parts["test"], shipped, seed=config.seed),
-        "size_mb": round(path.stat().st_size / 2**20, 2),
     }
-    save_lung_model(path, payload_of(shipped, card))  # already 8-bit: saved as it is
+    save_lung_model(path, payload_of(shipped, card), compact=True)  # 8-bit again: the same bytes
     (out / CARD).write_text(json.dumps(card, indent=2) + "\n")
     with (out / HISTORY).open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(history[0]))

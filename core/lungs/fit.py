@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 class LungFitConfig:
     """How the segmenter is trained (every field is recorded in its checkpoint)."""
 
-    epochs: int = 10
+    epochs: int = 6
     batch_size: int = 16
     lr: float = 2e-3  # AdamW, from scratch; cosine decay after one warm-up epoch
     weight_decay: float = 1e-4
@@ -213,7 +213,7 @@ def fit_segmenter(
 
 def payload_of(model: LungModel, card: dict[str, Any] | None = None) -> dict[str, Any]:
     """The checkpoint data of a trained segmenter."""
-    return lung_payload(model.network, model.config, model.training, card)
+    return lung_payload(model.network, model.config, model.training, card, model.familiarity)
 
 
 def _lr_factor(step: int, per_epoch: int, total: int) -> float:

@@ -13,6 +13,7 @@ Checkpoint (one `torch.save` of plain data, loaded with `weights_only=True`)::
      "model": LungModelConfig as a dict, "state_dict": {...},
      "training": {"data", "epochs", "best_epoch", "val_dice", "split", ...},
      "card": {what it learnt, its figures, the licence of its masks} (may be empty),
+     "familiar": optional, the description of the films it knows (`core.lungs.familiar`),
      "created", "package_version", "quantized": optional (8-bit copy, `core.models.compact`)}
 """
 
@@ -34,6 +35,7 @@ from cxr_attention.core.models.compact import QUANTIZED, compact_checkpoint, exp
 
 FORMAT = "cxr-attention-lungs"
 FORMAT_VERSION = 1
+FAMILIAR = "familiar"  # checkpoint key: the description of the films it knows (core.lungs.familiar)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class LungModel:
     created: str = ""
     identity: str = ""  # sha256 of the checkpoint file's bytes, first 16 hex digits
     path: Path | None = None
+    familiarity: Any = None  # core.lungs.familiar.Familiarity: the films it knows (None: none)
 
     @property
     def image_size(self) -> int:
@@ -120,9 +123,11 @@ def lung_payload(
     config: LungModelConfig,
     training: dict[str, Any] | None = None,
     card: dict[str, Any] | None = None,
+    familiarity: Any = None,
 ) -> dict[str, Any]:
-    """The plain-data dict a lung checkpoint holds."""
-    return {
+    """The plain-data dict a lung checkpoint holds (`familiarity`: a `Familiarity`, or None)."""
+    optional = {FAMILIAR: familiarity.to_dict()} if familiarity is not None else {}
+    return optional | {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model": config.to_dict(),
@@ -161,6 +166,16 @@ def load_lung_model(path: str | Path, device: str | torch.device = "cpu") -> Lun
     network = build_segmenter(config)
     load_state_strict(network, expand_weights(data["state_dict"], data.get(QUANTIZED)), str(path))
     network.to(device).eval()
+    familiarity = None
+    if data.get(FAMILIAR) is not None:
+        from cxr_attention.core.lungs.familiar import Familiarity
+
+        try:
+            familiarity = Familiarity.from_dict(data[FAMILIAR])
+        except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{path}: its description of familiar films is damaged ({exc})"
+            ) from None
     return LungModel(
         network=network,
         config=config,
@@ -169,6 +184,7 @@ def load_lung_model(path: str | Path, device: str | torch.device = "cpu") -> Lun
         created=str(data.get("created", "")),
         identity=file_identity(path),
         path=path,
+        familiarity=familiarity,
     )
 
 

@@ -13,8 +13,11 @@ segmenter's view (the film padded to a square), on what a frontal film's lungs a
 - two lungs, one each side of the field's middle; a single field is allowed with a warning
   (a collapsed or removed lung exists), not refused.
 
-The thresholds are written here and measured in docs/lung-fields.md against the outlined films
-(none refused) and generated non-chest images (all refused).
+Rules on shape pass images a segmenter finds "lungs" in (a gradient, a checkerboard, an axial CT
+slice): the lung model's description of the films it knows (`core.lungs.familiar`) refuses those
+first, and warns of films merely unlike its own. The thresholds are written here and measured in
+docs/lung-fields.md against the outlined films, children's films and generated non-chest images
+(benchmarks/lung_plausibility.py).
 """
 
 from __future__ import annotations
@@ -60,9 +63,17 @@ def film_region(view_size: int, film_shape: tuple[int, int]) -> tuple[slice, sli
 
 
 def check_fields(
-    view: np.ndarray, probability: np.ndarray, mask: np.ndarray, film_shape: tuple[int, int]
+    view: np.ndarray,
+    probability: np.ndarray,
+    mask: np.ndarray,
+    film_shape: tuple[int, int],
+    unfamiliar: float | None = None,
+    limits: tuple[float, float] | None = None,
 ) -> FieldCheck:
-    """The verdict on a field found in `view` (uint8 (S, S)); see the module docstring."""
+    """The verdict on a field found in `view` (uint8 (S, S)); see the module docstring.
+
+    `unfamiliar` is the film's score against the films the lung model knows and `limits` its
+    (warn, refuse) thresholds (`core.lungs.familiar`)."""
     rows, cols = film_region(view.shape[0], film_shape)
     film = view[rows, cols].astype(np.float32)
     inside = mask[rows, cols]
@@ -82,8 +93,15 @@ def check_fields(
     def refuse(reason: str) -> FieldCheck:
         return FieldCheck(reason, (), share, confidence, figures)
 
+    if unfamiliar is not None:
+        figures["unfamiliar"] = float(unfamiliar)
     if film.std() < MIN_CONTRAST:
         return refuse("the image is blank (no contrast): there are no lung fields to find")
+    if limits is not None and unfamiliar is not None and unfamiliar > limits[1]:
+        return refuse(
+            f"the image is unlike any chest film the lung model knows (score {unfamiliar:.1f}, "
+            f"refused above {limits[1]:.1f}): is it a frontal chest film?"
+        )
     if not mask.any():
         return refuse("no lung fields found: is this a frontal chest film?")
     low, high = SHARE_RANGE
@@ -108,6 +126,11 @@ def check_fields(
             f"{confidence:.2f}): no confident lung fields; is this a frontal chest film?"
         )
     warnings = []
+    if limits is not None and unfamiliar is not None and unfamiliar > limits[0]:
+        warnings.append(
+            f"the film is unlike the films the lung model learnt (score {unfamiliar:.1f}, "
+            f"usual up to {limits[0]:.1f}): check the outline"
+        )
     if _regions(inside) < 2:
         warnings.append("one lung field found, not two: check the outline on the film")
     return FieldCheck(None, tuple(warnings), share, confidence, figures)

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from cxr_attention.core.data.preprocess import model_view, square_geometry
 from cxr_attention.core.data.radiograph import Radiograph
+from cxr_attention.core.lungs.familiar import lung_pass
 from cxr_attention.core.lungs.model import LungModel
 from cxr_attention.core.lungs.plausible import FieldCheck, check_fields
 
@@ -96,18 +96,29 @@ def film_view(film: Radiograph | np.ndarray, size: int) -> np.ndarray:
     return model_view(film, size)
 
 
-def segment_views(views: Sequence[np.ndarray] | np.ndarray, model: LungModel) -> np.ndarray:
-    """Lung-field probabilities (B, S, S) float32 for uint8 views (B, S, S) at the model's size."""
-    batch = torch.from_numpy(np.ascontiguousarray(np.stack(list(views)))).unsqueeze(1)
-    return model.probabilities(batch).numpy()
+def segment_views(
+    views: Sequence[np.ndarray] | np.ndarray, model: LungModel
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Lung-field probabilities (B, S, S) float32 for uint8 views (B, S, S) at the model's size,
+    and their unfamiliarity scores (B,) when the model describes the films it knows."""
+    probability, features = lung_pass(model, np.stack(list(views)))
+    scores = model.familiarity.scores(features) if model.familiarity is not None else None
+    return probability.numpy(), scores
 
 
 def fields_from_view(
-    view: np.ndarray, probability: np.ndarray, film_shape: tuple[int, int], model: LungModel
+    view: np.ndarray,
+    probability: np.ndarray,
+    film_shape: tuple[int, int],
+    model: LungModel,
+    score: float | None = None,
 ) -> LungFields:
-    """`LungFields` from a film's view and the segmenter's probability for it."""
+    """`LungFields` from a film's view, the segmenter's probability for it and its
+    unfamiliarity score."""
     mask = clean_field(probability, model.config.threshold)
-    check = check_fields(view, probability, mask, film_shape)
+    known = model.familiarity
+    limits = (known.warn, known.refuse) if known is not None and score is not None else None
+    check = check_fields(view, probability, mask, film_shape, score, limits)
     return LungFields(probability.astype(np.float32), mask, tuple(film_shape), check)
 
 
@@ -118,5 +129,6 @@ def segment_lungs(film: Radiograph | np.ndarray, model: LungModel) -> LungFields
         pixels = pixels.pixels
     shape = (int(pixels.shape[0]), int(pixels.shape[1]))
     view = film_view(pixels, model.image_size)
-    probability = segment_views(view[None], model)[0]
-    return fields_from_view(view, probability, shape, model)
+    probability, scores = segment_views(view[None], model)
+    score = None if scores is None else float(scores[0])
+    return fields_from_view(view, probability[0], shape, model, score)

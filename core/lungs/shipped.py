@@ -14,7 +14,10 @@ from cxr_attention.core.lungs.model import LungModel, load_lung_model
 
 # core/lungs/ -> the package root, which holds assets/ in the checkout and in the wheel alike
 LUNG_MODEL = Path(__file__).resolve().parents[2] / "assets" / "lungs" / "lungs.pt"
-MAKE_IT = "cxr-attention fit-lungs --data ../shared/realdata-lungs --phantom 200 --out assets/lungs"
+MAKE_IT = (
+    "cxr-attention fit-lungs --data ../shared/realdata-lungs --phantom 100 --familiar "
+    "../shared/realdata-pneumonia --out assets/lungs"
+)
 
 
 def lung_model_at(path: str | Path | None = None) -> LungModel:

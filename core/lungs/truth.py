@@ -55,8 +55,10 @@ def film_lungs(
         given = Path(masks) / Path(path).name
         if not given.is_file():
             return FilmLungs(None, OWN, f"no mask {given.name} in {masks}")
-        region = load_radiograph(given).pixels > 0.5
-        return FilmLungs(model_view(region.astype(np.float32), VIEW) >= 128, OWN)
+        region = model_view((load_radiograph(given).pixels > 0.5).astype(np.float32), VIEW) >= 128
+        if not region.any():
+            return FilmLungs(None, OWN, f"its mask {given.name} is empty")
+        return FilmLungs(region, OWN)
     mask_path = own_lung_mask(path) if own else None
     # (`model` may be a function that loads it, so that films with their own masks need none)
     if mask_path is not None:

@@ -2,7 +2,7 @@
 
 DIR holds `films/` and `masks/` of the same names (../shared/realdata-lungs). The shipped model in
 assets/lungs was made by `cxr-attention fit-lungs --data ../shared/realdata-lungs --out
-assets/lungs --phantom 200`; `--test-group MCUCXR` (or CHNCXR) holds one centre out instead, to say how the
+assets/lungs --phantom 100 --familiar ../shared/realdata-pneumonia`; `--test-group MCUCXR` (or CHNCXR) holds one centre out instead, to say how the
 segmenter does on a centre it never saw.
 """
 
@@ -51,6 +51,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="also learn N films of the project's phantom with their lung fields (default 0)",
     )
+    p.add_argument(
+        "--familiar",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="folders of films without masks that the model should also know as chest films "
+        "(its description of familiar films; e.g. a paediatric collection)",
+    )
+    p.add_argument(
+        "--describe-only",
+        action="store_true",
+        help="keep the trained model in --out; fit its description of familiar films again",
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--max-batches", type=int, help=argparse.SUPPRESS)
@@ -82,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
     command = "cxr-attention " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
     card = make_lung_model(
-        args.data, args.out, config, args.test_group, command, show, phantom=args.phantom
-    )
+        args.data, args.out, config, args.test_group, command, show, phantom=args.phantom,
+        familiar=args.familiar, describe_only=args.describe_only,
+    )  # fmt: skip
     test = card["test"]["clear"]
     groups = ", ".join(
         f"{g} {v['mean_dice']:.3f} (n {v['n']})" for g, v in test["per_group"].items()

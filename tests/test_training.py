@@ -275,7 +275,14 @@ def test_a_run_killed_before_its_ood_fit_gets_it_on_resume(trained, tmp_path):
 
     fit(replace(config, out=str(copy), resume=True))
     data = read_checkpoint_data(copy / "checkpoint.pt")
-    assert data["ood"] is not None and data["calibration"] is not None
+    # the same model on the same films: the temperatures the run first fitted, and its OOD
+    # description but for the training films in the shuffle's dropped last batch (0.5% apart)
+    original = read_checkpoint_data(run.checkpoint)
+    assert data["ood"]["n_train"] == original["ood"]["n_train"] > 0
+    assert data["ood"]["threshold"] == pytest.approx(original["ood"]["threshold"], rel=0.05)
+    temperatures = data["calibration"]["temperature"]
+    assert temperatures == pytest.approx(original["calibration"]["temperature"], rel=1e-4)
+    assert set(temperatures) == set(PAPER13)
     assert data["training"]["stopped"] == "epochs"
     assert (copy / "history.csv").read_text() == history  # no epoch trained again
     # and a finished run stays as it is

@@ -36,6 +36,8 @@ SLOWEST_FIRST = (  # seconds in a 2-worker run on 2 cores (2026-12-03)
     "test_distributed.py",  # 19: torchrun with two processes
     "test_sweep.py",  # 19
     "test_evaluation.py",  # 16
+    "test_real_zoo.py",  # 31 CPU s serially (2026-12-06): the real-film zoo's figures again
+    "test_equivariance.py",  # 29 CPU s serially (2026-12-06): two runs, with and without the turn
     "test_cli.py",  # 15
     "test_compare.py",  # 13
     "test_imagenet.py",  # 13

@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from collections.abc import Iterator
 
@@ -35,6 +37,8 @@ SLOWEST_FIRST = (  # seconds in a 2-worker run on 2 cores (2026-12-03)
     "test_distributed.py",  # 19: torchrun with two processes
     "test_sweep.py",  # 19
     "test_evaluation.py",  # 16
+    "test_real_zoo.py",  # 31 CPU s serially (2026-12-06): the real-film zoo's figures again
+    "test_equivariance.py",  # 29 CPU s serially (2026-12-06): two runs, with and without the turn
     "test_cli.py",  # 15
     "test_compare.py",  # 13
     "test_imagenet.py",  # 13
@@ -64,3 +68,29 @@ def _keep_main_module() -> Iterator[None]:
     yield
     if main is not None:
         sys.modules["__main__"] = main
+
+
+@pytest.fixture
+def no_network(monkeypatch) -> list[object]:
+    """Refuse every outgoing connection the code under test tries, as a machine without a
+    network would at once, and keep the address of each try: a test asserts the list is empty
+    (nothing was asked of the network, so nothing could be waited for)."""
+    attempts: list[object] = []
+
+    def refused(address: object) -> ConnectionRefusedError:
+        attempts.append(address)
+        return ConnectionRefusedError(errno.ECONNREFUSED, f"test without network: {address}")
+
+    def connect(_sock: socket.socket, address: object) -> None:
+        raise refused(address)
+
+    def connect_ex(_sock: socket.socket, address: object) -> int:
+        return refused(address).errno
+
+    def create_connection(address: object, *_args: object, **_kwargs: object) -> socket.socket:
+        raise refused(address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    return attempts

@@ -87,7 +87,7 @@ def test_find_cache_uses_only_a_matching_cache(tree):
         assert find_cache(changed, 32) is None
     rebuilt = build_cache(changed, 32, workers=1, progress=False)
     assert rebuilt.fingerprint == changed.files_fingerprint
-    assert find_cache(changed, 32) is not None
+    assert find_cache(changed, 32).fingerprint == rebuilt.fingerprint  # the rebuilt one is used
     fresh = model_view(
         load_radiograph(tree / "images_001" / "images" / "00000001_000.png").pixels, 32
     )
@@ -147,7 +147,10 @@ def test_unreadable_images_are_skipped_with_one_summary_warning(tree):
     assert cache.rows(["00000001_001.png", "00000001_000.png"]).tolist()[0] == -1
     assert cache.rows(["00000001_000.png"])[0] >= 0
     # Known-unreadable images count as covered: the cache is still used.
-    assert find_cache(index, 32) is not None
+    used = find_cache(index, 32)
+    assert used.fingerprint == cache.fingerprint and sorted(used.unreadable) == sorted(
+        cache.unreadable
+    )
 
 
 def test_an_unwritable_folder_is_a_clear_error(tree):

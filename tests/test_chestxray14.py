@@ -14,6 +14,7 @@ import pytest
 
 from cxr_attention.core.data.chestxray14 import read_data_entry
 from cxr_attention.core.data.index import DatasetWarning
+from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.data.splits import check_patient_disjoint, patient_split
 from cxr_attention.core.errors import ConfigError, DatasetError
@@ -371,8 +372,6 @@ def test_fingerprint_is_stable_and_follows_the_files(tmp_path):
 def test_a_phantom_is_known_by_what_made_it_not_by_its_png_bytes(tmp_path):
     """The demo installs an evaluation only on the very films it was made on, also where another
     PNG encoder wrote them: re-encoded films keep the phantom's fingerprint."""
-    from cxr_attention.core.data.phantom import generate_phantom
-
     root = tmp_path / "phantom"
     generate_phantom(root, n=30, size=64, seed=3, workers=1)
     first = open_quietly(root)
@@ -406,9 +405,8 @@ def test_a_phantom_is_known_by_what_made_it_not_by_its_png_bytes(tmp_path):
 
 
 def test_reads_a_generated_phantom_with_its_boxes_and_masks(tmp_path):
-    phantom = pytest.importorskip("cxr_attention.core.data.phantom")
     root = tmp_path / "phantom"
-    phantom.generate_phantom(root, n=30, size=64, seed=0, workers=1)
+    generate_phantom(root, n=30, size=64, seed=0, workers=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DatasetWarning)  # a complete set: nothing to warn about
         index = open_dataset(root)

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate, generate_frames
-from pydicom.pixels.encoders import JPEGLSLosslessEncoder
+from pydicom.pixels.decoders import JPEGLSLosslessDecoder, JPEGLSNearLosslessDecoder
 from pydicom.uid import (
     DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGLosslessSV1,
     JPEGLSLossless,
+    JPEGLSNearLossless,
     RLELossless,
     generate_uid,
 )
@@ -288,14 +289,40 @@ def test_jpeg_lossless_twin_gives_identical_pixels(tmp_path: Path, twelve_bit: n
     np.testing.assert_array_equal(radiograph.pixels, uncompressed_pixels(twelve_bit, tmp_path))
 
 
-@pytest.mark.skipif(
-    not JPEGLSLosslessEncoder.is_available, reason="no JPEG-LS encoder installed (pyjpegls)"
-)
-def test_jpeg_ls_twin_gives_identical_pixels(tmp_path: Path, twelve_bit: np.ndarray) -> None:
+@pytest.fixture
+def runtime_jpeg_ls_decoders(monkeypatch):
+    """JPEG-LS decoded as a user's install decodes it: pyjpegls (the test extra's encoder, which
+    pydicom would otherwise try first) is taken out of the decoders, leaving pylibjpeg-libjpeg,
+    a runtime dependency."""
+    for decoder in (JPEGLSLosslessDecoder, JPEGLSNearLosslessDecoder):
+        monkeypatch.delitem(decoder._available, "pyjpegls", raising=False)
+        assert decoder.available_plugins == ("pylibjpeg",)
+
+
+def test_jpeg_ls_twin_gives_identical_pixels(
+    tmp_path: Path, twelve_bit: np.ndarray, runtime_jpeg_ls_decoders
+) -> None:
     ds = make_dataset(twelve_bit)
-    ds.compress(JPEGLSLossless)
+    ds.compress(JPEGLSLossless)  # pyjpegls encodes (the test extra)
     radiograph = load_radiograph(save(ds, tmp_path / "jls.dcm"))
+    assert radiograph.meta.transfer_syntax == "JPEG-LS Lossless Image Compression"
     np.testing.assert_array_equal(radiograph.pixels, uncompressed_pixels(twelve_bit, tmp_path))
+
+
+def test_near_lossless_jpeg_ls_stays_within_its_stated_error(
+    tmp_path: Path, twelve_bit: np.ndarray, runtime_jpeg_ls_decoders
+) -> None:
+    """JPEG-LS near-lossless (NEAR = 3): every stored value within 3 of the original, so every
+    display value within 3 / 4095 of the lossless film's (the window is the file's own)."""
+    ds = make_dataset(twelve_bit, WindowCenter=2048, WindowWidth=4096)
+    ds.compress(JPEGLSNearLossless, jls_error=3)
+    radiograph = load_radiograph(save(ds, tmp_path / "jls-near.dcm"))
+    assert radiograph.meta.transfer_syntax.startswith("JPEG-LS Lossy (Near-Lossless)")
+    plain = load_radiograph(
+        save(make_dataset(twelve_bit, WindowCenter=2048, WindowWidth=4096), tmp_path / "p.dcm")
+    )
+    difference = np.abs(radiograph.pixels.astype(np.float64) - plain.pixels)
+    assert 0 < difference.max() <= 3 / 4095 + 1e-6  # lossy, within NEAR
 
 
 # --- refusals --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import io
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 from tqdm import tqdm
@@ -44,11 +45,23 @@ def test_off_a_terminal_a_line_per_tenth_and_a_closing_line(capsys, monkeypatch)
     assert len(lines) == 10
 
 
-def test_lines_are_not_more_frequent_than_the_minimum_spacing(capsys):
+def test_lines_are_not_more_frequent_than_the_minimum_spacing(capsys, monkeypatch):
+    now = [0.0]  # the bar's clock, moved by the test: the machine's speed does not matter
+    monkeypatch.setattr(progress, "time", SimpleNamespace(monotonic=lambda: now[0]))
     with progress_bar(total=1000, desc="phantom", unit="img") as bar:
-        for _ in range(1000):  # all ten tenths within far less than MIN_LINE_SECONDS
+        for _ in range(1000):  # all ten tenths within one second, under MIN_LINE_SECONDS
+            now[0] += 0.001
             bar.update(1)
     assert len(stderr_lines(capsys)) == 1  # the closing line alone
+    with progress_bar(total=10, desc="phantom", unit="img") as bar:
+        for _ in range(10):  # a tenth every MIN_LINE_SECONDS and a bit: each gets its line
+            now[0] += progress.MIN_LINE_SECONDS + 0.5
+            bar.update(1)
+    lines = stderr_lines(capsys)
+    assert [line.split(" img")[0] for line in lines[:-1]] == [
+        f"phantom: {n}/10" for n in range(1, 10)
+    ]
+    assert lines[-1].startswith("phantom: 10/10 img in ")
 
 
 def test_iteration_reports_the_total_of_a_sized_iterable(capsys):

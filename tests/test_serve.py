@@ -70,9 +70,14 @@ def healthy(url: str) -> bool:
 
 @contextlib.contextmanager
 def serving(
-    root: Path, runs: Path, *flags: str, env: dict[str, str] | None = None
+    root: Path,
+    runs: Path,
+    *flags: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Server]:
-    """`cxr-attention [--debug] app --runs runs FLAGS` until the block ends, as a user starts it.
+    """`cxr-attention [--debug] app --runs runs FLAGS` until the block ends, as a user starts it,
+    on `port` (a free one when None).
 
     `--debug` among `flags` goes before `app` (it is the command line's global flag).
     """
@@ -82,7 +87,7 @@ def serving(
     environ = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     environ |= {"HOME": str(folders["home"]), "TMPDIR": str(folders["tmp"])} | (env or {})
     environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1])])
-    port = free_port()
+    port = free_port() if port is None else port
     front = ["--debug"] if "--debug" in flags else []
     rest = [f for f in flags if f != "--debug"]
     log = root / "server.log"
@@ -114,8 +119,9 @@ def serving(
             process.wait()
 
 
-def listening(port: int) -> set[str]:
-    """Addresses with a TCP socket listening on `port`, from /proc/net/tcp and /proc/net/tcp6."""
+def sockets_on(port: int) -> set[tuple[str, str]]:
+    """(address, state) of the TCP sockets whose local port is `port`, from /proc/net/tcp and
+    /proc/net/tcp6; states as the kernel writes them (0A LISTEN, 06 TIME_WAIT, 05 FIN_WAIT2)."""
     found = set()
     for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
         if not Path(table).exists():
@@ -123,12 +129,17 @@ def listening(port: int) -> set[str]:
         for line in Path(table).read_text().splitlines()[1:]:
             local, state = line.split()[1], line.split()[3]
             address, hex_port = local.split(":")
-            if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+            if int(hex_port, 16) != port:
                 continue
             # the kernel prints each 32-bit word in host (little-endian) order
             raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, width, 8))
-            found.add(str(ipaddress.ip_address(raw)))
+            found.add((str(ipaddress.ip_address(raw)), state))
     return found
+
+
+def listening(port: int) -> set[str]:
+    """Addresses with a TCP socket listening on `port`."""
+    return {address for address, state in sockets_on(port) if state == "0A"}
 
 
 def ipv6_loopback() -> bool:
@@ -271,17 +282,16 @@ def test_sidebar_says_when_the_app_is_reachable_from_the_network(tmp_path, monke
         config.set_option("server.address", original)
 
 
-def test_a_port_just_freed_by_a_stopped_app_is_usable():
-    """Connections the stopped server closed linger in TIME_WAIT; they do not block a restart."""
-    from cxr_attention.train.commands.app import check_port
-
-    with socket.socket() as listener:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Streamlit binds
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        with socket.create_connection(("127.0.0.1", port)) as client:
-            accepted, _ = listener.accept()
-            accepted.close()  # the server closes first: its side goes to TIME_WAIT
-            client.recv(1)
-    check_port(port)
+@pytest.mark.skipif(not LINUX, reason="reads /proc/net")
+def test_an_app_started_again_on_the_port_of_one_just_stopped_serves(tmp_path, runs):
+    """A stopped app's connections linger on its port (TIME_WAIT: the server closed first); a
+    user who starts the app again on that port gets the app, not "port already in use"."""
+    with serving(tmp_path / "first", runs) as first:
+        browser = socket.create_connection(("127.0.0.1", first.port))  # a tab left open
+    with browser:
+        assert browser.recv(1) == b""  # the stopped server closed the connection
+    lingering = {state for _address, state in sockets_on(first.port)}
+    assert "06" in lingering and "0A" not in lingering  # TIME_WAIT, nothing listening
+    with serving(tmp_path / "second", runs, port=first.port) as second:
+        assert healthy(second.url)
+        assert "this machine only" in second.output() and "in use" not in second.output()

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import socket
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -75,9 +73,7 @@ def quick_config(data, out, **changes) -> FitConfig:
 @pytest.fixture(scope="module")
 def trained(phantom, tmp_path_factory):
     config = quick_config(phantom, tmp_path_factory.mktemp("runs") / "tiny+attention")
-    started = time.perf_counter()
-    run = fit(config)
-    return config, run, time.perf_counter() - started
+    return config, fit(config)
 
 
 def validation_scores(run: RunFolder, data) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -97,7 +93,7 @@ def validation_scores(run: RunFolder, data) -> tuple[np.ndarray, np.ndarray, tup
 
 @pytest.mark.slow
 def test_short_training_on_the_phantom_learns(trained, phantom):
-    _config, run, seconds = trained
+    _config, run = trained
     history = run.history()
     assert list(history["epoch"]) == list(range(1, 7))
     best = history.loc[history["val_macro_auc"].idxmax()]
@@ -115,12 +111,11 @@ def test_short_training_on_the_phantom_learns(trained, phantom):
     assert macro_auc(truth, scores) == pytest.approx(best["val_macro_auc"], abs=2e-3)
     # A large finding drawn on every phantom film is learnt well even at 64 px.
     assert per_class_auc(truth, scores)[labels.index("Cardiomegaly")] > 0.85
-    assert seconds < 120
 
 
 @pytest.mark.slow
 def test_run_folder_records_what_was_trained(trained, phantom):
-    config, run, _ = trained
+    config, run = trained
     assert sorted(p.name for p in run.path.iterdir()) == [
         "checkpoint.pt",
         "config.json",
@@ -227,33 +222,29 @@ def test_schedule_warms_up_linearly_then_decays_by_cosine():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(rates[60])
 
 
-def test_missing_pretrained_file_fails_fast_with_what_to_do(tmp_path):
+def test_a_missing_pretrained_file_is_refused_before_the_data_or_the_network(tmp_path, no_network):
+    """The weights are checked first: the data folder here does not exist, yet the error is
+    about the weights; no connection is tried and no run folder is left behind."""
     config = quick_config(
         tmp_path / "no-data", tmp_path / "run", pretrained=str(tmp_path / "w.pth")
     )
-    started = time.perf_counter()
     with pytest.raises(PretrainedWeightsError, match=r"not found: .*w\.pth.*--pretrained"):
         fit(config)
-    assert time.perf_counter() - started < 1.0
+    assert no_network == []
     assert not (tmp_path / "run").exists()
 
 
-def test_local_pretrained_weights_load_without_any_network(tmp_path, monkeypatch):
+def test_local_pretrained_weights_load_without_any_network(tmp_path, no_network):
     source = timm.create_model(TINY, num_classes=0, global_pool="")
     weights = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, weights)
-
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("training tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
     model = build_model(quick_config(tmp_path, tmp_path / "run", pretrained=str(weights)), ALL14)
     loaded = model.backbone.state_dict()
     for name, tensor in source.state_dict().items():
         if name in loaded:  # gated stages rename their inner modules
             assert torch.equal(loaded[name], tensor), name
     assert torch.equal(model.backbone.conv_stem.weight, source.conv_stem.weight)
+    assert no_network == []
 
 
 def test_weights_of_another_backbone_are_refused_naming_the_file(tmp_path):
@@ -274,7 +265,7 @@ def test_an_existing_run_is_not_overwritten(tmp_path, phantom):
 def test_a_run_killed_before_its_ood_fit_gets_it_on_resume(trained, tmp_path):
     """Killed after the last epoch's checkpoint but before the end-of-run fit: --resume trains
     nothing and fits the OOD description and temperatures it lacks."""
-    config, run, _ = trained
+    config, run = trained
     copy = tmp_path / "run"
     shutil.copytree(run.path, copy)
     checkpoint = load_checkpoint(copy / "checkpoint.pt")
@@ -284,7 +275,14 @@ def test_a_run_killed_before_its_ood_fit_gets_it_on_resume(trained, tmp_path):
 
     fit(replace(config, out=str(copy), resume=True))
     data = read_checkpoint_data(copy / "checkpoint.pt")
-    assert data["ood"] is not None and data["calibration"] is not None
+    # the same model on the same films: the temperatures the run first fitted, and its OOD
+    # description but for the training films in the shuffle's dropped last batch (0.5% apart)
+    original = read_checkpoint_data(run.checkpoint)
+    assert data["ood"]["n_train"] == original["ood"]["n_train"] > 0
+    assert data["ood"]["threshold"] == pytest.approx(original["ood"]["threshold"], rel=0.05)
+    temperatures = data["calibration"]["temperature"]
+    assert temperatures == pytest.approx(original["calibration"]["temperature"], rel=1e-4)
+    assert set(temperatures) == set(PAPER13)
     assert data["training"]["stopped"] == "epochs"
     assert (copy / "history.csv").read_text() == history  # no epoch trained again
     # and a finished run stays as it is
@@ -337,7 +335,7 @@ def test_presets_hold_fitconfig_fields_and_flags_override_them(capsys):
 
 
 def test_a_compact_checkpoint_is_small_and_scores_alike(trained, phantom, tmp_path):
-    _config, run, _ = trained
+    _config, run = trained
     compact = tmp_path / "compact.pt"
     torch.save(compact_checkpoint(read_checkpoint_data(run.checkpoint)), compact)
     # a tiny test model is mostly per-tensor overhead and its OOD description, which stays float32;

@@ -102,7 +102,7 @@ class LungModel:
     training: dict[str, Any] = field(default_factory=dict)
     card: dict[str, Any] = field(default_factory=dict)
     created: str = ""
-    identity: str = ""  # sha256 of the checkpoint file's bytes, first 16 hex digits
+    identity: str = ""  # sha256 of what finds the fields (weights, settings), 16 hex digits
     path: Path | None = None
     familiarity: Any = None  # core.lungs.familiar.Familiarity: the films it knows (None: none)
 
@@ -182,12 +182,20 @@ def load_lung_model(path: str | Path, device: str | torch.device = "cpu") -> Lun
         training=data.get("training") or {},
         card=data.get("card") or {},
         created=str(data.get("created", "")),
-        identity=file_identity(path),
+        identity=weights_identity(data),
         path=path,
         familiarity=familiarity,
     )
 
 
-def file_identity(path: Path) -> str:
-    """A short fingerprint of a file's bytes (what a classifier records of its lung model)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+def weights_identity(data: dict[str, Any]) -> str:
+    """A short fingerprint of what decides a lung model's fields: its settings and weights (not
+    its card, which may be rewritten); what a classifier with a lung prior records of it."""
+    digest = hashlib.sha256(repr(sorted(data["model"].items())).encode())
+    for name in sorted(data["state_dict"]):
+        tensor = data["state_dict"][name]
+        digest.update(name.encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()[:16]

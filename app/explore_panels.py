@@ -24,12 +24,20 @@ UNIFORM_GATE = 0.05  # an attention map spanning less than this is called "nearl
 OOD_WARNING = "This film is unlike the films this model was trained on: its output is unreliable."
 
 
+LUNGS_HELP = (
+    "The lung fields as the shipped lung model finds them on this film, dashed on every map, and "
+    "a line under any map whose peak lies outside them and their edge. On by default for models "
+    "that learnt real films."
+)
+
+
 @dataclass(frozen=True)
 class PanelOptions:
     opacity: float
     shared_scale: bool
     show_difference: bool
     show_truth: bool
+    show_lungs: bool = False
 
 
 def follow_sample(samples: list[images.Sample], labels: list[str]) -> None:
@@ -79,6 +87,7 @@ def pick_image(
                 help="Choosing a sample also explains its finding.",
             )
         st.toggle("Show ground truth", key=S.SHOW_TRUTH)
+        st.toggle("Show lung fields", key=S.SHOW_LUNGS, help=LUNGS_HELP)
         st.toggle("Show patient identifiers (DICOM)", key=S.SHOW_IDENTIFIERS)
     try:
         if st.session_state[S.SOURCE] == "upload":
@@ -99,22 +108,30 @@ def pick_image(
 
 
 def image_row(
-    study: images.StudyImage, size: int, show_truth: bool, show_identifiers: bool
+    study: images.StudyImage,
+    size: int,
+    show_truth: bool,
+    show_identifiers: bool,
+    shown: col.Column | None = None,
 ) -> None:
-    """The image as given, as the model sees it (with truth), and its metadata."""
+    """The image as given, as the model sees it (with truth; `shown`'s view and lung outline when
+    given: a model with a lung prior sees its lung fields alone), and its metadata."""
     radiograph = study.radiograph
     h, w = radiograph.height, radiograph.width
     given, seen, meta = st.columns([1, 1, 1])
     given.image(study.pixels, caption=f"{study.name}: {w} x {h} px as given", clamp=True)
     truth = study.sample if show_truth else None
-    view = view_for(study.pixels, size)
+    view = shown.view if shown is not None else view_for(study.pixels, size)
+    prior = shown is not None and shown.entry.lung_prior != "none"
+    truth = truth if shown is None or col.plain_frame(shown.entry) else None
     seen.plotly_chart(
         figures.overlay_figure(
             view,
             None,
             boxes=images.boxes_in_view(truth.boxes, h, w, size) if truth else [],
             contours=images.mask_outlines(truth.masks, h, w, size) if truth else [],
-            title=f"As the model sees it ({size} x {size})",
+            lungs=shown.lungs.outline if shown is not None and shown.lungs else [],
+            title=f"As {shown.entry.title if prior else 'the model'} sees it ({size} x {size})",
         ),
         key="model-view",
     )
@@ -129,6 +146,24 @@ def image_row(
         st.markdown(f"**{title}**")
         rows = images.metadata_table(study, show_identifiers)
         st.table({"field": [k for k, _ in rows], "value": [v for _, v in rows]})
+
+
+def lung_line(result: col.Column) -> None:
+    """Under a map that peaks outside the lung fields, core's one plain line (`flag_line`)."""
+    line = result.lungs.line if result.lungs else None
+    if line:
+        st.warning(f"This map {line}.", icon="🫁")
+
+
+def lung_notice(film) -> None:
+    """Above the maps: why no lung outline is drawn (the lung model refused the film, or there is
+    no lung model), or what the lung model noticed (`app.lung_fields.FilmFields`)."""
+    if film is None:
+        return
+    if film.problem:
+        st.warning(film.problem, icon="🫁")
+    for warning in film.warnings:
+        st.caption(f"🫁 Lung fields: {warning}")
 
 
 def column_switches(registry: Registry, backbone: str) -> tuple[str | None, bool]:
@@ -198,6 +233,7 @@ def backbone_columns(
                         label,
                         method,
                         with_counterpart=options.show_difference,
+                        show_lungs=options.show_lungs,
                     )
             except CxrError as exc:
                 st.error(str(exc))
@@ -277,6 +313,8 @@ def column_panel(
     ablated = " · class attention ablated" if entry.class_specific else " · gates ablated"
     head.subheader(entry.title + (ablated if result.ablated else ""))
     head.caption(entry.provenance)
+    if entry.prior_words:
+        head.caption(f"🫁 This model {entry.prior_words}.")
     trust_notice(result, head)
     title = (
         "Calibrated probability per label"
@@ -292,7 +330,8 @@ def column_panel(
     st.markdown(f"Above the validation threshold: {called or 'none'}")
     exp = result.explanation
     heat = exp.raw if options.shared_scale else exp.heat
-    radiograph, truth = study.radiograph, study.sample if options.show_truth else None
+    radiograph = study.radiograph
+    truth = study.sample if options.show_truth and col.plain_frame(entry) else None
     h, w, size = radiograph.height, radiograph.width, entry.image_size
     st.plotly_chart(
         figures.overlay_figure(
@@ -302,11 +341,13 @@ def column_panel(
             zrange=zrange,
             boxes=images.boxes_in_view(truth.boxes, h, w, size) if truth else [],
             contours=images.mask_outlines(truth.masks, h, w, size) if truth else [],
+            lungs=result.lungs.outline if result.lungs else [],
             title=col.map_title(entry, result.label, exp),
             colorbar_title=col.colorbar_title(entry, result.label, exp),
         ),
         key=f"map-{key}",
     )
+    lung_line(result)
     if result.note:
         st.caption(f"ℹ️ {result.note}")
     low, high = float(exp.heat.min()), float(exp.heat.max())

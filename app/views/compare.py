@@ -1,9 +1,10 @@
-"""Compare models: AUC table with CIs, each attention variant minus its baseline (DeLong), the
-attention study (where each map points, from study.json), ROC, calibration, subgroups."""
+"""Compare models: AUC table with CIs, each attention variant minus its baseline (DeLong, with its
+confidence interval), the attention study (where each map points, from study.json), each map held
+to the lung fields, ROC, calibration, subgroups. The backbones stand side by side."""
 
 import streamlit as st
 
-from cxr_attention.app import comparison, components, figures, models
+from cxr_attention.app import comparison, components, figures, lung_sections, models
 from cxr_attention.app import state as S
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.report.words import PHANTOM_ATTENTION_NOTE
@@ -27,9 +28,8 @@ st.multiselect(
     key=S.COMPARE_RUNS,
     format_func=lambda n: components.run_label(registry.by_name(n)),
 )
-runs, problems = models.evaluated(
-    [e for e in candidates if e.name in st.session_state[S.COMPARE_RUNS]]
-)
+chosen = [e for e in candidates if e.name in st.session_state[S.COMPARE_RUNS]]
+runs, problems = models.evaluated(registry.side_by_side(chosen))
 for problem in problems:
     st.error(problem)
 if not runs:
@@ -48,30 +48,44 @@ st.subheader("Attention minus baseline")
 pairs = comparison.attention_pairs(runs)
 if not pairs:
     st.caption("Select an attention run and the baseline of the same backbone to compare them.")
-delong = {}
-for attention, baseline in pairs:
-    try:
-        table = comparison.paired_delong(attention, baseline)
-    except CxrError as exc:
-        st.error(str(exc))
-        continue
-    delong[attention.name] = table
-    if table["difference"].isna().all():
-        st.caption(
-            f"{attention.title} vs baseline: no label has two positive and two negative "
-            "test images, so DeLong's test is undefined for every label."
-        )
-        continue
-    st.markdown(comparison.effect_in_words(attention, baseline, table))
-    title = f"{attention.title} − baseline, on {table.attrs['n_images']} shared test images"
-    st.plotly_chart(
-        figures.auc_difference_figure(
-            table["label"], table["difference"], table["p_holm"], title=title + " (Holm-adjusted p)"
-        ),
-        key=f"delta-{attention.name}-{baseline.name}",
+else:
+    st.caption(
+        "Each dot is a difference in AUC, its whisker the DeLong 95% confidence interval, on an "
+        f"axis of at least ±{figures.DIFFERENCE_SPAN} around the zero line: a whisker across zero "
+        "is no evidence of an effect."
     )
-    with st.expander("Table: AUCs, DeLong p and Holm-adjusted p"):
-        st.dataframe(table.round(4), hide_index=True, width="stretch")
+delong = {}
+backbones = list(dict.fromkeys(a.entry.backbone for a, _ in pairs))
+slots = dict(zip(backbones, st.columns(len(backbones)) if backbones else [], strict=True))
+for attention, baseline in pairs:
+    with slots[attention.entry.backbone]:
+        try:
+            table = comparison.paired_delong(attention, baseline)
+        except CxrError as exc:
+            st.error(str(exc))
+            continue
+        delong[attention.name] = table
+        if table["difference"].isna().all():
+            st.caption(
+                f"{attention.title} vs baseline: no label has two positive and two negative "
+                "test images, so DeLong's test is undefined for every label."
+            )
+            continue
+        st.markdown(comparison.effect_in_words(attention, baseline, table))
+        title = f"{attention.title} − baseline<br><sup>{table.attrs['n_images']} shared test images"
+        st.plotly_chart(
+            figures.auc_difference_figure(
+                table["label"],
+                table["difference"],
+                table["ci_low"],
+                table["ci_high"],
+                table["p_holm"],
+                title=title + ", DeLong 95% CI, Holm-adjusted p</sup>",
+            ),
+            key=f"delta-{attention.name}-{baseline.name}",
+        )
+        with st.expander("Table: AUCs, DeLong CI, p and Holm-adjusted p"):
+            st.dataframe(table.round(4), hide_index=True, width="stretch")
 
 if pairs and any(r.entry.is_phantom for r in runs):
     st.info(PHANTOM_ATTENTION_NOTE)
@@ -103,6 +117,14 @@ else:
     st.caption(
         "No selected run has a study yet: `cxr-attention study RUN...` scores each map against "
         "the lesions beside a random control and writes RUN/study.json."
+    )
+
+st.subheader("Inside the lungs: where each map peaks on the held-out films")
+if not lung_sections.lung_section(registry, [r.entry for r in runs], key="compare-lungs"):
+    st.caption(
+        "No selected run has in-lung figures yet: `cxr-attention study RUN` holds each map to the "
+        "films' lung fields beside a random map (study.json), as does `cxr-attention localize RUN "
+        "--truth lungs`."
     )
 
 st.subheader("ROC curves")

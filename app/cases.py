@@ -27,6 +27,8 @@ from cxr_attention.core.data.sources import recorded_options
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.runs import METRICS, PREDICTIONS
 
+NO_FIELDS = "The lung model finds no plausible lung fields on this film: no outline is drawn."
+
 
 def data_root_for(entry: ModelEntry) -> str:
     """The folder whose films the run's results show: the one `evaluate` scored (metrics.json),

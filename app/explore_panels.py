@@ -16,19 +16,13 @@ from cxr_attention.app import columns as col
 from cxr_attention.app import figures, images, settings
 from cxr_attention.app import state as S
 from cxr_attention.app.inference import view_for
+from cxr_attention.app.lung_panels import LUNGS_HELP, PRIOR_SEES, lung_line, prior_caption
 from cxr_attention.app.registry import Registry
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.models.kinds import KIND_TITLES
 
 UNIFORM_GATE = 0.05  # an attention map spanning less than this is called "nearly uniform"
 OOD_WARNING = "This film is unlike the films this model was trained on: its output is unreliable."
-
-
-LUNGS_HELP = (
-    "The lung fields as the shipped lung model finds them on this film, dashed on every map, and "
-    "a line under any map whose peak lies outside them and their edge. On by default for models "
-    "that learnt real films."
-)
 
 
 @dataclass(frozen=True)
@@ -131,7 +125,12 @@ def image_row(
             boxes=images.boxes_in_view(truth.boxes, h, w, size) if truth else [],
             contours=images.mask_outlines(truth.masks, h, w, size) if truth else [],
             lungs=shown.lungs.outline if shown is not None and shown.lungs else [],
-            title=f"As {shown.entry.title if prior else 'the model'} sees it ({size} x {size})",
+            title=f"As the model sees it ({size} x {size})"
+            + (
+                f"<br><sup>{shown.entry.title}: {PRIOR_SEES[shown.entry.lung_prior]}</sup>"
+                if prior
+                else ""
+            ),
         ),
         key="model-view",
     )
@@ -146,24 +145,6 @@ def image_row(
         st.markdown(f"**{title}**")
         rows = images.metadata_table(study, show_identifiers)
         st.table({"field": [k for k, _ in rows], "value": [v for _, v in rows]})
-
-
-def lung_line(result: col.Column) -> None:
-    """Under a map that peaks outside the lung fields, core's one plain line (`flag_line`)."""
-    line = result.lungs.line if result.lungs else None
-    if line:
-        st.warning(f"This map {line}.", icon="🫁")
-
-
-def lung_notice(film) -> None:
-    """Above the maps: why no lung outline is drawn (the lung model refused the film, or there is
-    no lung model), or what the lung model noticed (`app.lung_fields.FilmFields`)."""
-    if film is None:
-        return
-    if film.problem:
-        st.warning(film.problem, icon="🫁")
-    for warning in film.warnings:
-        st.caption(f"🫁 Lung fields: {warning}")
 
 
 def column_switches(registry: Registry, backbone: str) -> tuple[str | None, bool]:
@@ -313,8 +294,7 @@ def column_panel(
     ablated = " · class attention ablated" if entry.class_specific else " · gates ablated"
     head.subheader(entry.title + (ablated if result.ablated else ""))
     head.caption(entry.provenance)
-    if entry.prior_words:
-        head.caption(f"🫁 This model {entry.prior_words}.")
+    prior_caption(entry, head)
     trust_notice(result, head)
     title = (
         "Calibrated probability per label"

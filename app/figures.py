@@ -325,11 +325,11 @@ def lung_rate_figure(
     categories: Sequence[str],
     ours: Sequence[float],
     random: Sequence[float],
-    y_title: str,
+    x_title: str,
     title: str = "",
 ) -> go.Figure:
-    """Each map's in-lung figure (one bar per category: a model's map) beside the random map's on
-    the same films (grey), on a 0-1 axis."""
+    """Each map's in-lung figure (one row per category: a model's map) beside the random map's on
+    the same films (grey), as horizontal bars on a 0-1 axis, the first category on top."""
     fig = go.Figure()
     for name, values, colour in (
         ("the map", ours, VARIANT_COLOURS[0]),
@@ -337,14 +337,23 @@ def lung_rate_figure(
     ):
         numbers = [np.nan if v is None else float(v) for v in values]
         fig.add_bar(
-            x=list(categories),
-            y=numbers,
+            y=list(categories),
+            x=numbers,
+            orientation="h",
             name=name,
             marker_color=colour,
             text=["n/a" if np.isnan(v) else f"{v:.0%}" for v in numbers],
             textposition="outside",
             cliponaxis=False,
+            hovertemplate="%{y}: %{x:.1%}<extra>" + name + "</extra>",
         )
-    fig.update_layout(barmode="group")
-    fig.update_yaxes(title=y_title, range=[0, 1.1], tickformat=".0%")
-    return _layout(fig, height=420, title=title, legend=dict(orientation="h", y=-0.3))
+    fig.update_layout(barmode="group", bargap=0.25)
+    fig.update_xaxes(title=x_title, range=[0, 1.12], tickformat=".0%")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _layout(
+        fig,
+        height=140 + 48 * len(categories),
+        title=title,
+        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1.0, xanchor="right"),
+        margin=dict(l=10, r=10, t=60, b=10),
+    )

@@ -20,7 +20,13 @@ import numpy as np
 from cxr_attention.core.data.preprocess import model_view
 from cxr_attention.core.data.radiograph import Radiograph
 from cxr_attention.core.errors import CxrError, RadiographError
-from cxr_attention.core.explain.lung_scores import LungScore, film_area, flag_line, score_in_lungs
+from cxr_attention.core.explain.lung_scores import (
+    NOWHERE,
+    LungScore,
+    film_area,
+    flag_line,
+    score_in_lungs,
+)
 from cxr_attention.core.lungs.segment import LungFields, segment_lungs
 from cxr_attention.core.lungs.views import prior_input, prior_truth
 
@@ -84,9 +90,15 @@ class HeldToLungs:
     score: LungScore
 
     @property
+    def flat(self) -> bool:
+        """A map with no peak at all (constant: a Grad-CAM without positive evidence, say)."""
+        return self.score.place == NOWHERE
+
+    @property
     def line(self) -> str | None:
-        """The plain line under a map that peaks outside the lungs (`core`'s `flag_line`)."""
-        return flag_line(self.score)
+        """The plain line under a map that peaks outside the lungs (`core`'s `flag_line`); None
+        for one that peaks inside or at their edge, and for a flat map, which peaks nowhere."""
+        return None if self.flat else flag_line(self.score)
 
 
 def fields_in_frame(

@@ -17,9 +17,6 @@ from typing import Any
 
 import pandas as pd
 
-from cxr_attention.core.explain.lung_run import LOCALIZATION_LUNGS
-from cxr_attention.core.study import STUDY
-
 STUDY_SOURCE, LOCALIZE_SOURCE = "study", "localize"
 METRICS = {  # key of a LungRate -> what it is, in a few words
     "peak_inside": "Peak inside the lungs (share of films)",
@@ -50,6 +47,14 @@ class LungRate:
     p: float  # exact McNemar test of the peaks against the random map's, two-sided
     fields: str = ""  # where the lung fields came from, in words
     label: str = ""  # the label these figures are of ("" for all the run's labels)
+
+    @property
+    def short_map(self) -> str:
+        """ "own map (class)", "own gate (stage4)", "Grad-CAM (stage4)": a chart's row label."""
+        method, _, stage = self.map_key.partition(":")
+        if method == "attention":
+            return "own map (class)" if stage == "class" else f"own gate ({stage})"
+        return self.map_words
 
     @property
     def map_words(self) -> str:
@@ -161,11 +166,11 @@ def rates_frame(rates: Sequence[LungRate], titles: Mapping[str, str]) -> pd.Data
                 "from": rate.source,
                 "films": rate.n,
                 "peak inside lungs": rate.peak_inside,
-                "random map": rate.random_peak_inside,
+                "random: peak inside": rate.random_peak_inside,
                 "mass inside lungs": rate.mass_inside,
-                "random map ": rate.random_mass_inside,
+                "random: mass inside": rate.random_mass_inside,
                 "peak outside (flagged)": rate.flagged,
-                "McNemar p (peak vs random)": rate.p,
+                "McNemar p": rate.p,
             }
         )
     return pd.DataFrame(rows)
@@ -182,14 +187,16 @@ def teaching_words(
         return ""
     own = next(((a, b) for a, b in shared if a.own), shared[0])
     a, b = own
+
+    def reads(rate: LungRate) -> str:
+        return (
+            f"{rate.map_words} peaks inside the lungs on {rate.peak_inside:.0%} of {rate.n} "
+            f"held-out films and outside them and their edge on {rate.flagged:.0%} (random map "
+            f"{rate.random_peak_inside:.0%} inside)"
+        )
+
     return (
-        f"**{teaching_title}** sees the whole film: {b.map_words} peaks inside the lungs on "
-        f"{b.peak_inside:.0%} of {b.n} held-out films and outside them and their edge on "
-        f"{b.flagged:.0%} (random map {b.random_peak_inside:.0%} inside). **{prior_title}** reads "
-        f"the lung fields alone: {a.map_words} peaks inside on {a.peak_inside:.0%} of {a.n} "
-        f"(random map {a.random_peak_inside:.0%}). Same backbone, same attention: the difference "
-        "is what the model was allowed to see."
+        f"**{teaching_title}** sees the whole film: {reads(b)}. **{prior_title}** reads the lung "
+        f"fields alone: {reads(a)}. Same backbone, same attention: the difference is what the "
+        "model was allowed to see."
     )
-
-
-FILES = (STUDY, LOCALIZATION_LUNGS)

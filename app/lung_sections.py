@@ -4,6 +4,8 @@ side by side, and the teaching model beside its twin with the lung prior (`app.l
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from cxr_attention.app import figures, models
@@ -17,6 +19,13 @@ EXPLAINED = (
     "map of the same smoothness on the same films. A map far below its random control reads "
     "something other than the lungs: the abdomen, the spine, a text marker or the padding."
 )
+
+
+def short_variant(entry: ModelEntry) -> str:
+    """A chart row's model, under its backbone's title: "baseline", "+ gate", "+ class, no lung
+    prior"."""
+    words = {None: "baseline", "spatial": "+ gate", "cbam": "+ CBAM", "class": "+ class"}
+    return words[entry.kind] + (", no lung prior" if entry.teaching else "")
 
 
 def gather(entries: list[ModelEntry]) -> tuple[dict[str, list[LungRate]], list[str]]:
@@ -50,7 +59,7 @@ def lung_section(
         categories, ours, random = [], [], []
         for entry in mine:
             for rate in found[entry.name]:
-                categories.append(f"{entry.variant_title or entry.title}<br>{rate.map_words}")
+                categories.append(f"{short_variant(entry)} · {rate.short_map}")
                 ours.append(rate.value(metric))
                 random.append(rate.random_value(metric))
         with slot:
@@ -71,3 +80,66 @@ def lung_section(
             if words:
                 st.markdown(words)
     return True
+
+
+GALLERY_FILMS = 6
+
+
+def lung_gallery(registry: Registry, entry: ModelEntry) -> None:
+    """The first held-out films with a finding (by image id), each with the model's own map of
+    it, the lung fields outlined and, under a map that peaks outside them, the line that says so;
+    or one line saying why the films cannot be shown."""
+    from cxr_attention.app import cases
+    from cxr_attention.app.columns import build_column, map_heading, map_source
+    from cxr_attention.app.lung_panels import lung_line
+    from cxr_attention.core.errors import CxrError
+    from cxr_attention.core.explain.localize_run import labelled_cases
+
+    index, why = cases.dataset_for(entry)
+    if index is None:
+        st.caption(f"Films not shown: {why}.")
+        return
+    found = labelled_cases(index.split("test"), list(entry.labels))[:GALLERY_FILMS]
+    if not found:
+        st.caption("No held-out film of this dataset carries one of the model's labels.")
+        return
+    method = cases.own_method(entry)
+    for i, case in enumerate(found):
+        label = case.labels[0]
+        if i % 3 == 0:
+            grid = st.columns(3)  # one row at a time: the lines under the maps keep rows apart
+        with grid[i % 3]:
+            try:
+                study = cases.study_for(index, case.image_id)
+                column = build_column(
+                    registry,
+                    entry.backbone,
+                    entry.kind,
+                    False,
+                    study,
+                    label,
+                    method,
+                    False,
+                    show_lungs=True,
+                    entry=entry,
+                )
+            except CxrError as exc:
+                st.error(str(exc))
+                continue
+            explained = column.explanation
+            heading = " · ".join(
+                x for x in (map_heading(entry, label, explained), map_source(explained)) if x
+            )
+            st.plotly_chart(
+                figures.overlay_figure(
+                    column.view,
+                    explained.heat,
+                    lungs=column.lungs.outline if column.lungs else [],
+                    title=f"{Path(case.image_id).name}<br><sup>{heading}</sup>",
+                ),
+                key=f"lung-gal-{case.image_id}",
+            )
+            if column.lungs is None:
+                st.caption(cases.NO_FIELDS)
+            else:
+                lung_line(column)

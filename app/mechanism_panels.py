@@ -12,8 +12,9 @@ import streamlit as st
 from cxr_attention.app import figures, images, models
 from cxr_attention.app import mechanisms as mech
 from cxr_attention.app.columns import map_title, plain_frame
-from cxr_attention.app.explore_panels import OOD_WARNING, lung_line, trust_notice
+from cxr_attention.app.explore_panels import OOD_WARNING, trust_notice
 from cxr_attention.app.hit_rates import hit_rate
+from cxr_attention.app.lung_panels import LUNG_NOTE, lung_line, prior_caption
 from cxr_attention.app.lung_rates import shown_rate
 
 
@@ -63,17 +64,9 @@ def mechanism_row(
                 st.caption(f"**As a rule:** {in_lungs.words(subject)}.")
             # below the maps, so that they line up whatever is said about each model
             st.caption(f"{column.entry.title} · {column.entry.provenance}")
-            if column.entry.prior_words:
-                st.caption(f"🫁 This model {column.entry.prior_words}.")
+            prior_caption(column.entry)
             if column.unlike_training:
                 st.warning(OOD_WARNING, icon="⚠️")
-
-
-LUNG_NOTE = (
-    "The dashed pale-blue outline is the film's lung fields as the shipped lung model finds them "
-    "(a tool for judging the maps, not a diagnosis). A chest finding lies inside them or at "
-    "their edge: a map that peaks elsewhere says so under it."
-)
 
 
 def reading(panels: list[mech.Panel], label: str, study: images.StudyImage) -> None:

@@ -15,12 +15,13 @@ from cxr_attention.app.columns import (
     METHODS,
     Column,
     build_column,
+    colorbar_title,
     effective_method,
     map_title,
     plain_frame,
 )
-from cxr_attention.app.explore_panels import lung_line
 from cxr_attention.app.images import StudyImage, boxes_in_view, mask_outlines
+from cxr_attention.app.lung_panels import lung_line, prior_caption
 from cxr_attention.app.lung_rates import shown_rate, teaching_words
 from cxr_attention.app.mechanisms import ONE_SCALE
 from cxr_attention.app.registry import ModelEntry, Registry
@@ -71,8 +72,7 @@ def pair_row(
     rates = []
     for entry, column, slot in zip(pair, columns, st.columns(2), strict=True):
         with slot:
-            st.subheader(entry.title)
-            st.caption(f"🫁 This model {entry.prior_words}.")
+            st.markdown(f"**{entry.title}**")
             if isinstance(column, str):
                 st.error(column)
                 rates.append([])
@@ -90,6 +90,7 @@ def pair_row(
                     contours=mask_outlines(truth.masks, h, w, size) if truth else [],
                     lungs=column.lungs.outline if column.lungs else [],
                     title=map_title(entry, column.label, column.explanation),
+                    colorbar_title=colorbar_title(entry, column.label, column.explanation),
                 ),
                 key=f"prior-{'teaching' if entry.teaching else 'prior'}",
             )
@@ -103,6 +104,7 @@ def pair_row(
                 words.append(column.note)
             st.caption(" · ".join(words))
             lung_line(column)
+            prior_caption(entry)
             study_json = models.study(entry)
             own = column.explanation.method == "attention"
             rate, subject = shown_rate(

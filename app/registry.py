@@ -43,6 +43,14 @@ VARIANT_SUFFIX: dict[str | None, str] = {
 }
 KIND_ORDER: tuple[str | None, ...] = (None, *ATTENTION_KINDS)  # baseline first, then as in core
 TEACHING_SUFFIX = " · without the lung prior"
+PRIOR_WORDS = {  # what a model reads of the film, by lung prior ("teaching": none where others do)
+    "mask": "reads the lung fields alone: the film farther than a few pixels from them is black "
+    "to it (trained with the lung prior)",
+    "crop": "reads the box around the lung fields alone, enlarged to its input (trained with the "
+    "lung prior)",
+    "teaching": "was trained without the lung prior: it sees the whole film, abdomen, markers "
+    "and padding included (kept to show what a model reads when nothing holds it to the lungs)",
+}
 
 
 def check_kind(kind: str | None) -> None:
@@ -121,25 +129,12 @@ class ModelEntry:
 
     @property
     def prior_words(self) -> str:
-        """What of the film the model reads, in words ("" for a model of a collection where no
-        model has a lung prior: the whole film, as everywhere there)."""
-        if self.lung_prior == "mask":
-            return (
-                "reads the lung fields alone: the film farther than a few pixels from them is "
-                "black to it (trained with the lung prior)"
-            )
-        if self.lung_prior == "crop":
-            return (
-                "reads the box around the lung fields alone, enlarged to its input (trained with "
-                "the lung prior)"
-            )
-        if self.teaching:
-            return (
-                "was trained without the lung prior: it sees the whole film, abdomen, markers and "
-                "padding included (kept to show what a model reads when nothing holds it to the "
-                "lungs)"
-            )
-        return ""
+        """What of the film the model reads, in words ("" where no model of its collection has a
+        lung prior: the whole film, as everywhere there)."""
+        key = (
+            self.lung_prior if self.lung_prior != "none" else ("teaching" if self.teaching else "")
+        )
+        return PRIOR_WORDS.get(key, "")
 
     @property
     def attention_summary(self) -> str:
@@ -172,12 +167,6 @@ class ModelEntry:
     @property
     def backbone_title(self) -> str:
         return describe_backbone(self.backbone).title
-
-    @property
-    def variant_title(self) -> str:
-        """The title without the backbone: "(baseline)", "+ class attention · without the lung
-        prior" (for a column already headed by the backbone)."""
-        return self.title[len(self.backbone_title) :].strip()
 
     @property
     def title(self) -> str:

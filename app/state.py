@@ -54,6 +54,7 @@ FAIL_OPEN = "failures.open"  # image id opened from the gallery
 LOC_RUNS = "localization.runs"
 LOC_METRIC = "localization.metric"
 LOC_LUNG_METRIC = "localization.lung_metric"  # the in-lung figure charted (app.lung_rates.METRICS)
+LOC_LUNG_RUN = "localization.lung_run"  # the run of the in-lung gallery
 LOC_RUN = "localization.gallery_run"
 
 # Attention over training
@@ -127,6 +128,7 @@ def defaults(
         LOC_RUNS: localized[:6],
         LOC_METRIC: "pointing_game",
         LOC_LUNG_METRIC: "peak_inside",
+        LOC_LUNG_RUN: None,
         LOC_RUN: localized[0] if localized else None,
         **{attention_key(b): True for b in backbones},
         **{kind_key(b): kinds.get(b) for b in backbones},

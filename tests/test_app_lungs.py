@@ -185,9 +185,10 @@ def test_the_same_film_before_the_model_with_and_without_the_lung_prior(app, lun
     pixels = load_radiograph(lung_runs.films[0]).pixels
     np.testing.assert_array_equal(teaching_view, model_view(pixels, SIZE))
     assert (prior_view == 0).sum() > (teaching_view == 0).sum()
-    assert [s.value for s in app.subheader][:2] == [
-        "MobileNetV2 + class attention",
-        "MobileNetV2 + class attention · without the lung prior",
+    headings = [m.value for m in app.markdown if m.value.startswith("**MobileNetV2")]
+    assert headings[:2] == [
+        "**MobileNetV2 + class attention**",
+        "**MobileNetV2 + class attention · without the lung prior**",
     ]
     page = text(app)
     for run in (CLASS, TEACHING):
@@ -212,7 +213,7 @@ def test_compare_shows_in_lung_rates_and_differences_with_their_intervals(app, l
     section = study["maps"]["attention:class"]["lungs"]
     row = frame[(frame["model"].str.endswith("without the lung prior"))].iloc[0]
     assert row["peak inside lungs"] == pytest.approx(section["map"]["peak_inside"], abs=1e-3)
-    assert row["random map"] == pytest.approx(section["random"]["peak_inside"], abs=1e-3)
+    assert row["random: peak inside"] == pytest.approx(section["random"]["peak_inside"], abs=1e-3)
     assert len(frame) == sum(
         "lungs" in m
         for run in lung_runs.runs.iterdir()
@@ -252,7 +253,9 @@ def test_the_real_film_localization_page_is_no_longer_empty(app, lung_runs):
     expected = study["maps"]["attention:stage4"]["lungs"]["map"]["mass_inside"]
     app.selectbox(key="localization.lung_metric").set_value("mass_inside").run()
     bars = plotly(app)["loc-lungs-resnet18"]["data"][0]
-    shown = dict(zip(bars["x"], values(bars["y"]), strict=True))
-    key = next(k for k in shown if k.startswith("+ attention") and "gate (stage4)" in k)
-    assert shown[key] == pytest.approx(expected)
+    shown = dict(zip(bars["y"], values(bars["x"]), strict=True))
+    assert shown["+ gate · own gate (stage4)"] == pytest.approx(expected)
     assert TITLE in text(app)
+    # a gallery of held-out films, each map against the lung fields
+    gallery = {k: v for k, v in plotly(app).items() if k.startswith("lung-gal-")}
+    assert gallery and all(lung_traces(chart) for chart in gallery.values())

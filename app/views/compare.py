@@ -8,6 +8,7 @@ from cxr_attention.app import comparison, components, figures, lung_sections, mo
 from cxr_attention.app import state as S
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.report.words import PHANTOM_ATTENTION_NOTE
+from cxr_attention.core.study import STUDY
 from cxr_attention.core.study.open_blanking import NO_OUTLINES
 
 st.title("Compare models")
@@ -100,32 +101,29 @@ if not blanked.empty:
     )
     st.dataframe(blanked.round(3), hide_index=True, width="stretch")
 
-st.subheader("Where each map points: the attention study")
 entries, study_problems = comparison.study_entries(runs, delong)
+lung_figures, _ = lung_sections.gather([r.entry for r in runs])
+if entries or not lung_figures:
+    st.subheader("Where each map points: the attention study")
 for problem in study_problems:
     st.error(problem)
 if entries:
     st.dataframe(comparison.study_frame(entries), width="stretch")
     for paragraph in comparison.study_words(entries):
         st.markdown(paragraph)
-    unstudied = [r.name for r in runs if r.name not in {e.name for e in entries}]
+    unstudied = [r.name for r in runs if not r.entry.has(STUDY)]
     if unstudied:
         st.caption(f"Not studied yet: {', '.join(unstudied)} (`cxr-attention study RUN`).")
-elif not blanked.empty:
+elif not lung_figures and not blanked.empty:
     st.caption(f"{NO_OUTLINES.capitalize()}: the study's pointing figures cannot be measured.")
-else:
+elif not lung_figures:
     st.caption(
         "No selected run has a study yet: `cxr-attention study RUN...` scores each map against "
         "the lesions beside a random control and writes RUN/study.json."
     )
-
-st.subheader("Inside the lungs: where each map peaks on the held-out films")
-if not lung_sections.lung_section(registry, [r.entry for r in runs], key="compare-lungs"):
-    st.caption(
-        "No selected run has in-lung figures yet: `cxr-attention study RUN` holds each map to the "
-        "films' lung fields beside a random map (study.json), as does `cxr-attention localize RUN "
-        "--truth lungs`."
-    )
+if lung_figures:  # films without lesion outlines too: each map against the lung fields
+    st.subheader("Where each map points: inside the lungs?")
+    lung_sections.lung_section(registry, [r.entry for r in runs], key="compare-lungs")
 
 st.subheader("ROC curves")
 labels = [label for label in registry.labels() if any(label in r.labels for r in runs)]

@@ -7,6 +7,7 @@ import streamlit as st
 from cxr_attention.app import columns as col
 from cxr_attention.app import components, hit_rates, images, settings
 from cxr_attention.app import explore_panels as panels
+from cxr_attention.app import lung_panels as lp
 from cxr_attention.app import mechanism_panels as mp
 from cxr_attention.app import mechanisms as mech
 from cxr_attention.app import prior_panels as pp
@@ -43,7 +44,7 @@ options = panels.PanelOptions(
     show_lungs=st.session_state[S.SHOW_LUNGS],
 )
 if options.show_lungs:
-    panels.lung_notice(col.study_fields(study))
+    lp.lung_notice(col.study_fields(study))
 
 if st.session_state[S.VIEW] == "mechanisms":
     backbone = mech.default_backbone(registry, st.session_state[S.MECHANISMS_BACKBONE])
@@ -140,6 +141,8 @@ else:
     )
     if note := panels.class_agnostic_note(results):
         label_note.caption(note)
+    if any(r.lungs for r in results):
+        st.caption(lp.LUNG_NOTE)
 
 with notice:
     components.phantom_notice([r.entry for r in results])

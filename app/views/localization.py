@@ -21,7 +21,7 @@ if with_lungs:
         st.info(
             f"{NO_OUTLINES.capitalize()} ({registry.collections()[0]}): no map is scored against "
             "a lesion here. Every film has lung fields, though: each map is held to them.",
-            icon="🫁",
+            icon=":material/pulmonology:",
         )
     components.phantom_notice(with_lungs)
     st.selectbox(
@@ -33,6 +33,17 @@ if with_lungs:
     lung_sections.lung_section(
         registry, with_lungs, st.session_state[S.LOC_LUNG_METRIC], key="loc-lungs"
     )
+    names = [e.name for e in with_lungs]
+    if st.session_state.get(S.LOC_LUNG_RUN) not in names:
+        st.session_state[S.LOC_LUNG_RUN] = names[0]
+    st.markdown("**Gallery: held-out films, each map against the lung fields**")
+    st.selectbox(
+        "Model",
+        names,
+        key=S.LOC_LUNG_RUN,
+        format_func=lambda n: components.run_label(registry.by_name(n)),
+    )
+    lung_sections.lung_gallery(registry, registry.by_name(st.session_state[S.LOC_LUNG_RUN]))
     if candidates:
         st.subheader("Against the lesions")
 if not candidates and with_lungs:

@@ -22,8 +22,7 @@ from pathlib import Path
 from cxr_attention.core.data.sources import open_dataset, recorded_options
 from cxr_attention.core.models.checkpoint import load_checkpoint
 from cxr_attention.core.ood_probes import flag_shares, probe_sets
-from cxr_attention.train.real_zoo import REAL_ZOO_DIR
-from cxr_attention.train.zoo import ZOO_DIR
+from cxr_attention.train.zoos.registry import ZOOS, zoo_named
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -31,7 +30,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 def paediatric_films(limit: int) -> list[Path]:
     """The real zoo's own held-out patients, as its training recorded the split."""
     root = SHARED / "realdata-pneumonia"
-    shipped = REAL_ZOO_DIR / "mobilenetv2_100" / "checkpoint.pt"
+    shipped = zoo_named("pneumonia").folder / "mobilenetv2_100" / "checkpoint.pt"
     if not root.is_dir() or not shipped.is_file():
         return []
     checkpoint = load_checkpoint(shipped)
@@ -55,8 +54,8 @@ def main() -> None:
         }
         print("share flagged out of distribution (images scored) [mean P of the first label]")
         print(f"{'model':40s}" + "".join(f"{name:>24s}" for name in sets))
-        for zoo in (ZOO_DIR, REAL_ZOO_DIR):
-            for checkpoint in sorted(zoo.glob("*/checkpoint.pt")):
+        for zoo in ZOOS:
+            for checkpoint in sorted(zoo.folder.glob("*/checkpoint.pt")):
                 shares = flag_shares(checkpoint, {k: v for k, v in sets.items() if v})
                 cells = []
                 for name in sets:

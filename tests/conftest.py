@@ -26,6 +26,7 @@ SLOWEST_FIRST = (  # seconds in a 2-worker run on 2 cores (2026-12-03)
     "test_zoo.py",  # 39: the shipped zoo on a fresh phantom
     "test_training.py",  # 37
     "test_demo.py",  # 32: three variants, --only, --refit-trust, the study
+    "test_zoos.py",  # 49 serial on a busy machine (2026-12-06): a tiny films zoo made, installed
     "test_resume.py",  # 29: three trainings with a loader worker
     "test_localization.py",  # 25
     "test_mixed_precision.py",  # 23 (serial): eight fine-tuning runs in fp32 and bf16

@@ -20,13 +20,15 @@ from streamlit.testing.v1 import AppTest
 from cxr_attention.app.settings import DATA_ENV, RUNS_ENV
 from cxr_attention.core.study import STUDY
 from cxr_attention.core.study.open_blanking import NO_OUTLINES
-from cxr_attention.train.real_zoo import RealZooRecipe, install_real_zoo
-from cxr_attention.train.zoo import ZOO_DIR, install_zoo
+from cxr_attention.train.zoos.install import install_films_zoo, install_zoo
+from cxr_attention.train.zoos.registry import PHANTOM_ZOO, zoo_named
 
 MAIN = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata-pneumonia"
 TIMEOUT = 180
-REAL_TITLE = RealZooRecipe().title  # "5,216 paediatric films from one centre in Guangzhou"
+ZOO_DIR = PHANTOM_ZOO.folder
+PNEUMONIA = zoo_named("pneumonia")
+REAL_TITLE = PNEUMONIA.recipe.title  # "5,216 paediatric films from one centre in Guangzhou"
 PHANTOM = "the synthetic phantom"
 
 
@@ -35,7 +37,7 @@ def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("two-zoos") / "runs"
     (phantom,) = install_zoo(root, ["mobilenetv2_100+class"], ZOO_DIR)
     shutil.copy2(ZOO_DIR / phantom.name / STUDY, phantom / STUDY)  # its study of the test films
-    installed = install_real_zoo(root / "real-films")
+    installed = install_films_zoo(root / PNEUMONIA.runs, PNEUMONIA.folder)
     for run in installed:  # the films it scored are elsewhere, as on a fresh machine
         metrics = json.loads((run / "metrics.json").read_text())
         metrics["data"]["root"] = str(root.parent / "not-here")

@@ -18,7 +18,7 @@ import torch
 from cxr_attention.core.models.checkpoint import load_checkpoint, read_checkpoint_data
 from cxr_attention.core.trust.features import INPUT
 from cxr_attention.train.cli import main
-from cxr_attention.train.zoo import CLASS_RECIPE
+from cxr_attention.train.zoos.recipes import CLASS_RECIPE
 from tests.test_sweep import REPO, TINY, mtimes
 
 
@@ -124,13 +124,14 @@ def test_a_zoo_made_or_refitted_goes_to_the_users_folder_never_the_installation(
     from argparse import Namespace
 
     from cxr_attention.train.commands.demo import user_zoo
-    from cxr_attention.train.zoo import ZOO_DIR, read_zoo
+    from cxr_attention.train.zoos.record import read_zoo
+    from cxr_attention.train.zoos.registry import PHANTOM_ZOO
 
     made = user_zoo(tmp_path, Namespace(retrain=True, data=None))
     assert made == tmp_path / "zoo" and not made.exists()  # training writes it there
     refitted = user_zoo(tmp_path / "b", Namespace(retrain=False, data=None))
     # refitting starts from a copy of the shipped zoo, in the user's folder
     assert refitted == tmp_path / "b" / "zoo"
-    assert read_zoo(refitted) == read_zoo(ZOO_DIR)
+    assert read_zoo(refitted) == read_zoo(PHANTOM_ZOO.folder)
     real = user_zoo(tmp_path, Namespace(retrain=True, data="/films/pneumonia"))
     assert real == tmp_path / "zoo-pneumonia"

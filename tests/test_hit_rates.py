@@ -9,7 +9,9 @@ from pathlib import Path
 from cxr_attention.app.hit_rates import class_map_rates, hit_rate, median_sample
 from cxr_attention.app.images import Sample
 from cxr_attention.app.registry import scan_runs
-from cxr_attention.train.zoo import ZOO_DIR
+from cxr_attention.train.zoos.registry import PHANTOM_ZOO
+
+ZOO_DIR = PHANTOM_ZOO.folder
 
 
 def sample(name: str, *labels: str) -> Sample:

@@ -13,7 +13,10 @@ from cxr_attention.core.data.sources import open_dataset, recorded_options
 from cxr_attention.core.inference import ImageFailure, ScoringModel, predict_files
 from cxr_attention.core.metrics.auc import macro_auc
 from cxr_attention.core.models.checkpoint import load_checkpoint
-from cxr_attention.train.real_zoo import REAL_ZOO_DIR, RealZooRecipe
+from cxr_attention.train.zoos.registry import zoo_named
+
+PNEUMONIA = zoo_named("pneumonia")
+REAL_ZOO_DIR = PNEUMONIA.folder
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata-pneumonia"
 NAMES = ["mobilenetv2_100", "mobilenetv2_100+attention", "mobilenetv2_100+class"]
@@ -27,7 +30,7 @@ def zoo() -> dict:
 def test_zoo_json_records_the_recipe_the_figures_and_that_there_are_no_outlines(zoo):
     assert zoo["command"].startswith("cxr-attention demo --retrain --data")
     assert list(zoo["figures"]) == NAMES
-    assert zoo["recipe"]["title"] == RealZooRecipe().title
+    assert zoo["recipe"]["title"] == PNEUMONIA.recipe.title
     assert "no pointing game" in zoo["lesion_outlines"]
     for name, figures in zoo["figures"].items():
         assert figures["n_test_patients"] > 500 and figures["test_auc"] >= 0.95, name

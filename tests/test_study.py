@@ -38,6 +38,7 @@ STUDY_FIELDS = {
     "output_stride",
     "attention_stages",
     "data",
+    "lungs",
     "own_map",
     "maps",
     "cost",
@@ -56,6 +57,7 @@ MAP_FIELDS = {
     "random",
     "pointing_vs_random",
     "faithfulness",
+    "lungs",
 }
 FAITH_FIELDS = {
     "n",
@@ -180,6 +182,19 @@ def test_study_json_has_every_field_and_every_map(studied):
             ours = round(entry["localization"]["overall"]["pointing_game"] * n)
             control = round(entry["random"]["overall"]["pointing_game"] * n)
             assert ours - control == pvr["map_only"] - pvr["random_only"]  # discordant units
+            # every map also held to the films' lung fields: the phantom's own (lungs/)
+            lungs = entry["lungs"]
+            assert lungs["map"]["n"] == lungs["random"]["n"] == n
+            assert sum(lungs["map"]["places"].values()) == n
+            inside = round(lungs["map"]["peak_inside"] * n) - round(
+                lungs["random"]["peak_inside"] * n
+            )
+            assert (
+                inside
+                == lungs["peak_vs_random"]["map_only"] - lungs["peak_vs_random"]["random_only"]
+            )
+        assert study["lungs"]["source"] == "the collection's own lung masks"
+        assert study["lungs"]["n_films"] == LIMIT and study["lungs"]["n_left_out"] == 0
     assert studied["class"]["own_map"] == "attention:class" and studied["class"]["class_specific"]
     assert studied["spatial"]["own_map"] == "attention:stage4"  # the deepest gate
     assert studied["spatial"]["attention_stages"] == [-2, -1]

@@ -9,15 +9,14 @@ import pytest
 
 from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.evaluation import evaluate_run
-from cxr_attention.train.zoo import (
-    COMMAND,
-    EFFICIENTNET_CLASS_RECIPE,
-    EVALUATION,
-    SHIPPED,
-    ZOO_DIR,
-    install_zoo,
-    read_zoo,
-)
+from cxr_attention.train.zoos.install import PHANTOM_EVALUATION as EVALUATION
+from cxr_attention.train.zoos.install import install_zoo
+from cxr_attention.train.zoos.recipes import EFFICIENTNET_CLASS_RECIPE
+from cxr_attention.train.zoos.record import read_zoo
+from cxr_attention.train.zoos.registry import PHANTOM_ZOO
+from cxr_attention.train.zoos.ship import SHIPPED
+
+ZOO_DIR, COMMAND = PHANTOM_ZOO.folder, PHANTOM_ZOO.command
 
 ASSETS_BUDGET = 35 * 2**20  # bytes: everything in assets/ (both zoos, samples), as the card allows
 
@@ -66,5 +65,5 @@ def test_the_shipped_zoo_scores_films_it_never_saw(tmp_path):
         assert metrics["macro_auc"] > 0.85, run.name
         assert abs(metrics["macro_auc"] - recorded) < 0.05, run.name
         # films like its training films are not called out of distribution (the 8-bit copy's
-        # own OOD fit: the original's flagged 84 % of them, see train/zoo.py ship_run)
+        # own OOD fit: the original's flagged 84 % of them, see train/zoos/ship.py ship_run)
         assert metrics["out_of_distribution"]["flagged_share"] <= 0.1, run.name

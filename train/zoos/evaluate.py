@@ -1,0 +1,90 @@
+"""Evaluate a zoo's models where the demo installed them.
+
+A phantom model is scored on the evaluation phantom, its maps against the lesion masks
+(`localize`) and in the attention study (`study`); `train.zoos.demo_folder` runs these as steps of
+the demo. A films model is scored on the patients held out at training, its maps blanked
+(`core.study.open_blanking`) and its OOD warning probed with phantom films and images that are not
+chest films (`evaluate_films_zoo`).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from cxr_attention.train.commands.sweep import Steps
+from cxr_attention.train.zoos.install import FILMS_EVALUATION, install_zoo, require_shipped
+from cxr_attention.train.zoos.recipe import FilmsRecipe
+
+
+def localize(run: Path, data: Path, limit: int, kind: str | None) -> str:
+    """Score the run's maps on the lesion masks: its own attention maps, or Grad-CAM for a
+    baseline (`kind` None)."""
+    from cxr_attention.core.explain.localize_run import localize_run
+
+    method = "gradcam" if kind is None else "attention"
+    report = localize_run(run, data=data, method=method, limit=limit)
+    return f"{method}: pointing game {report['overall']['pointing_game']:.2f}"
+
+
+def study(run: Path, data: Path, limit: int) -> str:
+    """Every map of the run against the lesion masks, faithfulness and cost (RUN/study.json)."""
+    from cxr_attention.core.study.run import run_study
+
+    result = run_study(run, data=data, limit=limit)
+    own = result.get("own_map") or next(iter(result["maps"]))
+    pointing = result["maps"][own]["localization"]["overall"]["pointing_game"]
+    return f"{own}: pointing game {pointing:.2f}"
+
+
+def evaluate_films_zoo(
+    data: Path, zoo: Path, work: Path, recipe: FilmsRecipe, progress: bool
+) -> list[Path]:
+    """Evaluate every shipped model on its held-out patients and blank its maps; ship that
+    evaluation beside it. Returns the evaluated copies (under `work`/installed)."""
+    from cxr_attention.core.evaluation import evaluate_run
+    from cxr_attention.core.ood_probes import TRUST, flag_shares, probe_sets
+    from cxr_attention.core.runs import write_json
+    from cxr_attention.core.study.open_blanking import run_open_blanking
+    from cxr_attention.core.training.timeline import strip_views
+    from cxr_attention.train.zoos.ship import name_model
+
+    models = recipe.models()
+    names = [model.name for model in models]
+    require_shipped(names, zoo)  # before any work, not after
+    for model in models:
+        name_model(zoo / model.name, recipe.title, model.note)
+        strip_views(zoo / model.name)
+    steps = Steps(
+        [*[f"evaluate {n} on the held-out patients" for n in names],
+         *[f"blank the maps of {n}" for n in names],
+        *[f"probe the OOD warning of {n} with phantom and non-chest images" for n in names]]
+    )  # fmt: skip
+    steps.show_plan(f"cxr-attention demo: evaluating the zoo in {zoo}")
+    runs = install_zoo(work / "installed", names, zoo)
+    for i, run in enumerate(runs):
+        with steps.step(i):
+            evaluate_run(run, data=data, progress=progress, num_workers=0)
+    for i, run in enumerate(runs):
+        with steps.step(len(runs) + i) as outcome:
+            result = run_open_blanking(run, data=data, limit=recipe.blanking_limit)
+            outcome["note"] = _blanking_note(result)
+    probes = probe_sets(work / "probes", recipe.probe_films)
+    for i, run in enumerate(runs):
+        with steps.step(2 * len(runs) + i) as outcome:
+            shares = flag_shares(run / "checkpoint.pt", probes)
+            write_json(run / TRUST, shares)
+            outcome["note"] = ", ".join(
+                f"{k}: {v['flagged']}/{v['n']} flagged" for k, v in shares.items()
+            )
+    for run in runs:
+        for filename in FILMS_EVALUATION:
+            shutil.copy2(run / filename, zoo / run.name / filename)
+    return runs
+
+
+def _blanking_note(result: dict[str, Any]) -> str:
+    own = result.get("own_map") or next(iter(result["maps"]))
+    faith = result["maps"][own]["faithfulness"]
+    return f"{own}: drop {faith['mean_drop']:.3f} vs random {faith['random_mean_drop']:.3f}"

@@ -12,13 +12,22 @@ import numpy as np
 import plotly.graph_objects as go
 
 from cxr_attention.app import figures, images, models
-from cxr_attention.app.columns import colorbar_title, effective_method, map_heading, map_source
+from cxr_attention.app.columns import (
+    analyse,
+    colorbar_title,
+    effective_method,
+    map_heading,
+    map_source,
+    plain_frame,
+)
 from cxr_attention.app.inference import view_for
 from cxr_attention.app.registry import ModelEntry
 from cxr_attention.app.settings import data_folders
 from cxr_attention.core.data.sources import recorded_options
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.runs import METRICS, PREDICTIONS
+
+NO_FIELDS = "The lung model finds no plausible lung fields on this film: no outline is drawn."
 
 
 def data_root_for(entry: ModelEntry) -> str:
@@ -122,15 +131,14 @@ def case_figure(
     entry: ModelEntry, study: images.StudyImage, label: str, method: str, opacity: float = 0.45
 ) -> go.Figure:
     """The model view with `method`'s map for `label`, ground-truth boxes and mask outlines (a
-    baseline asked for "attention" shows Grad-CAM)."""
+    baseline asked for "attention" shows Grad-CAM). A model with a lung prior is shown the film as
+    it reads it (`RadiographError` when the film has no plausible lung fields)."""
     size = entry.image_size
-    view = view_for(study.pixels, size)
     used, _ = effective_method(entry, method, False)
-    explained = models.analysis(
-        str(entry.checkpoint), entry.mtime, study.digest, label, used, False, view
-    ).explanation
+    view, result = analyse(entry, study, label, used, False)
+    explained = result.explanation
     h, w = study.radiograph.height, study.radiograph.width
-    sample = study.sample
+    sample = study.sample if plain_frame(entry) else None
     return figures.overlay_figure(
         view,
         explained.heat,

@@ -15,7 +15,8 @@ import pandas as pd
 from cxr_attention.app import models
 from cxr_attention.app.figures import map_alpha
 from cxr_attention.app.images import StudyImage
-from cxr_attention.app.inference import Analysis, ExplainedMap, view_for
+from cxr_attention.app.inference import Analysis, ExplainedMap
+from cxr_attention.app.lung_fields import FilmFields, HeldToLungs, hold_to_lungs, model_input
 from cxr_attention.app.registry import ModelEntry, Registry
 from cxr_attention.core.errors import RadiographError
 from cxr_attention.core.explain.overlay import colorize, difference_map, scale_map, shared_scale
@@ -48,6 +49,7 @@ class Column:
     pair_method: str = ""
     calibrated: bool = False  # probabilities temperature-scaled on validation
     ood: OodVerdict | None = None  # None: the checkpoint does not describe its training films
+    lungs: HeldToLungs | None = None  # the map held to the film's lung fields, when asked for
 
     @property
     def unlike_training(self) -> bool:
@@ -141,14 +143,40 @@ def map_title(entry: ModelEntry, label: str, explained: ExplainedMap) -> str:
     return map_heading(entry, label, explained) + (f"<br><sup>{source}</sup>" if source else "")
 
 
+def plain_frame(entry: ModelEntry) -> bool:
+    """Whether the model's view is the plain view's frame (no prior, or the lung mask), so that
+    truth drawn in the plain view sits where it is; a crop's frame is another (no truth drawn)."""
+    return entry.lung_prior != "crop"
+
+
+def needs_fields(entry: ModelEntry, show_lungs: bool) -> bool:
+    """Whether scoring a film with `entry` needs its lung fields: to hold the map to them, or
+    because the model reads the lung fields alone (a lung prior)."""
+    return show_lungs or entry.lung_prior != "none"
+
+
+def study_fields(study: StudyImage) -> FilmFields:
+    """The film's lung fields, found once per film (`app.models.film_fields`)."""
+    return models.film_fields(study.digest, study.radiograph)
+
+
 def analyse(
-    entry: ModelEntry, study: StudyImage, label: str, method: str, ablate: bool
+    entry: ModelEntry,
+    study: StudyImage,
+    label: str,
+    method: str,
+    ablate: bool,
+    film: FilmFields | None = None,
 ) -> tuple[np.ndarray, Analysis]:
-    """The model view of `study` for `entry` and the cached analysis of it."""
-    view = view_for(study.pixels, entry.image_size)
-    result = models.analysis(
-        str(entry.checkpoint), entry.mtime, study.digest, label, method, ablate, view
-    )
+    """The view of `study` the model of `entry` sees (its lung prior applied with `film`'s fields)
+    and the cached analysis of it; `RadiographError` when a model with a lung prior meets a film
+    without plausible lung fields."""
+    if film is None and entry.lung_prior != "none":
+        film = study_fields(study)
+    view = model_input(study.pixels, entry.config, film, study.name)
+    # a prior model's view depends on the lung model too: a new one makes a new cache entry
+    key = study.digest if entry.lung_prior == "none" else f"{study.digest}:{film.model}"
+    result = models.analysis(str(entry.checkpoint), entry.mtime, key, label, method, ablate, view)
     return view, result
 
 
@@ -161,12 +189,16 @@ def build_column(
     label: str,
     method: str,
     with_counterpart: bool,
+    show_lungs: bool = False,
+    entry: ModelEntry | None = None,
 ) -> Column | None:
-    """Score `study` with `backbone`'s model of attention `kind` (None: the baseline); None when
-    no such checkpoint exists."""
-    entry = pick_entry(registry, backbone, kind)
+    """Score `study` with `backbone`'s model of attention `kind` (None: the baseline), or with
+    `entry` when given; None when no such checkpoint exists. With `show_lungs` the map is held to
+    the film's lung fields (when the lung model finds them)."""
+    entry = entry or pick_entry(registry, backbone, kind)
     if entry is None:
         return None
+    film = study_fields(study) if needs_fields(entry, show_lungs) else None
     ablate = ablate and entry.attention
     notes = []
     if label not in entry.labels:
@@ -174,7 +206,7 @@ def build_column(
         label = entry.labels[0]
     used, note = effective_method(entry, method, ablate)
     notes += [note] if note else []
-    view, result = analyse(entry, study, label, used, ablate)
+    view, result = analyse(entry, study, label, used, ablate, film)
     if result.explanation.scale == 0.0:
         notes.append(f"the map is zero everywhere: no positive evidence for {label}")
     loaded = models.load_model(str(entry.checkpoint), entry.mtime)
@@ -191,12 +223,15 @@ def build_column(
         calibrated=loaded.calibrated,
         ood=result.ood,
     )
+    if show_lungs and film is not None and film.found:
+        shape = (study.radiograph.height, study.radiograph.width)
+        column.lungs = hold_to_lungs(result.explanation.heat, film.fields, entry.config, shape)
     other = counterpart(registry, entry)
     if with_counterpart and other is not None and other.labels == entry.labels:
         # One method on both sides: a baseline has no attention map, so the attention method
         # compares Grad-CAM with Grad-CAM.
         both = "gradcam" if used == "attention" else used
-        own = result if both == used else analyse(entry, study, label, both, ablate)[1]
+        own = result if both == used else analyse(entry, study, label, both, ablate, film)[1]
         theirs = analyse(other, study, label, both, False)[1]
         column.counterpart, column.pair_method = other, both
         column.pair = (own, theirs) if entry.attention else (theirs, own)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cxr_attention.app.registry import ModelEntry
+from cxr_attention.app.registry import TEACHING_SUFFIX, ModelEntry
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.metrics import compare_runs_delong, roc_curve_points
 from cxr_attention.core.models.kinds import ATTENTION_KINDS, KIND_TITLES
@@ -49,9 +49,11 @@ class Evaluated:
 
     @property
     def title(self) -> str:
-        """The backbone and its mechanism, e.g. "MobileNetV2 + class-specific attention (CSRA)"."""
+        """The backbone and its mechanism, e.g. "MobileNetV2 + class-specific attention (CSRA)"
+        (and " · without the lung prior" for a teaching model)."""
         base = describe_backbone(self.entry.backbone).title
-        return f"{base} + {KIND_TITLES[self.kind]}" if self.kind else f"{base} (baseline)"
+        title = f"{base} + {KIND_TITLES[self.kind]}" if self.kind else f"{base} (baseline)"
+        return title + (TEACHING_SUFFIX if self.entry.teaching else "")
 
 
 def _num(value: Any) -> float:
@@ -100,7 +102,10 @@ def attention_pairs(runs: Sequence[Evaluated]) -> list[tuple[Evaluated, Evaluate
         partners = [
             r
             for r in runs
-            if r.kind is None and r.entry.backbone == run.entry.backbone and r.labels == run.labels
+            if r.kind is None
+            and r.entry.backbone == run.entry.backbone
+            and r.labels == run.labels
+            and r.entry.lung_prior == run.entry.lung_prior  # a teaching model has no baseline
         ]
         if partners:
             pairs.append((run, partners[0]))
@@ -127,6 +132,12 @@ def effect_in_words(attention: Evaluated, baseline: Evaluated, table: pd.DataFra
     )
 
 
+def outlines(study: dict[str, Any]) -> bool:
+    """Whether a study scored its maps against lesion outlines (False for films without them:
+    data.truth "none", no localization per map)."""
+    return (study.get("data") or {}).get("truth") != "none"
+
+
 def read_study(run: Evaluated) -> dict[str, Any] | None:
     """The run's study.json, None when `cxr-attention study` has not been run on it."""
     folder = run.entry.run
@@ -149,8 +160,8 @@ def study_entries(
         except CxrError as exc:
             problems.append(f"{run.name}: {exc}")
             continue
-        if study is None:
-            continue
+        if study is None or outlines(study) is False:
+            continue  # films without lesion outlines: app.lung_sections and the blanking table
         versus = None
         base = baselines.get(run.name)
         if base is not None and run.name in delong:
@@ -269,21 +280,31 @@ def same_test_data(runs: Sequence[Evaluated]) -> bool:
     return len(keys) <= 1
 
 
-def blanking_frame(runs: Sequence[Evaluated]) -> pd.DataFrame:
-    """One row per map of every run with RUN/blanking.json (films without lesion outlines): the
-    probability each map's top region takes away against a random region of the same shape."""
+def open_blanking(run: Evaluated) -> dict[str, Any] | None:
+    """The blanking check of a run on films without lesion outlines: RUN/blanking.json, else its
+    study.json when that study had no outlines (the same maps.<key>.faithfulness); None without."""
     import json
 
     from cxr_attention.core.study.open_blanking import BLANKING
 
+    path = run.entry.run.path / BLANKING
+    try:
+        if path.is_file():
+            return json.loads(path.read_text())
+        study = read_study(run)
+    except (OSError, ValueError, CxrError):
+        return None
+    return study if study is not None and not outlines(study) else None
+
+
+def blanking_frame(runs: Sequence[Evaluated]) -> pd.DataFrame:
+    """One row per map of every run checked on films without lesion outlines (blanking.json or an
+    outline-free study.json): the probability each map's top region takes away against a random
+    region of the same shape."""
     rows = []
     for run in runs:
-        path = run.entry.run.path / BLANKING
-        if not path.is_file():
-            continue
-        try:
-            report = json.loads(path.read_text())
-        except (OSError, ValueError):
+        report = open_blanking(run)
+        if report is None:
             continue
         share = report["data"]["region_share"]
         for key, entry in report["maps"].items():

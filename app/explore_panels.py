@@ -16,6 +16,7 @@ from cxr_attention.app import columns as col
 from cxr_attention.app import figures, images, settings
 from cxr_attention.app import state as S
 from cxr_attention.app.inference import view_for
+from cxr_attention.app.lung_panels import LUNGS_HELP, PRIOR_SEES, lung_line, prior_caption
 from cxr_attention.app.registry import Registry
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.models.kinds import KIND_TITLES
@@ -30,6 +31,7 @@ class PanelOptions:
     shared_scale: bool
     show_difference: bool
     show_truth: bool
+    show_lungs: bool = False
 
 
 def follow_sample(samples: list[images.Sample], labels: list[str]) -> None:
@@ -79,6 +81,7 @@ def pick_image(
                 help="Choosing a sample also explains its finding.",
             )
         st.toggle("Show ground truth", key=S.SHOW_TRUTH)
+        st.toggle("Show lung fields", key=S.SHOW_LUNGS, help=LUNGS_HELP)
         st.toggle("Show patient identifiers (DICOM)", key=S.SHOW_IDENTIFIERS)
     try:
         if st.session_state[S.SOURCE] == "upload":
@@ -99,22 +102,35 @@ def pick_image(
 
 
 def image_row(
-    study: images.StudyImage, size: int, show_truth: bool, show_identifiers: bool
+    study: images.StudyImage,
+    size: int,
+    show_truth: bool,
+    show_identifiers: bool,
+    shown: col.Column | None = None,
 ) -> None:
-    """The image as given, as the model sees it (with truth), and its metadata."""
+    """The image as given, as the model sees it (with truth; `shown`'s view and lung outline when
+    given: a model with a lung prior sees its lung fields alone), and its metadata."""
     radiograph = study.radiograph
     h, w = radiograph.height, radiograph.width
     given, seen, meta = st.columns([1, 1, 1])
     given.image(study.pixels, caption=f"{study.name}: {w} x {h} px as given", clamp=True)
     truth = study.sample if show_truth else None
-    view = view_for(study.pixels, size)
+    view = shown.view if shown is not None else view_for(study.pixels, size)
+    prior = shown is not None and shown.entry.lung_prior != "none"
+    truth = truth if shown is None or col.plain_frame(shown.entry) else None
     seen.plotly_chart(
         figures.overlay_figure(
             view,
             None,
             boxes=images.boxes_in_view(truth.boxes, h, w, size) if truth else [],
             contours=images.mask_outlines(truth.masks, h, w, size) if truth else [],
-            title=f"As the model sees it ({size} x {size})",
+            lungs=shown.lungs.outline if shown is not None and shown.lungs else [],
+            title=f"As the model sees it ({size} x {size})"
+            + (
+                f"<br><sup>{shown.entry.title}: {PRIOR_SEES[shown.entry.lung_prior]}</sup>"
+                if prior
+                else ""
+            ),
         ),
         key="model-view",
     )
@@ -198,6 +214,7 @@ def backbone_columns(
                         label,
                         method,
                         with_counterpart=options.show_difference,
+                        show_lungs=options.show_lungs,
                     )
             except CxrError as exc:
                 st.error(str(exc))
@@ -277,6 +294,7 @@ def column_panel(
     ablated = " · class attention ablated" if entry.class_specific else " · gates ablated"
     head.subheader(entry.title + (ablated if result.ablated else ""))
     head.caption(entry.provenance)
+    prior_caption(entry, head)
     trust_notice(result, head)
     title = (
         "Calibrated probability per label"
@@ -292,7 +310,8 @@ def column_panel(
     st.markdown(f"Above the validation threshold: {called or 'none'}")
     exp = result.explanation
     heat = exp.raw if options.shared_scale else exp.heat
-    radiograph, truth = study.radiograph, study.sample if options.show_truth else None
+    radiograph = study.radiograph
+    truth = study.sample if options.show_truth and col.plain_frame(entry) else None
     h, w, size = radiograph.height, radiograph.width, entry.image_size
     st.plotly_chart(
         figures.overlay_figure(
@@ -302,11 +321,13 @@ def column_panel(
             zrange=zrange,
             boxes=images.boxes_in_view(truth.boxes, h, w, size) if truth else [],
             contours=images.mask_outlines(truth.masks, h, w, size) if truth else [],
+            lungs=result.lungs.outline if result.lungs else [],
             title=col.map_title(entry, result.label, exp),
             colorbar_title=col.colorbar_title(entry, result.label, exp),
         ),
         key=f"map-{key}",
     )
+    lung_line(result)
     if result.note:
         st.caption(f"ℹ️ {result.note}")
     low, high = float(exp.heat.min()), float(exp.heat.max())

@@ -13,6 +13,8 @@ NEGATIVE = "#7f9fbf"
 THRESHOLD = "#222222"
 BOX = "#00e5ff"  # ground-truth boxes (cyan) and mask outlines (green): visible on gray and inferno
 MASK = "#39ff14"
+LUNGS = "#8ecae6"  # the lung fields' outline: pale blue, dashed, apart from the lesion's green
+LUNG_TRACE = "lung fields"  # the outline's trace name (tests and the browser find it by it)
 # Maps are drawn over the radiograph with transparency falling as the value rises: low values leave
 # the film visible, high values colour it (inferno, perceptually uniform). The opacity slider scales
 # the whole layer; `map_alpha` gives the same ramp to the PNG download.
@@ -116,13 +118,14 @@ def overlay_figure(
     colorscale: str | list = MAP_SCALE,
     boxes: Sequence[tuple[str, float, float, float, float]] = (),
     contours: Sequence[tuple[str, np.ndarray]] = (),
+    lungs: Sequence[np.ndarray] = (),
     title: str = "",
     colorbar_title: str = "map",
 ) -> go.Figure:
     """A model view (S, S) uint8 with an optional map (S, S) over it, boxes and mask outlines.
 
-    `boxes` are (label, x, y, w, h) and `contours` (label, (N, 2) x-y points), both in model-view
-    pixels.
+    `boxes` are (label, x, y, w, h) and `contours` (label, (N, 2) x-y points), `lungs` the lung
+    fields' outline ((N, 2) x-y points each), all in model-view pixels.
     """
     size_y, size_x = view.shape
     fig = go.Figure(go.Image(z=np.repeat(view[..., None], 3, axis=2), hoverinfo="skip"))
@@ -159,6 +162,16 @@ def overlay_figure(
             hoverinfo="name",
             showlegend=False,
         )
+    for points in lungs:
+        fig.add_scatter(
+            x=points[:, 0],
+            y=points[:, 1],
+            mode="lines",
+            line=dict(color=LUNGS, width=1.5, dash="dash"),
+            name=LUNG_TRACE,
+            hoverinfo="name",
+            showlegend=False,
+        )
     fig.update_xaxes(visible=False, range=[-0.5, size_x - 0.5])
     fig.update_yaxes(visible=False, range=[size_y - 0.5, -0.5], scaleanchor="x")
     # Room for the colour bar whatever its title, so that maps side by side come out one size.
@@ -187,29 +200,62 @@ def roc_figure(
     return _layout(fig, height=420, title=title, legend=dict(orientation="h", y=-0.2))
 
 
+DIFFERENCE_SPAN = 0.05  # the AUC-difference axis spans at least +/- this: noise stays small
+
+
 def auc_difference_figure(
     labels: Sequence[str],
     difference: Sequence[float],
+    ci_low: Sequence[float],
+    ci_high: Sequence[float],
     p_values: Sequence[float],
     alpha: float = 0.05,
     title: str = "",
+    min_span: float = DIFFERENCE_SPAN,
 ) -> go.Figure:
-    """AUC with attention minus baseline per label; significant (Holm-adjusted p < alpha) in red."""
+    """AUC with attention minus baseline per label, each with its confidence interval (whiskers);
+    significant (Holm-adjusted p < alpha) in red.
+
+    The axis is symmetric around a drawn zero line and spans at least +/- `min_span`, widened to
+    hold every interval: a difference of 0.001 is a dot on the zero line, not a full-height bar.
+    """
     d = np.asarray(difference, dtype=float)
+    low = np.asarray(ci_low, dtype=float)
+    high = np.asarray(ci_high, dtype=float)
     p = np.asarray(p_values, dtype=float)
     significant = np.nan_to_num(p, nan=1.0) < alpha
+    colours = [POSITIVE if s else NEGATIVE for s in significant]
     fig = go.Figure(
-        go.Bar(
+        go.Scatter(
             x=list(labels),
             y=d,
-            marker_color=[POSITIVE if s else NEGATIVE for s in significant],
+            mode="markers+text",
+            marker=dict(color=colours, size=10),
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=np.nan_to_num(high - d),
+                arrayminus=np.nan_to_num(d - low),
+                color="#555555",
+                thickness=1.5,
+                width=6,
+            ),
             text=[f"p={v:.3f}" if np.isfinite(v) else "p=n/a" for v in p],
-            textposition="outside",
-            cliponaxis=False,
-            hovertemplate="%{x}: ΔAUC %{y:+.3f}, %{text}<extra></extra>",
+            textposition="middle right",
+            textfont=dict(size=10),
+            customdata=np.column_stack([low, high]),
+            hovertemplate="%{x}: ΔAUC %{y:+.4f} [%{customdata[0]:+.4f}, %{customdata[1]:+.4f}],"
+            " %{text}<extra></extra>",
+            showlegend=False,
         )
     )
-    fig.update_yaxes(title="ΔAUC (attention − baseline)", zeroline=True)
+    reach = np.abs(np.concatenate([d, low, high]))
+    reach = reach[np.isfinite(reach)]
+    limit = max(min_span, float(reach.max()) * 1.1 if reach.size else 0.0)
+    fig.add_hline(y=0.0, line=dict(color="#222222", width=1))
+    fig.update_yaxes(
+        title="ΔAUC (attention − baseline), 95% CI", range=[-limit, limit], zeroline=False
+    )
     return _layout(fig, height=400, title=title)
 
 
@@ -270,3 +316,44 @@ def grouped_bar_figure(
     fig.update_layout(barmode="group")
     fig.update_yaxes(title=y_title, range=list(y_range) if y_range else None)
     return _layout(fig, height=400, title=title, legend=dict(orientation="h", y=-0.25))
+
+
+RANDOM_COLOUR = "#b0b0b0"
+
+
+def lung_rate_figure(
+    categories: Sequence[str],
+    ours: Sequence[float],
+    random: Sequence[float],
+    x_title: str,
+    title: str = "",
+) -> go.Figure:
+    """Each map's in-lung figure (one row per category: a model's map) beside the random map's on
+    the same films (grey), as horizontal bars on a 0-1 axis, the first category on top."""
+    fig = go.Figure()
+    for name, values, colour in (
+        ("the map", ours, VARIANT_COLOURS[0]),
+        ("random map, same films", random, RANDOM_COLOUR),
+    ):
+        numbers = [np.nan if v is None else float(v) for v in values]
+        fig.add_bar(
+            y=list(categories),
+            x=numbers,
+            orientation="h",
+            name=name,
+            marker_color=colour,
+            text=["n/a" if np.isnan(v) else f"{v:.0%}" for v in numbers],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.1%}<extra>" + name + "</extra>",
+        )
+    fig.update_layout(barmode="group", bargap=0.25)
+    fig.update_xaxes(title=x_title, range=[0, 1.12], tickformat=".0%")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _layout(
+        fig,
+        height=140 + 48 * len(categories),
+        title=title,
+        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1.0, xanchor="right"),
+        margin=dict(l=10, r=10, t=60, b=10),
+    )

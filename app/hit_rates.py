@@ -63,8 +63,9 @@ def hit_rate(
     if key is None:
         return None
     entry_map = study["maps"][key]
-    ours = entry_map["localization"]["per_class"].get(label) or {}
-    control = entry_map["random"]["per_class"].get(label) or {}
+    # films without lesion outlines (real collections): no localization, see app.lung_rates
+    ours = ((entry_map.get("localization") or {}).get("per_class") or {}).get(label) or {}
+    control = ((entry_map.get("random") or {}).get("per_class") or {}).get(label) or {}
     if not ours.get("n_boxes") or ours.get("pointing_game") is None:
         return None
     instead = ""
@@ -91,7 +92,7 @@ def class_map_rates(registry: Registry) -> dict[str, float]:
         study = read_study(entry) if entry else None
         key = map_key(study, True) if study else None
         if key:
-            per_class = study["maps"][key]["localization"]["per_class"]
+            per_class = (study["maps"][key].get("localization") or {}).get("per_class") or {}
             return {
                 label: float(v["pointing_game"])
                 for label, v in per_class.items()

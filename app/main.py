@@ -43,10 +43,11 @@ def main() -> None:
         S.defaults(
             registry.backbones(),
             registry.labels(),
-            [e.name for e in registry.evaluated()],
-            [e.name for e in registry.localized()],
+            [e.name for e in registry.side_by_side(registry.evaluated())],
+            [e.name for e in registry.side_by_side(registry.localized())],
             {b: registry.attention_kind(b) for b in registry.backbones()},
             registry.class_specific_backbones(),
+            real_films=not registry.any_phantom(),
         ),
     )
     navigation.run()

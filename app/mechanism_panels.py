@@ -9,18 +9,20 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cxr_attention.app import figures, images
+from cxr_attention.app import figures, images, models
 from cxr_attention.app import mechanisms as mech
-from cxr_attention.app.columns import map_title
+from cxr_attention.app.columns import map_title, plain_frame
 from cxr_attention.app.explore_panels import OOD_WARNING, trust_notice
 from cxr_attention.app.hit_rates import hit_rate
+from cxr_attention.app.lung_panels import LUNG_NOTE, lung_line, prior_caption
+from cxr_attention.app.lung_rates import shown_rate
 
 
 def mechanism_row(
     panels: list[mech.Panel], study: images.StudyImage, opacity: float, show_truth: bool
 ) -> None:
-    """The maps side by side, one colour scale, the truth outlined, a line of numbers under each."""
-    truth = study.sample if show_truth else None
+    """The maps side by side, one colour scale, the truth and the lung fields outlined, a line of
+    numbers under each, and under a map that peaks outside the lungs the line that says so."""
     h, w = study.radiograph.height, study.radiograph.width
     for panel, slot in zip(panels, st.columns(len(panels)), strict=True):
         with slot:
@@ -30,6 +32,7 @@ def mechanism_row(
                 st.info(panel.missing)
                 continue
             size = column.entry.image_size
+            truth = study.sample if show_truth and plain_frame(column.entry) else None
             st.plotly_chart(
                 figures.overlay_figure(
                     column.view,
@@ -38,18 +41,30 @@ def mechanism_row(
                     zrange=mech.ONE_SCALE,
                     boxes=images.boxes_in_view(truth.boxes, h, w, size) if truth else [],
                     contours=images.mask_outlines(truth.masks, h, w, size) if truth else [],
+                    lungs=column.lungs.outline if column.lungs else [],
                     title=map_title(column.entry, column.label, column.explanation),
                     colorbar_title=panel.colorbar,
                 ),
                 key=f"mech-{panel.role}",
             )
             st.caption(mech.panel_caption(panel))
+            lung_line(column)
             own = panel.role != "gradcam"
             rate = hit_rate(column.entry, column.label, own, column.explanation.stage)
             if rate is not None:
                 st.caption(f"**As a rule:** {rate.words(column.label)}.")
+            in_lungs, subject = shown_rate(
+                column.entry.name,
+                models.study(column.entry),
+                column.label,
+                own,
+                column.explanation.stage,
+            )
+            if in_lungs is not None:
+                st.caption(f"**As a rule:** {in_lungs.words(subject)}.")
             # below the maps, so that they line up whatever is said about each model
             st.caption(f"{column.entry.title} · {column.entry.provenance}")
+            prior_caption(column.entry)
             if column.unlike_training:
                 st.warning(OOD_WARNING, icon="⚠️")
 
@@ -58,6 +73,8 @@ def reading(panels: list[mech.Panel], label: str, study: images.StudyImage) -> N
     """What the figures mean, in plain words, under the row."""
     truth = tuple(study.sample.labels) if study.sample else ()
     notes = mech.reading_notes(panels, label, truth)
+    if any(p.column is not None and p.column.lungs for p in panels):
+        notes.append(LUNG_NOTE)
     st.markdown("\n".join(f"- {note}" for note in notes))
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cxr_attention.app.columns import Column, build_column
+from cxr_attention.app.columns import Column, build_column, study_fields
 from cxr_attention.app.images import StudyImage, truth_in_view
 from cxr_attention.app.registry import Registry
 from cxr_attention.app.timeline_view import LesionFocus, lesion_focus
+from cxr_attention.core.lungs.views import prior_truth
 from cxr_attention.core.models.registry import describe_backbone
 
 BASELINE = "baseline"  # the `GRADCAM_OF` value for the baseline (a kind otherwise)
@@ -91,18 +92,34 @@ def default_backbone(registry: Registry, current: str | None) -> str | None:
 
 
 def build_panels(
-    registry: Registry, backbone: str, study: StudyImage, label: str, gradcam_of: str
+    registry: Registry,
+    backbone: str,
+    study: StudyImage,
+    label: str,
+    gradcam_of: str,
+    show_lungs: bool = False,
 ) -> list[Panel]:
     """The row for `backbone`: its attention models' own maps of `label` (a gate's is the same
-    for every label), then Grad-CAM of the `gradcam_of` variant; each against the lesion."""
+    for every label), then Grad-CAM of the `gradcam_of` variant; each against the lesion, and
+    with `show_lungs` against the film's lung fields."""
     panels = []
     for kind, heading in ATTENTION_PANELS:
-        column = build_column(registry, backbone, kind, False, study, label, "attention", False)
+        column = build_column(
+            registry, backbone, kind, False, study, label, "attention", False, show_lungs
+        )
         if column is None and kind == "cbam":
             continue
         panels.append(_panel(kind, heading, column, study, _missing(backbone, kind)))
     column = build_column(
-        registry, backbone, variant_kind(gradcam_of), False, study, label, "gradcam", False
+        registry,
+        backbone,
+        variant_kind(gradcam_of),
+        False,
+        study,
+        label,
+        "gradcam",
+        False,
+        show_lungs,
     )
     heading = GRADCAM_HEADINGS[variant_kind(gradcam_of)]
     panels.append(_panel("gradcam", heading, column, study, "No such model for this backbone."))
@@ -118,6 +135,8 @@ def _panel(
     truth = truth_in_view(
         study.sample, column.label, radiograph.height, radiograph.width, column.entry.image_size
     )
+    if truth is not None and column.entry.lung_prior != "none":
+        truth = prior_truth(truth, column.entry.config, study_fields(study).fields)
     focus = None if truth is None else lesion_focus(column.explanation.heat, truth)
     return Panel(role, heading, column, "", focus)
 

@@ -14,9 +14,13 @@ import streamlit as st
 
 from cxr_attention.app import inference
 from cxr_attention.app.comparison import Evaluated
+from cxr_attention.app.lung_fields import FilmFields, find_fields
+from cxr_attention.app.lung_rates import LungRate, localize_rates, study_rates
 from cxr_attention.app.registry import ModelEntry, Registry, runs_signature, scan_runs
 from cxr_attention.core.errors import CxrError
+from cxr_attention.core.explain.lung_run import LOCALIZATION_LUNGS
 from cxr_attention.core.runs import LOCALIZATION, METRICS, PREDICTIONS, RunFolder
+from cxr_attention.core.study import STUDY
 from cxr_attention.core.training.timeline import TIMELINE, Timeline, read_timeline
 
 
@@ -50,6 +54,13 @@ def analysis(
     return inference.analyse_view(load_model(checkpoint, mtime), _view, label, method, ablate)
 
 
+@st.cache_data(show_spinner="Finding the lung fields…", max_entries=32)
+def film_fields(digest: str, _radiograph) -> FilmFields:
+    """The lung fields of the film `digest` (its decoded `_radiograph`), found once per film by
+    the shipped lung model and shared by every map, page and session."""
+    return find_fields(_radiograph)
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def _timeline(run: str, mtime: float) -> Timeline | None:
     return read_timeline(run)
@@ -69,19 +80,46 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+MADE_BY = {LOCALIZATION: "localize", STUDY: "study", LOCALIZATION_LUNGS: "localize --truth lungs"}
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def _run_file(run: str, filename: str, mtime: float):
     folder = RunFolder(Path(run))
     if filename == PREDICTIONS:
         return folder.predictions()
-    made_by = "localize" if filename == LOCALIZATION else "evaluate"
-    return folder.read_json(filename, made_by)
+    return folder.read_json(filename, MADE_BY.get(filename, "evaluate"))
 
 
 def run_file(entry: ModelEntry, filename: str):
-    """metrics.json / localization.json (dict) or predictions.csv (DataFrame) of a run, cached
-    until the file changes; `RunError` when it is missing or unreadable."""
+    """metrics.json, localization.json, study.json, localization_lungs.json (dict) or
+    predictions.csv (DataFrame) of a run, cached until the file changes; `RunError` when it is
+    missing or unreadable."""
     return _run_file(str(entry.run.path), filename, _mtime(entry.run.path / filename))
+
+
+def lung_rates(entry: ModelEntry) -> tuple[list[LungRate], str]:
+    """The run's in-lung figures (study.json's maps, then localization_lungs.json's map) and one
+    line when a file that is there cannot be read ("" otherwise)."""
+    rates, problems = [], []
+    for filename, read in ((STUDY, study_rates), (LOCALIZATION_LUNGS, localize_rates)):
+        if not entry.has(filename):
+            continue
+        try:
+            rates += read(entry.name, run_file(entry, filename))
+        except CxrError as exc:
+            problems.append(str(exc))
+    return rates, "; ".join(problems)
+
+
+def study(entry: ModelEntry) -> dict | None:
+    """The run's study.json, None when it has none or it cannot be read."""
+    if not entry.has(STUDY):
+        return None
+    try:
+        return run_file(entry, STUDY)
+    except CxrError:
+        return None
 
 
 def evaluated(entries: list[ModelEntry]) -> tuple[list[Evaluated], list[str]]:

@@ -4,6 +4,12 @@ A variant is a backbone and an attention kind (`core.models.kinds`): None for th
 "spatial" (the paper's CBAM gate: what the app's attention on/off switch means by default), "cbam"
 or "class" (a class-specific head, one map per label).
 
+Models of one collection may differ by their lung prior alone (`ModelConfig.lung_prior`: the film
+restricted to its lung fields, or not). Where the others read their lung fields, a model trained
+without the prior is the *teaching* model (issue 36): it sees the whole film, and is kept apart,
+labelled as such, and never stands in for its variant (`Registry.best`); `Registry.teaching_pairs`
+puts it beside the model of the same backbone and kind that has the prior.
+
 Scanning reads each checkpoint's plain data (no model is built); a checkpoint that cannot be read is
 kept as a `BrokenRun` with the reason, so one bad file never hides the others.
 """
@@ -11,7 +17,7 @@ kept as a `BrokenRun` with the reason, so one bad file never hides the others.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,15 @@ VARIANT_SUFFIX: dict[str | None, str] = {
     "class": " + class attention",
 }
 KIND_ORDER: tuple[str | None, ...] = (None, *ATTENTION_KINDS)  # baseline first, then as in core
+TEACHING_SUFFIX = " · without the lung prior"
+PRIOR_WORDS = {  # what a model reads of the film, by lung prior ("teaching": none where others do)
+    "mask": "reads the lung fields alone: the film farther than a few pixels from them is black "
+    "to it (trained with the lung prior)",
+    "crop": "reads the box around the lung fields alone, enlarged to its input (trained with the "
+    "lung prior)",
+    "teaching": "was trained without the lung prior: it sees the whole film, abdomen, markers "
+    "and padding included (kept to show what a model reads when nothing holds it to the lungs)",
+}
 
 
 def check_kind(kind: str | None) -> None:
@@ -62,6 +77,7 @@ class ModelEntry:
     created: str
     mtime: float  # checkpoint modification time; part of the model cache key
     training: dict[str, Any] = field(repr=False, compare=False, hash=False)
+    teaching: bool = False  # trained without the lung prior its collection's other models have
 
     @property
     def name(self) -> str:
@@ -107,6 +123,20 @@ class ModelEntry:
         return self.source == "phantom"
 
     @property
+    def lung_prior(self) -> str:
+        """What of the film it reads: "none" (all of it), "mask" or "crop" (`core.lungs.prior`)."""
+        return self.config.lung_prior
+
+    @property
+    def prior_words(self) -> str:
+        """What of the film the model reads, in words ("" where no model of its collection has a
+        lung prior: the whole film, as everywhere there)."""
+        key = (
+            self.lung_prior if self.lung_prior != "none" else ("teaching" if self.teaching else "")
+        )
+        return PRIOR_WORDS.get(key, "")
+
+    @property
     def attention_summary(self) -> str:
         """The attention mechanism and where it sits, in one line (model cards)."""
         config = self.config
@@ -142,7 +172,11 @@ class ModelEntry:
     def title(self) -> str:
         """How the app names the model: ``MobileNetV2 + attention`` (the paper's spatial gate),
         ``MobileNetV2 + CBAM``, ``MobileNetV2 + class attention``, ``MobileNetV2 (baseline)``."""
-        return self.backbone_title + VARIANT_SUFFIX[self.kind]
+        return (
+            self.backbone_title
+            + VARIANT_SUFFIX[self.kind]
+            + (TEACHING_SUFFIX if self.teaching else "")
+        )
 
     @property
     def provenance(self) -> str:
@@ -195,15 +229,29 @@ class Registry:
 
     def variants(self, backbone: str, kind: str | None) -> list[ModelEntry]:
         """Checkpoints of one backbone and attention kind (None: baseline), best validation AUC
-        first."""
+        first; a teaching model (no lung prior where the others have one) after all others."""
         check_kind(kind)
         found = [e for e in self.entries if e.backbone == backbone and e.kind == kind]
-        return sorted(found, key=lambda e: (-(e.val_auc or -1.0), -e.mtime, e.name))
+        return sorted(found, key=lambda e: (e.teaching, -(e.val_auc or -1.0), -e.mtime, e.name))
 
     def best(self, backbone: str, kind: str | None) -> ModelEntry | None:
-        """The best checkpoint of a backbone with attention of `kind` (None: the baseline)."""
+        """The best checkpoint of a backbone with attention of `kind` (None: the baseline); a
+        teaching model only when it is the variant's one model."""
         found = self.variants(backbone, kind)
         return found[0] if found else None
+
+    def teaching_pairs(self) -> list[tuple[ModelEntry, ModelEntry]]:
+        """(model with the lung prior, teaching model without it) of the same backbone, kind and
+        labels, in `backbones` and kind order: the same film before both tells them apart."""
+        pairs = []
+        for backbone in self.backbones():
+            for kind in self.kinds(backbone):
+                found = self.variants(backbone, kind)
+                prior = next((e for e in found if not e.teaching), None)
+                pairs += [
+                    (prior, e) for e in found if e.teaching and prior and prior.labels == e.labels
+                ]
+        return pairs
 
     def kinds(self, backbone: str) -> list[str | None]:
         """The attention kinds trained for a backbone, None (baseline) first, then core's order."""
@@ -219,6 +267,16 @@ class Registry:
     def class_specific_backbones(self) -> list[str]:
         """Backbones with a class-specific model, in `backbones` order."""
         return [b for b in self.backbones() if any(CLASS_SPECIFIC[k] for k in self.kinds(b) if k)]
+
+    def side_by_side(self, entries: list[ModelEntry] | None = None) -> list[ModelEntry]:
+        """`entries` (all by default) by backbone (`backbones` order), then kind (baseline first),
+        a teaching model right after its twin with the lung prior."""
+        backbones = {b: i for i, b in enumerate(self.backbones())}
+        kinds = {k: i for i, k in enumerate(KIND_ORDER)}
+        return sorted(
+            self.entries if entries is None else entries,
+            key=lambda e: (backbones.get(e.backbone, len(backbones)), kinds[e.kind], e.teaching),
+        )
 
     def evaluated(self) -> list[ModelEntry]:
         return [e for e in self.entries if e.evaluated]
@@ -292,7 +350,17 @@ def scan_runs(root: str | Path) -> Registry:
             )
             continue
         entries.append(_entry(run, config, data))
-    return Registry(entries, broken)
+    return Registry(mark_teaching(entries), broken)
+
+
+def mark_teaching(entries: list[ModelEntry]) -> list[ModelEntry]:
+    """The entries, those without a lung prior marked `teaching` where another model of their
+    collection reads its lung fields."""
+    with_prior = {e.collection for e in entries if e.lung_prior != "none"}
+    return [
+        replace(e, teaching=True) if e.lung_prior == "none" and e.collection in with_prior else e
+        for e in entries
+    ]
 
 
 def describe_split(split: Any) -> str:

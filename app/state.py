@@ -21,7 +21,8 @@ KEPT_ON_SWITCH = ("explore.source", "explore.upload", "explore.identifiers")  # 
 SOURCE = "explore.source"  # "sample" or "upload"
 SAMPLE = "explore.sample"  # file name of the chosen sample
 UPLOAD = "explore.upload"  # the file_uploader widget
-VIEW = "explore.view"  # "mechanisms" (one backbone: gate, class map, Grad-CAM) or "backbones"
+VIEW = "explore.view"  # "mechanisms" (one backbone: gate, class map, Grad-CAM), "backbones", or
+# "prior" (a model with the lung prior beside its teaching twin without it)
 MECHANISMS_BACKBONE = "explore.mechanisms.backbone"  # the backbone of the mechanisms view
 GRADCAM_OF = "explore.mechanisms.gradcam_of"  # whose Grad-CAM it shows: "baseline" or a kind
 BACKBONES = "explore.backbones"  # chosen backbones, one column each
@@ -32,6 +33,9 @@ SHARED_SCALE = "explore.shared_scale"  # one colour scale across columns
 SHOW_DIFFERENCE = "explore.difference"  # map and probability difference, attention on minus off
 SHOW_IDENTIFIERS = "explore.identifiers"  # reveal DICOM patient identifiers
 SHOW_TRUTH = "explore.truth"  # draw ground-truth boxes and masks
+SHOW_LUNGS = "explore.lungs"  # draw the lung fields on every map and hold each map to them
+PRIOR_PAIR = "explore.prior.pair"  # the teaching model (by run name) of the "prior" view
+PRIOR_METHOD = "explore.prior.method"  # the map the "prior" view shows: "attention" or "gradcam"
 
 # Compare models
 COMPARE_RUNS = "compare.runs"
@@ -49,6 +53,8 @@ FAIL_OPEN = "failures.open"  # image id opened from the gallery
 # Localization
 LOC_RUNS = "localization.runs"
 LOC_METRIC = "localization.metric"
+LOC_LUNG_METRIC = "localization.lung_metric"  # the in-lung figure charted (app.lung_rates.METRICS)
+LOC_LUNG_RUN = "localization.lung_run"  # the run of the in-lung gallery
 LOC_RUN = "localization.gallery_run"
 
 # Attention over training
@@ -83,11 +89,14 @@ def defaults(
     localized: list[str],
     attention_kinds: Mapping[str, str | None] | None = None,
     class_backbones: list[str] | None = None,
+    real_films: bool = False,
 ) -> dict[str, Any]:
     """Fresh defaults for one session, from what the registry offers: backbones, labels, the
     names of evaluated and localized runs, each backbone's default attention kind (the paper's
-    gate when trained) and the backbones with a class-specific model (the Explore page opens on
-    the mechanisms view when there is one). A None is filled in by the page that knows the options.
+    gate when trained), the backbones with a class-specific model (the Explore page opens on
+    the mechanisms view when there is one) and whether the models shown learnt real films (the
+    lung fields are then drawn on every map from the start). A None is filled in by the page that
+    knows the options.
     """
     kinds = dict(attention_kinds or {})
     contrast = list(class_backbones or [])
@@ -105,7 +114,10 @@ def defaults(
         SHOW_DIFFERENCE: False,
         SHOW_IDENTIFIERS: False,
         SHOW_TRUTH: True,
-        COMPARE_RUNS: evaluated[:6],
+        SHOW_LUNGS: real_films,
+        PRIOR_PAIR: None,
+        PRIOR_METHOD: "attention",
+        COMPARE_RUNS: evaluated[:8],  # two backbones' three variants and a teaching model
         COMPARE_LABEL: None,
         COMPARE_MAX_FPR: 1.0,
         FAIL_RUN: evaluated[0] if evaluated else None,
@@ -115,6 +127,8 @@ def defaults(
         FAIL_COUNT: 8,
         LOC_RUNS: localized[:6],
         LOC_METRIC: "pointing_game",
+        LOC_LUNG_METRIC: "peak_inside",
+        LOC_LUNG_RUN: None,
         LOC_RUN: localized[0] if localized else None,
         **{attention_key(b): True for b in backbones},
         **{kind_key(b): kinds.get(b) for b in backbones},

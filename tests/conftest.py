@@ -23,6 +23,7 @@ import torch
 
 SLOWEST_FIRST = (  # seconds in a 2-worker run on 2 cores (2026-12-03)
     "test_browser.py",  # 62: the app in Chromium, twice
+    "test_app_lungs.py",  # real-film-like runs evaluated and studied, then the pages
     "test_class_attention.py",  # 47: a class head learns to point at lesions
     "test_zoo.py",  # 39: the shipped zoo on a fresh phantom
     "test_training.py",  # 37

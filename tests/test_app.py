@@ -398,8 +398,10 @@ def test_explore_opens_on_the_mechanisms_of_a_lesion_sample(app, app_data):
     assert app.selectbox(key="explore.sample").value == sample["image"]
     assert app.selectbox(key="explore.label").value == finding  # the sample's finding
     assert app.selectbox(key="explore.mechanisms.backbone").value == "mobilenetv2_100"
+    assert not app.toggle(key="explore.lungs").value  # phantom models: no lung outline at first
     charts = plotly(app)
     row = ["mech-spatial", "mech-class", "mech-gradcam"]
+    assert not any(t.get("name") == "lung fields" for k in row for t in charts[k]["data"])
     assert [k for k in charts if k.startswith("mech-")] == row  # side by side, in this order
     titles = [charts[k]["layout"]["title"]["text"] for k in row]
     assert titles[0] == "Gate map · one for all labels<br><sup>stage4 · 2x2 map</sup>"
@@ -683,6 +685,25 @@ def test_compare_page_tables_delong_roc_calibration(app, app_data):
     app.slider(key="compare.max_fpr").set_value(0.2).run()
     assert plotly(app)["roc"]["layout"]["xaxis"]["range"] == [0, 0.2]
     assert any("synthetic phantom" in w.value for w in app.warning)
+
+
+def test_an_auc_difference_of_a_thousandth_is_not_drawn_as_an_effect():
+    """The attention-minus-baseline plot: a dot with its confidence interval on an axis of at
+    least +/- DIFFERENCE_SPAN around a drawn zero line, so noise stays small; a wide interval
+    widens the axis to hold it."""
+    from cxr_attention.app.figures import DIFFERENCE_SPAN, auc_difference_figure
+
+    tiny = auc_difference_figure(["Mass"], [-0.001], [-0.004], [0.002], [0.8]).to_dict()
+    assert tuple(tiny["layout"]["yaxis"]["range"]) == (-DIFFERENCE_SPAN, DIFFERENCE_SPAN)
+    [dot] = tiny["data"]
+    np.testing.assert_allclose(values(dot["error_y"]["array"]), [0.003])
+    np.testing.assert_allclose(values(dot["error_y"]["arrayminus"]), [0.003])
+    assert any(shape["y0"] == 0 == shape["y1"] for shape in tiny["layout"]["shapes"])  # zero line
+    wide = auc_difference_figure(
+        ["Mass", "Edema"], [0.02, 0.1], [-0.03, -0.05], [0.07, 0.25], [1, 1]
+    )
+    low, high = wide.to_dict()["layout"]["yaxis"]["range"]
+    assert low == -high and high == pytest.approx(0.25 * 1.1)
 
 
 def test_failures_page_shows_the_most_confident_errors(app, app_data):

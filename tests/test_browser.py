@@ -66,9 +66,9 @@ def _require_browser() -> None:
     pytest.skip(reason)
 
 
-def _build_runs(root: Path) -> tuple[Path, Path]:
-    """A spatial-gate, a class-specific and a baseline MobileNetV2 (128 px, phantom provenance)
-    and two samples."""
+def _build_runs(root: Path) -> tuple[Path, Path, Path]:
+    """A spatial-gate, a class-specific and a baseline MobileNetV2 (128 px, phantom provenance),
+    two samples and the phantom they came from."""
     from cxr_attention.core.data.phantom import generate_phantom
     from cxr_attention.core.data.sources import open_dataset
     from cxr_attention.core.labels import ALL14
@@ -101,13 +101,14 @@ def _build_runs(root: Path) -> tuple[Path, Path]:
             runs / name / "checkpoint.pt", model, _training(data, index.fingerprint, 0.7)
         )
     _write_samples(index, root / "samples")
-    return runs, root / "samples"
+    return runs, root / "samples", data
 
 
 @dataclass
 class Zoo:
     runs: Path
     samples: Path
+    phantom: Path
 
     @property
     def finding(self) -> str:
@@ -119,8 +120,8 @@ class Zoo:
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory) -> Zoo:
     _require_browser()
-    runs, samples = _build_runs(tmp_path_factory.mktemp("browser"))
-    return Zoo(runs, samples)
+    runs, samples, phantom = _build_runs(tmp_path_factory.mktemp("browser"))
+    return Zoo(runs, samples, phantom)
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +190,8 @@ def _assert_side_by_side(page, keys: list[str]) -> None:
 
 
 def _switch_to_upload(page) -> None:
-    page.locator('[data-testid="stSidebar"]').get_by_text("Upload", exact=True).click()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Upload", exact=True).click(timeout=RUN_TIMEOUT_MS)
     expect(page.locator('[data-testid="stFileUploaderDropzoneInput"]')).to_be_attached(
         timeout=RUN_TIMEOUT_MS
     )
@@ -303,6 +305,74 @@ def test_upload_png_and_dicom_switch_attention(served, zoo, tmp_path):
         finally:
             browser.close()
     _assert_no_trace(served, zoo.runs, secrets)
+
+
+def _film_whose_class_map_peaks_outside_the_lungs(zoo: Zoo) -> Path:
+    """A phantom film on which the class model's map of the page's label peaks outside the lung
+    fields (by hand, with core: the shipped lung model's fields, core's score)."""
+    from cxr_attention.core.data.preprocess import config_input, model_view
+    from cxr_attention.core.data.radiograph import load_radiograph
+    from cxr_attention.core.explain import explain
+    from cxr_attention.core.explain.lung_scores import film_area, score_in_lungs
+    from cxr_attention.core.lungs.segment import segment_lungs
+    from cxr_attention.core.lungs.shipped import shipped_lung_model
+    from cxr_attention.core.models.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(zoo.runs / "mobilenetv2_100+class" / "checkpoint.pt")
+    lung_model = shipped_lung_model()
+    for film in sorted((zoo.phantom / "images").glob("*.png")):
+        radiograph = load_radiograph(film)
+        fields = segment_lungs(radiograph, lung_model)
+        if not fields.plausible:
+            continue
+        x = config_input(model_view(radiograph.pixels, SIZE)[None], checkpoint.config)
+        heat = explain(checkpoint.model, x, zoo.finding, "attention").map(0)
+        area = film_area(radiograph.height, radiograph.width, SIZE)
+        if score_in_lungs(heat, fields.in_view(SIZE), area).flagged:
+            return film
+    pytest.fail("no phantom film whose class map peaks outside the lungs")
+
+
+def test_lung_outline_and_line_on_an_uploaded_film(served, zoo, tmp_path):
+    """The lung fields switched on: the dashed outline on every map of an uploaded film, and the
+    plain line under the class map, which peaks outside them."""
+    film = tmp_path / "phantom-film-3c9e.png"
+    shutil.copy(_film_whose_class_map_peaks_outside_the_lungs(zoo), film)
+    with sync_playwright() as playwright:
+        browser, page = _open(playwright, served.url)
+        try:
+            _idle(page)
+            _switch_to_upload(page)
+            _upload(page, film)
+            _shows(page, f"{film.name}: 256 x 256 px as given")
+            _idle(page)
+            row = ["mech-spatial", "mech-class", "mech-gradcam"]
+            for key in row:  # an upload has no truth: no outline yet
+                expect(page.locator(f".st-key-{key} .heatmaplayer")).to_be_attached(
+                    timeout=RUN_TIMEOUT_MS
+                )
+                assert page.locator(f".st-key-{key} .scatterlayer .trace").count() == 0
+            sidebar = page.locator('[data-testid="stSidebar"]')
+            toggle = sidebar.get_by_text("Show lung fields", exact=True)
+            toggle.click(timeout=RUN_TIMEOUT_MS)  # off for phantom models
+            _shows(page, "may be reading something other than the disease")
+            _shows(page, "The dashed pale-blue outline is the film's lung fields")
+            _idle(page)
+            for key in row:  # the lung outline on every map
+                expect(page.locator(f".st-key-{key} .scatterlayer .trace").first).to_be_attached(
+                    timeout=RUN_TIMEOUT_MS
+                )
+            line = (
+                page.locator(".st-key-mech-class")
+                .locator("xpath=..")
+                .get_by_text("may be reading something other than the disease")
+            )
+            assert line.count() >= 1
+            _assert_side_by_side(page, row)
+            _assert_no_exception(page)
+            _shot(page, tmp_path, "explore_lungs")
+        finally:
+            browser.close()
 
 
 def test_debug_log_keeps_no_trace_of_an_upload(zoo, tmp_path):

@@ -33,6 +33,9 @@ def card(entry: ModelEntry) -> None:
         "attention": entry.attention_summary,
         "input": f"{config.image_size} px, {config.in_chans} channel(s)",
         "final feature map": entry.final_map,
+        "lung prior": f"{entry.lung_prior}: it {entry.prior_words}"
+        if entry.prior_words
+        else "none (it reads the whole film)",
         "labels": f"{len(config.labels)}: {', '.join(config.labels)}",
         "learnt": entry.collection,
         "data folder": entry.data_root or "not recorded",

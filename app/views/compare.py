@@ -1,12 +1,14 @@
-"""Compare models: AUC table with CIs, each attention variant minus its baseline (DeLong), the
-attention study (where each map points, from study.json), ROC, calibration, subgroups."""
+"""Compare models: AUC table with CIs, each attention variant minus its baseline (DeLong, with its
+confidence interval), the attention study (where each map points, from study.json), each map held
+to the lung fields, ROC, calibration, subgroups. The backbones stand side by side."""
 
 import streamlit as st
 
-from cxr_attention.app import comparison, components, figures, models
+from cxr_attention.app import comparison, components, figures, lung_sections, models
 from cxr_attention.app import state as S
 from cxr_attention.core.errors import CxrError
 from cxr_attention.core.report.words import PHANTOM_ATTENTION_NOTE
+from cxr_attention.core.study import STUDY
 from cxr_attention.core.study.open_blanking import NO_OUTLINES
 
 st.title("Compare models")
@@ -27,9 +29,8 @@ st.multiselect(
     key=S.COMPARE_RUNS,
     format_func=lambda n: components.run_label(registry.by_name(n)),
 )
-runs, problems = models.evaluated(
-    [e for e in candidates if e.name in st.session_state[S.COMPARE_RUNS]]
-)
+chosen = [e for e in candidates if e.name in st.session_state[S.COMPARE_RUNS]]
+runs, problems = models.evaluated(registry.side_by_side(chosen))
 for problem in problems:
     st.error(problem)
 if not runs:
@@ -48,30 +49,44 @@ st.subheader("Attention minus baseline")
 pairs = comparison.attention_pairs(runs)
 if not pairs:
     st.caption("Select an attention run and the baseline of the same backbone to compare them.")
-delong = {}
-for attention, baseline in pairs:
-    try:
-        table = comparison.paired_delong(attention, baseline)
-    except CxrError as exc:
-        st.error(str(exc))
-        continue
-    delong[attention.name] = table
-    if table["difference"].isna().all():
-        st.caption(
-            f"{attention.title} vs baseline: no label has two positive and two negative "
-            "test images, so DeLong's test is undefined for every label."
-        )
-        continue
-    st.markdown(comparison.effect_in_words(attention, baseline, table))
-    title = f"{attention.title} − baseline, on {table.attrs['n_images']} shared test images"
-    st.plotly_chart(
-        figures.auc_difference_figure(
-            table["label"], table["difference"], table["p_holm"], title=title + " (Holm-adjusted p)"
-        ),
-        key=f"delta-{attention.name}-{baseline.name}",
+else:
+    st.caption(
+        "Each dot is a difference in AUC, its whisker the DeLong 95% confidence interval, on an "
+        f"axis of at least ±{figures.DIFFERENCE_SPAN} around the zero line: a whisker across zero "
+        "is no evidence of an effect."
     )
-    with st.expander("Table: AUCs, DeLong p and Holm-adjusted p"):
-        st.dataframe(table.round(4), hide_index=True, width="stretch")
+delong = {}
+backbones = list(dict.fromkeys(a.entry.backbone for a, _ in pairs))
+slots = dict(zip(backbones, st.columns(len(backbones)) if backbones else [], strict=True))
+for attention, baseline in pairs:
+    with slots[attention.entry.backbone]:
+        try:
+            table = comparison.paired_delong(attention, baseline)
+        except CxrError as exc:
+            st.error(str(exc))
+            continue
+        delong[attention.name] = table
+        if table["difference"].isna().all():
+            st.caption(
+                f"{attention.title} vs baseline: no label has two positive and two negative "
+                "test images, so DeLong's test is undefined for every label."
+            )
+            continue
+        st.markdown(comparison.effect_in_words(attention, baseline, table))
+        title = f"{attention.title} − baseline<br><sup>{table.attrs['n_images']} shared test images"
+        st.plotly_chart(
+            figures.auc_difference_figure(
+                table["label"],
+                table["difference"],
+                table["ci_low"],
+                table["ci_high"],
+                table["p_holm"],
+                title=title + ", DeLong 95% CI, Holm-adjusted p</sup>",
+            ),
+            key=f"delta-{attention.name}-{baseline.name}",
+        )
+        with st.expander("Table: AUCs, DeLong CI, p and Holm-adjusted p"):
+            st.dataframe(table.round(4), hide_index=True, width="stretch")
 
 if pairs and any(r.entry.is_phantom for r in runs):
     st.info(PHANTOM_ATTENTION_NOTE)
@@ -86,24 +101,29 @@ if not blanked.empty:
     )
     st.dataframe(blanked.round(3), hide_index=True, width="stretch")
 
-st.subheader("Where each map points: the attention study")
 entries, study_problems = comparison.study_entries(runs, delong)
+lung_figures, _ = lung_sections.gather([r.entry for r in runs])
+if entries or not lung_figures:
+    st.subheader("Where each map points: the attention study")
 for problem in study_problems:
     st.error(problem)
 if entries:
     st.dataframe(comparison.study_frame(entries), width="stretch")
     for paragraph in comparison.study_words(entries):
         st.markdown(paragraph)
-    unstudied = [r.name for r in runs if r.name not in {e.name for e in entries}]
+    unstudied = [r.name for r in runs if not r.entry.has(STUDY)]
     if unstudied:
         st.caption(f"Not studied yet: {', '.join(unstudied)} (`cxr-attention study RUN`).")
-elif not blanked.empty:
+elif not lung_figures and not blanked.empty:
     st.caption(f"{NO_OUTLINES.capitalize()}: the study's pointing figures cannot be measured.")
-else:
+elif not lung_figures:
     st.caption(
         "No selected run has a study yet: `cxr-attention study RUN...` scores each map against "
         "the lesions beside a random control and writes RUN/study.json."
     )
+if lung_figures:  # films without lesion outlines too: each map against the lung fields
+    st.subheader("Where each map points: inside the lungs?")
+    lung_sections.lung_section(registry, [r.entry for r in runs], key="compare-lungs")
 
 st.subheader("ROC curves")
 labels = [label for label in registry.labels() if any(label in r.labels for r in runs)]

@@ -1,8 +1,10 @@
-"""Localization: how well maps point at annotated findings (localization.json), and a gallery."""
+"""Localization: how well maps point at annotated findings (localization.json), and a gallery;
+and, on any film, whether each map peaks inside the lung fields (study.json's in-lung figures and
+localization_lungs.json), the backbones side by side."""
 
 import streamlit as st
 
-from cxr_attention.app import cases, components, figures, models
+from cxr_attention.app import cases, components, figures, lung_rates, lung_sections, models
 from cxr_attention.app import localization_tables as tables
 from cxr_attention.app import state as S
 from cxr_attention.core.errors import CxrError
@@ -12,6 +14,40 @@ from cxr_attention.core.study.open_blanking import BLANKING, NO_OUTLINES
 st.title("Localization")
 registry = components.registry()
 candidates = registry.localized()
+with_lungs = [e for e in registry.side_by_side() if models.lung_rates(e)[0]]
+if with_lungs:
+    st.subheader("Inside the lungs: where each map peaks on the held-out films")
+    if not candidates:
+        st.info(
+            f"{NO_OUTLINES.capitalize()} ({registry.collections()[0]}): no map is scored against "
+            "a lesion here. Every film has lung fields, though: each map is held to them.",
+            icon=":material/pulmonology:",
+        )
+    components.phantom_notice(with_lungs)
+    st.selectbox(
+        "In-lung figure",
+        list(lung_rates.METRICS),
+        key=S.LOC_LUNG_METRIC,
+        format_func=lung_rates.METRICS.get,
+    )
+    lung_sections.lung_section(
+        registry, with_lungs, st.session_state[S.LOC_LUNG_METRIC], key="loc-lungs"
+    )
+    names = [e.name for e in with_lungs]
+    if st.session_state.get(S.LOC_LUNG_RUN) not in names:
+        st.session_state[S.LOC_LUNG_RUN] = names[0]
+    st.markdown("**Gallery: held-out films, each map against the lung fields**")
+    st.selectbox(
+        "Model",
+        names,
+        key=S.LOC_LUNG_RUN,
+        format_func=lambda n: components.run_label(registry.by_name(n)),
+    )
+    lung_sections.lung_gallery(registry, registry.by_name(st.session_state[S.LOC_LUNG_RUN]))
+    if candidates:
+        st.subheader("Against the lesions")
+if not candidates and with_lungs:
+    st.stop()
 if not candidates and registry.entries and all(e.has(BLANKING) for e in registry.entries):
     st.info(
         f"{NO_OUTLINES.capitalize()} ({registry.collections()[0]}): no map is scored against a "

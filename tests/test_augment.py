@@ -38,7 +38,7 @@ def test_shape_dtype_device_and_range_are_kept():
         (x * 255).round().to(torch.uint8), generator=torch.Generator().manual_seed(0)
     )
     assert as_uint8.dtype == torch.float32 and as_uint8.max() <= 1.0
-    with pytest.raises(ValueError, match="B, 1, S, S"):
+    with pytest.raises(ValueError, match=r"B, 1 or 2, S, S"):
         augment(x[:, 0])
 
 

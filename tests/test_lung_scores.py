@@ -81,6 +81,7 @@ def test_a_flat_map_points_nowhere_and_counts_as_outside():
     score = score_in_lungs(np.full((SIZE, SIZE), 0.3, np.float32), two_lungs())
     assert score.place == NOWHERE and not score.inside and score.flagged
     assert score.share == pytest.approx(two_lungs().mean())
+    assert flag_line(score) == "the map is flat: it points at no place, inside the lungs or out"
 
 
 def test_summary_counts_peaks_and_places():

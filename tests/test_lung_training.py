@@ -37,11 +37,11 @@ def phantom(tmp_path_factory) -> Path:
 
 
 def train(root: Path, out: Path, **options) -> Path:
-    config = FitConfig(
-        data=str(root), out=str(out), backbone="mobilenetv2_100", image_size=64, epochs=4,
-        batch_size=16, threads=1, workers=0, progress=False, tensorboard=False, patience=None,
-        **options,
+    settings = dict(
+        backbone="mobilenetv2_100", image_size=64, epochs=4, batch_size=16, threads=1, workers=0,
+        progress=False, tensorboard=False, patience=None,
     )  # fmt: skip
+    config = FitConfig(data=str(root), out=str(out), **(settings | options))
     return fit(config).path
 
 

@@ -116,8 +116,13 @@ def test_bad_inputs_to_lungs_get_one_line(tmp_path):
         "missing": (_lungs(str(tmp_path / "nope.png"), "--out", str(tmp_path / "o")), "nope.png"),
         "text file": (_lungs(str(text), "--out", str(tmp_path / "o")), "is a text file"),
         "a classifier as lung model": (
-            _lungs(str(text), "--out", str(tmp_path / "o"), "--lung-model",
-                   str(ZOO_MODEL / "checkpoint.pt")),
+            _lungs(
+                str(text),
+                "--out",
+                str(tmp_path / "o"),
+                "--lung-model",
+                str(ZOO_MODEL / "checkpoint.pt"),
+            ),
             "is not a lung model (it is a classifier checkpoint)",
         ),  # fmt: skip
         "no lung model there": (
@@ -155,7 +160,9 @@ def test_the_shipped_lung_model_keeps_opacities_inside_the_field():
     assert opacified >= clear - 0.05, (clear, opacified)
 
 
-def test_segment_lungs_refuses_a_blank_image():
-    """A blank image is refused before any network's answer is trusted."""
-    found = segment_lungs(np.full((80, 80), 0.5, np.float32), load_lung_model(LUNG_MODEL))
+@pytest.mark.parametrize("shape", [(80, 80), (60, 140), (150, 70)])
+def test_segment_lungs_refuses_a_blank_image(shape):
+    """A blank image, square or oblong (padded, its edge blurred by the resize), is refused
+    before any network's answer is trusted."""
+    found = segment_lungs(np.full(shape, 0.5, np.float32), load_lung_model(LUNG_MODEL))
     assert not found.plausible and "blank" in found.check.reason

@@ -24,7 +24,7 @@ from cxr_attention.train.zoos.ship import SHIPPED
 
 ZOO_DIR, COMMAND = PHANTOM_ZOO.folder, PHANTOM_ZOO.command
 
-ASSETS_BUDGET = 35 * 2**20  # bytes: everything in assets/ (both zoos, samples), as the card allows
+ASSETS_BUDGET = 60 * 10**6  # bytes: everything in assets/ (both zoos, the lung model, samples)
 
 
 def test_the_zoo_is_recorded_and_within_the_assets_budget():

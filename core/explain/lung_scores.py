@@ -135,6 +135,8 @@ def flag_line(score: LungScore) -> str | None:
     """The plain line under a map that looks elsewhere; None for one that peaks in the lungs."""
     if not score.flagged:
         return None
+    if score.place == NOWHERE:
+        return "the map is flat: it points at no place, inside the lungs or out"
     return (
         f"peaks {score.place} ({WHAT_LIES_THERE[score.place]}): this model may be reading "
         "something other than the disease"

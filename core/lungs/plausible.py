@@ -62,6 +62,13 @@ def film_region(view_size: int, film_shape: tuple[int, int]) -> tuple[slice, sli
     )
 
 
+def _inner(film: np.ndarray) -> np.ndarray:
+    """The film without a 1/16 margin on each side: the blur where a resized film meets its
+    padding is not contrast (a blank oblong image would otherwise pass as having some)."""
+    dr, dc = film.shape[0] // 16, film.shape[1] // 16
+    return film[dr : film.shape[0] - dr, dc : film.shape[1] - dc]
+
+
 def check_fields(
     view: np.ndarray,
     probability: np.ndarray,
@@ -75,7 +82,7 @@ def check_fields(
     `unfamiliar` is the film's score against the films the lung model knows and `limits` its
     (warn, refuse) thresholds (`core.lungs.familiar`)."""
     rows, cols = film_region(view.shape[0], film_shape)
-    film = view[rows, cols].astype(np.float32)
+    film = _inner(view[rows, cols]).astype(np.float32)
     inside = mask[rows, cols]
     area = max(inside.size, 1)
     share = float(inside.sum() / area)

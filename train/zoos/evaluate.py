@@ -59,6 +59,7 @@ def evaluate_films_zoo(
     steps = Steps(
         [*[f"evaluate {n} on the held-out patients" for n in names],
          *[f"blank the maps of {n}" for n in names],
+         *[f"study the maps of {n} against the lung fields" for n in names],
         *[f"probe the OOD warning of {n} with phantom and non-chest images" for n in names]]
     )  # fmt: skip
     steps.show_plan(f"cxr-attention demo: evaluating the zoo in {zoo}")
@@ -70,9 +71,12 @@ def evaluate_films_zoo(
         with steps.step(len(runs) + i) as outcome:
             result = run_open_blanking(run, data=data, limit=recipe.blanking_limit)
             outcome["note"] = _blanking_note(result)
-    probes = probe_sets(work / "probes", recipe.probe_films)
     for i, run in enumerate(runs):
         with steps.step(2 * len(runs) + i) as outcome:
+            outcome["note"] = study_lungs(run, data, recipe.blanking_limit)
+    probes = probe_sets(work / "probes", recipe.probe_films)
+    for i, run in enumerate(runs):
+        with steps.step(3 * len(runs) + i) as outcome:
             shares = flag_shares(run / "checkpoint.pt", probes)
             write_json(run / TRUST, shares)
             outcome["note"] = ", ".join(
@@ -82,6 +86,28 @@ def evaluate_films_zoo(
         for filename in FILMS_EVALUATION:
             shutil.copy2(run / filename, zoo / run.name / filename)
     return runs
+
+
+def study_lungs(run: Path, data: Path, limit: int) -> str:
+    """The study of every map (study.json: in-lung figures per map beside a random map's) and the
+    model's own map against the lung fields (localization_lungs.json), on the first `limit`
+    held-out films, the lung fields found by the shipped lung model."""
+    from cxr_attention.core.explain.lung_run import localize_lungs
+    from cxr_attention.core.study.run import run_study
+
+    run_study(run, data=data, limit=limit)
+    method = "attention" if _has_attention(run) else "gradcam"
+    report = localize_lungs(run, data=data, method=method, limit=limit)
+    return (
+        f"{method}: peak in the lungs {report['map']['peak_inside']:.2f} "
+        f"(a random map {report['random']['peak_inside']:.2f})"
+    )
+
+
+def _has_attention(run: Path) -> bool:
+    from cxr_attention.core.models.checkpoint import read_checkpoint_data
+
+    return bool(read_checkpoint_data(run / "checkpoint.pt")["model"].get("attention"))
 
 
 def _blanking_note(result: dict[str, Any]) -> str:

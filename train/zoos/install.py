@@ -23,7 +23,14 @@ PHANTOM_EVALUATION = (
     "localization_random.json",
     "study.json",  # the attention study (core.study): every map's figures, faithfulness, cost
 )
-FILMS_EVALUATION = ("metrics.json", "predictions.csv", "blanking.json", "trust.json")
+FILMS_EVALUATION = (
+    "metrics.json",
+    "predictions.csv",
+    "blanking.json",
+    "trust.json",
+    "study.json",  # every map's in-lung figures and blanking (core.study, lung fields)
+    "localization_lungs.json",  # the model's own map held to the lung fields
+)
 
 
 def require_shipped(names: list[str], folder: Path) -> None:

@@ -6,7 +6,7 @@ options against ZOO.json), so a change here goes with a retrained zoo.
 
 from __future__ import annotations
 
-from cxr_attention.train.zoos.recipe import FilmsRecipe, PhantomRecipe
+from cxr_attention.train.zoos.recipe import FilmsRecipe, PhantomRecipe, ZooModel
 
 # The class-specific head's recipe (benchmarks/attention_recipes.py, "stage2-maxmix-24ep-turn0.05"):
 # the head on stage 2 (16 x 16 at 128 px; the network ends there), CSRA pooling with T 99 (the
@@ -45,15 +45,36 @@ PHANTOM = PhantomRecipe(
 
 # assets/zoo-pneumonia: Kermany et al.'s paediatric films (train/presets/pneumonia.yaml), each
 # backbone from scratch as a baseline, with the paper's spatial gate and with the class-specific
-# head. The class head reads stage 3 (8 x 8 at 128 px), as the phantom zoo's did then. Another
-# backbone is one more name in `backbones`; an extra model (same backbone and kind, other options,
-# its own folder and note) is one `ZooModel` in `extras`.
+# head, every one seeing only its films' lung fields (the film masked outside them: the lung
+# prior, core/lungs/prior.py), the class head where features are local (stage 2, the phantom
+# zoo's recipe) with its maps held inside the lungs by the lung term (core/training/lung_term.py).
+# The shipped zoo without the lung prior read the heart, the abdomen and the padding: its class
+# map peaked inside adult films' lungs on 0.17 of them, Grad-CAM on 0.06 (docs/lung-prior.md).
+# One MobileNetV2 class model is kept without the lung prior, to show what it reads.
+FILMS_CLASS_RECIPE = {
+    "head_stage": -3,
+    "attention_temperature": 99.0,
+    "attention_lambda": 0.3,
+    "map_equivariance": 0.05,
+    "lung_weight": 1.0,
+}
 PNEUMONIA = FilmsRecipe(
     collection="pneumonia",
     title="5,216 paediatric films from one centre in Guangzhou",
     held_out="a seeded 20 % of the patients (seed 0); the official test films unused",
     preset="pneumonia",
-    backbones=("mobilenetv2_100",),
+    backbones=("mobilenetv2_100", "efficientnet_b0"),
     default_kinds=("spatial", "class"),
-    kind_options={"class": {"head_stage": -2}},
+    fit_options={"lung_prior": "mask"},
+    kind_options={"class": FILMS_CLASS_RECIPE},
+    extras=(
+        ZooModel(
+            "mobilenetv2_100+class-whole-film",
+            "mobilenetv2_100",
+            "class",
+            {"lung_prior": "none", "lung_weight": 0.0},
+            note="trained without the lung prior: it sees the whole film, as the zoo's models "
+            "did before lung fields",
+        ),
+    ),
 )

@@ -121,8 +121,26 @@ def films_figures(run: Path, shipped: Path, seconds: float) -> dict[str, Any]:
             "held-out films": (metrics.get("out_of_distribution") or {}).get("flagged_share"),
             **{k: v["share"] for k, v in json.loads((run / "trust.json").read_text()).items()},
         },
+        "lungs": _lung_figures(run),
         "train_seconds": round(seconds),
         "size_mb": round((shipped / "checkpoint.pt").stat().st_size / 2**20, 2),
+    }
+
+
+def _lung_figures(run: Path) -> dict[str, Any] | None:
+    """The own map's in-lung figures on the held-out films (localization_lungs.json) beside a
+    random map's; None for a zoo evaluated before lung fields existed."""
+    path = run / "localization_lungs.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    return {
+        "map": report["maps"],
+        "n": report["n_images"],
+        "peak_inside": report["map"]["peak_inside"],
+        "mass_inside": report["map"]["mass_inside"],
+        "random_peak_inside": report["random"]["peak_inside"],
+        "random_mass_inside": report["random"]["mass_inside"],
     }
 
 

@@ -99,6 +99,8 @@ def data_summary(config: FitConfig, data: TrainingData) -> dict[str, Any]:
         "source": index.source,
         "title": index.title,
         "root": str(index.root),
+        # a CSV's films lie under its folder (root), but the CSV itself is what reopens them
+        "table": str(Path(config.data).expanduser().resolve()) if index.source == "table" else None,
         "fingerprint": index.fingerprint,
         "label_set": config.labels,
         "labels": list(index.labels),

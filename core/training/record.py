@@ -23,6 +23,7 @@ from cxr_attention.core.training.data import TrainingData
 from cxr_attention.core.training.device import DevicePlan, select_device
 from cxr_attention.core.training.distributed import detect_context
 from cxr_attention.core.training.model import model_config, pretrained_source
+from cxr_attention.core.training.start import start_record
 from cxr_attention.core.training.state import Progress
 from cxr_attention.core.trust.fit import TrustFit, fit_trust
 
@@ -127,6 +128,7 @@ def training_summary(config: FitConfig, data: TrainingData, progress: Progress) 
         "best_val_macro_auc": progress.best_val_macro_auc,
         "data": data_summary(config, data),
         "pretrained": pretrained_source(config),
+        "start": start_record(config.pretrained, model_config(config, data.index.labels)),
         "thresholds": progress.best_thresholds,
         "seed": config.seed,
         "map_equivariance": config.map_equivariance,
@@ -240,6 +242,7 @@ def write_config(
             "channels_last": plan.channels_last,
             "deterministic": plan.device.type == "cpu",
             "pretrained": pretrained_source(config),
+            "start": start_record(config.pretrained, model_config(config, data.index.labels)),
             **environment(),
             "created": now,
         },

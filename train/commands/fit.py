@@ -150,6 +150,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     opt.add_argument("--epochs", metavar="E", type=int, help="passes over the training split")
     opt.add_argument("--batch-size", metavar="B", type=int, help="images per step per process")
     opt.add_argument(
+        "--min-steps",
+        metavar="N",
+        type=int,
+        help="on a small collection each epoch goes over the films several times, so that the "
+        "run makes at least N optimiser steps (0: each epoch is one pass)",
+    )
+    opt.add_argument(
         "--accumulate",
         metavar="N",
         type=int,

@@ -90,7 +90,7 @@ def fine_tuned(source_run, own_films, tmp_path_factory):
     """`fit --data mine.csv --pretrained SOURCE_RUN`: no backbone, size or rate given."""
     out = tmp_path_factory.mktemp("runs") / "fine-tuned"
     argv = ["fit", "--data", str(own_films), "--pretrained", str(source_run), "--epochs", "3"]
-    argv += ["--val-fraction", "0.25", "--out", str(out), *QUIET]
+    argv += ["--val-fraction", "0.25", "--min-steps", "0", "--out", str(out), *QUIET]
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         assert main(argv) == 0

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 
+import pandas as pd
 import pytest
 
 from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.runs import RunFolder
+from cxr_attention.core.training import FitConfig
 from cxr_attention.core.training.advice import still_improving_line
+from cxr_attention.core.training.data import prepare_data
+from cxr_attention.core.training.distributed import detect_context
 from cxr_attention.core.training.state import load_train_state
-from cxr_attention.core.training.steps import passes_per_epoch
+from cxr_attention.core.training.steps import MIN_STEPS, passes_per_epoch
 from cxr_attention.train.cli import main
 
 TINY = "test_efficientnet"
@@ -75,9 +80,33 @@ def test_min_steps_makes_each_epoch_go_over_a_small_collection_several_times(pha
     assert passes_per_epoch(400, 8, 22, 1) == 3  # 176 steps in 8 passes: 3 passes an epoch
     assert passes_per_epoch(400, 8, 60, 1) == 1  # 480 steps already
     assert passes_per_epoch(400, 8, 22, 2) == 5  # 11 optimiser steps a pass with accumulation
-    plain, _ = _fit(phantom, tmp_path / "plain", "--epochs", "2", "--min-steps", "0")
+    plain, _ = _fit(phantom, tmp_path / "plain", "--epochs", "2")  # a phantom: one pass an epoch
     steps = load_train_state(plain.last_checkpoint)["schedule"]["steps_done"]
+    assert steps == 2 * (plain.config()["data"]["split"]["sizes"]["train"] // 16)
     run, err = _fit(phantom, tmp_path / "stretched", "--epochs", "2", "--min-steps", str(3 * steps))
     assert len(run.history()) == 2  # still two epochs: two validations, two rows
     assert load_train_state(run.last_checkpoint)["schedule"]["steps_done"] == 3 * steps
     assert "each epoch goes 3 times over the " in err
+
+
+def test_a_collection_people_hold_gets_the_minimum_by_default(phantom, tmp_path):
+    """The same films listed in a CSV (a collection a user holds) go over several times an epoch
+    unless told otherwise; a phantom does not."""
+    entry = pd.read_csv(next(phantom.glob("Data_Entry*.csv")))
+    table = pd.DataFrame(
+        {
+            "path": "images/" + entry["Image Index"],
+            "Abnormal": entry["Finding Labels"] != "No Finding",
+        }
+    ).astype({"Abnormal": int})
+    table.to_csv(phantom / "mine.csv", index=False)
+    options = dict(out=str(tmp_path / "run"), backbone=TINY, epochs=2, batch_size=16, workers=0)
+    context = detect_context()
+    as_phantom = prepare_data(FitConfig(data=str(phantom), **options), context)
+    as_table = prepare_data(FitConfig(data=str(phantom / "mine.csv"), **options), context)
+    assert as_phantom.passes == 1
+    per_pass = len(as_table.train_loader)
+    assert as_table.passes == math.ceil(MIN_STEPS / (2 * per_pass)) > 1
+    assert as_table.train_batches == as_table.passes * per_pass
+    told = prepare_data(FitConfig(data=str(phantom / "mine.csv"), min_steps=0, **options), context)
+    assert told.passes == 1

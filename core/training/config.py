@@ -88,8 +88,9 @@ class FitConfig:
     # a run folder or checkpoint of this project, whatever its labels (core/training/start.py)
     # --- optimisation -----------------------------------------------------------------------------
     epochs: int = 10  # passes over the training split (upper bound with early stopping)
-    min_steps: int = 0  # on a small collection each epoch goes over the films several times, so
-    # that the epochs make at least this many optimiser steps (0: plain passes; steps.py)
+    min_steps: int | None = None  # on a small collection each epoch goes over the films several
+    # times, so that the epochs make at least this many optimiser steps; 0: one pass an epoch;
+    # None: 400 on a collection people hold, 0 on a phantom (core/training/steps.py)
     batch_size: int = 32  # images per step per process (global batch = this x world size)
     accumulate: int = 1  # batches whose gradients add up before one optimiser step
     lr: float | None = None  # AdamW peak learning rate, reached at the end of warm-up; None:
@@ -199,7 +200,9 @@ class FitConfig:
             raise ConfigError(f"gate_lr_scale must be positive, got {self.gate_lr_scale}")
         if self.weight_decay < 0 or self.warmup_epochs < 0 or (self.workers or 0) < 0:
             raise ConfigError("weight_decay, warmup_epochs and workers must not be negative")
-        if not isinstance(self.min_steps, int) or self.min_steps < 0:
+        if self.min_steps is not None and (
+            not isinstance(self.min_steps, int) or self.min_steps < 0
+        ):
             raise ConfigError(
                 f"min_steps must be a whole number, 0 or more, got {self.min_steps!r}"
             )

@@ -22,7 +22,7 @@ from cxr_attention.core.data.sources import open_dataset
 from cxr_attention.core.errors import DatasetError
 from cxr_attention.core.training.config import FitConfig
 from cxr_attention.core.training.distributed import DistContext
-from cxr_attention.core.training.steps import passes_per_epoch
+from cxr_attention.core.training.steps import passes_per_epoch, resolved_min_steps
 
 
 @dataclass
@@ -85,7 +85,8 @@ def prepare_data(config: FitConfig, context: DistContext) -> TrainingData:
         seed=loader_seed,
     )
     full = len(train_loader)
-    passes = passes_per_epoch(config.min_steps, config.epochs, full, config.accumulate)
+    min_steps = resolved_min_steps(config.min_steps, index.source)
+    passes = passes_per_epoch(min_steps, config.epochs, full, config.accumulate)
     train_batches = (
         full * passes
         if config.max_train_batches is None

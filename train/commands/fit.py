@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument(
         "--backbone",
         metavar="NAME",
-        help="timm name: resnet101, efficientnet_b0, efficientnet_b3, mobilenetv2_100, ...",
+        help="timm name: resnet101, efficientnet_b0, efficientnet_b3, mobilenetv2_100, ... "
+        "(with --pretrained RUN: the start's, unless given)",
     )
     model.add_argument(
         "--attention",
@@ -140,11 +141,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--drop-rate", metavar="P", type=float, help="dropout before the head")
     model.add_argument(
         "--pretrained",
-        metavar="PATH|imagenet",
+        metavar="RUN|PATH|imagenet",
         type=_pretrained,
-        help="backbone weights: a local timm file (.pth or .safetensors), or 'imagenet' for timm's "
-        "default ImageNet weights from the Hugging Face hub (cached; a connection the first "
-        "time; ./imagenet for a file of that name); default: random init",
+        help="start from: a run folder or checkpoint of cxr-attention, whatever its labels (its "
+        "backbone, gates, input and model options; a fresh head), a local timm file (.pth or "
+        ".safetensors), or 'imagenet' for timm's default ImageNet weights from the Hugging Face "
+        "hub (cached; a connection the first time; ./imagenet for a file of that name); "
+        "default: random init",
     )
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--epochs", metavar="E", type=int, help="passes over the training split")
@@ -154,7 +157,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         type=int,
         help="on a small collection each epoch goes over the films several times, so that the "
-        "run makes at least N optimiser steps (0: each epoch is one pass)",
+        "run makes at least N optimiser steps (0: each epoch is one pass; default: 400 on a "
+        "collection you hold, 0 on a phantom)",
     )
     opt.add_argument(
         "--accumulate",
@@ -319,6 +323,7 @@ def _saved_fit_options(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} cannot be read: resume needs the run's config.json") from None
     # Where the earlier invocation was told to stop does not bind this one.
     saved.pop("stop_after", None)
+    saved.setdefault("min_steps", 0)  # a run from before --min-steps made one pass an epoch
     return saved
 
 

@@ -50,10 +50,10 @@ class StartingModel:
     def config(self) -> ModelConfig:
         return self.model.config
 
-    def fit_defaults(self, fit_fields: frozenset[str]) -> dict[str, Any]:
+    def fit_defaults(self) -> dict[str, Any]:
         """The start's values of the `FitConfig` fields its model config shares (labels aside)."""
         model = self.config.to_dict()
-        return {name: model[name] for name in sorted(fit_fields & set(model) - _NOT_CARRIED)}
+        return {name: model[name] for name in sorted(_fit_fields() & set(model) - _NOT_CARRIED)}
 
     def input_contract(self) -> dict[str, Any]:
         """The model config fields `fit` has no option for: how the start reads a film."""
@@ -82,7 +82,7 @@ def open_start(pretrained: str | None) -> StartingModel | None:
                 "checkpoint, timm weights (.safetensors or .pth) or imagenet"
             )
         path = path / CHECKPOINT
-    if not path.is_file() or not _is_project_checkpoint(path):
+    if not path.is_file():
         return None
     stat = path.stat()
     return _open(str(path.resolve()), stat.st_mtime_ns, stat.st_size, pretrained)
@@ -98,7 +98,7 @@ def with_start_defaults(options: dict[str, Any]) -> dict[str, Any]:
     start = open_start(options.get("pretrained"))
     if start is None:
         return options
-    return start.fit_defaults(_fit_fields()) | options
+    return start.fit_defaults() | options
 
 
 def with_input_contract(config: ModelConfig, pretrained: str | None) -> ModelConfig:
@@ -166,8 +166,11 @@ def _is_project_checkpoint(path: Path) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT
 
 
-@functools.lru_cache(maxsize=4)
-def _open(path: str, _mtime_ns: int, _size: int, given: str) -> StartingModel:
+@functools.lru_cache(maxsize=8)
+def _open(path: str, _mtime_ns: int, _size: int, given: str) -> StartingModel | None:
+    """The start in `path` (None for timm weights), read once while the file is unchanged."""
+    if not _is_project_checkpoint(Path(path)):
+        return None
     checkpoint = load_checkpoint(path)
     return StartingModel(given, Path(path), checkpoint.model, checkpoint.training)
 

@@ -58,6 +58,7 @@ from cxr_attention.core.training.record import (
     write_config,
 )
 from cxr_attention.core.training.rng import capture_rng, isolated_rng, seed_everything
+from cxr_attention.core.training.start import starts_from_project_model
 from cxr_attention.core.training.state import (
     Progress,
     is_finished,
@@ -373,6 +374,8 @@ def _lr_note(config: FitConfig) -> str:
         return ""
     if config.pretrained is None:
         return " (the from-scratch default: no --pretrained weights)"
+    if starts_from_project_model(config.pretrained):
+        return " (the default from a cxr-attention model: its features adapt at this rate)"
     return " (the fine-tuning default for --pretrained weights)"
 
 

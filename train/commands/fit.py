@@ -170,8 +170,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lr",
         metavar="LR",
         type=float,
-        help="AdamW peak learning rate (default: 2e-3 from random initialisation, 1e-4 when "
-        "fine-tuning --pretrained weights)",
+        help="AdamW peak learning rate (default: 2e-3 from random initialisation or from a "
+        "cxr-attention model, 1e-4 when fine-tuning timm or ImageNet weights)",
     )
     opt.add_argument(
         "--gate-lr-scale",

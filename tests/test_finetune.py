@@ -207,6 +207,30 @@ def test_a_mismatched_start_is_refused_in_one_line(source_run, tmp_path, capsys)
     assert not (tmp_path / "run").exists()
 
 
+def test_a_start_that_is_no_model_is_refused_in_one_line(source_run, tmp_path, capsys):
+    """A mistyped run folder names the path, not the --backbone it would have given; a file that
+    is not weights (the run's history.csv) says it cannot be read, with no traceback."""
+    out = ["--out", str(tmp_path / "run")]
+    err = _refusal(capsys, "--pretrained", str(tmp_path / "no-such-run"), *out)
+    assert err.startswith(
+        f"cxr-attention fit: error: pretrained weights not found: {tmp_path / 'no-such-run'}; "
+        "--pretrained takes a run folder or checkpoint of cxr-attention, or timm weights"
+    )
+    history = source_run / "history.csv"
+    err = _refusal(capsys, "--pretrained", str(history), "--backbone", TINY, *out)
+    assert err.startswith(f"cxr-attention fit: error: pretrained weights {history} cannot be read")
+    assert err.endswith(
+        "--pretrained takes a run folder or checkpoint of cxr-attention, timm weights (.safetensors or .pth) or imagenet"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_rate_given_wins_over_the_default_from_a_project_model(source_run, tmp_path):
+    options = {"data": "d", "out": str(tmp_path), "pretrained": str(source_run)}
+    assert FitConfig.from_dict(options).lr == LR_FROM_PROJECT_MODEL == 2e-3
+    assert FitConfig.from_dict(options | {"lr": 5e-4}).lr == 5e-4
+
+
 def test_a_refusal_names_the_start_in_python_too(source_run, tmp_path):
     config = FitConfig.from_dict(
         {"data": "d", "out": str(tmp_path), "pretrained": str(source_run), "attention": False}

@@ -252,11 +252,14 @@ class FitConfig:
                 f"unknown fit option(s) {', '.join(unknown)}: use FitConfig field names "
                 f"such as {', '.join(sorted(known)[:6])}, ..."
             )
-        from cxr_attention.core.training.start import with_start_defaults
+        from cxr_attention.core.training.start import check_start_exists, with_start_defaults
 
         # A project model as the start decides the model options left out (its backbone, ...).
         data = with_start_defaults(data)
         missing = [name for name in ("data", "out", "backbone") if data.get(name) in (None, "")]
+        if "backbone" in missing and data.get("pretrained") is not None:
+            # A mistyped run folder is the problem to name, not the backbone it would have given.
+            check_start_exists(data["pretrained"])
         if missing:
             raise ConfigError(f"missing {' and '.join('--' + m for m in missing)}")
         try:

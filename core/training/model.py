@@ -44,6 +44,8 @@ _UNREADABLE = (
     pickle.UnpicklingError,
     zipfile.BadZipFile,
     SafetensorError,
+    IndexError,  # torch's unpickler on a text file: "pop from empty list"
+    KeyError,
 )
 
 
@@ -124,8 +126,11 @@ def check_weight_coverage(path: Path, backbone: str, in_chans: int = 3) -> None:
     try:
         state = load_state_dict(str(path), weights_only=True)
     except _UNREADABLE as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise PretrainedWeightsError(f"pretrained weights {path} cannot be read: {first}") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:120]
+        raise PretrainedWeightsError(
+            f"pretrained weights {path} cannot be read ({first}): --pretrained takes a run folder "
+            "or checkpoint of cxr-attention, timm weights (.safetensors or .pth) or imagenet"
+        ) from None
     with torch.device("meta"):  # shapes and names only: no memory, no initialisation cost
         expected = timm.create_model(backbone, num_classes=0, global_pool="", in_chans=in_chans)
     names = [name for name in expected.state_dict() if not name.endswith("num_batches_tracked")]

@@ -29,7 +29,11 @@ import torch
 
 from cxr_attention.core.errors import PretrainedWeightsError
 from cxr_attention.core.models.checkpoint import FORMAT, load_checkpoint
-from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
+from cxr_attention.core.models.classifier import (
+    AttentionClassifier,
+    ModelConfig,
+    missing_weights_error,
+)
 from cxr_attention.core.models.imagenet import is_imagenet
 from cxr_attention.core.models.transfer import Transfer, plan_transfer
 
@@ -86,6 +90,12 @@ def open_start(pretrained: str | None) -> StartingModel | None:
         return None
     stat = path.stat()
     return _open(str(path.resolve()), stat.st_mtime_ns, stat.st_size, pretrained)
+
+
+def check_start_exists(pretrained: str) -> None:
+    """Refuse, in one line, a --pretrained path that names nothing (`imagenet` aside)."""
+    if not is_imagenet(pretrained) and not Path(pretrained).expanduser().exists():
+        raise missing_weights_error(Path(pretrained).expanduser(), None)
 
 
 def starts_from_project_model(pretrained: str | None) -> bool:

@@ -143,22 +143,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--pretrained",
         metavar="RUN|PATH|imagenet",
         type=_pretrained,
-        help="start from: a run folder or checkpoint of cxr-attention, whatever its labels (its "
-        "backbone, gates, input and model options; a fresh head), a local timm file (.pth or "
-        ".safetensors), or 'imagenet' for timm's default ImageNet weights from the Hugging Face "
-        "hub (cached; a connection the first time; ./imagenet for a file of that name); "
-        "default: random init",
+        help="start from: a run folder or checkpoint of cxr-attention, whatever labels it "
+        "learnt (the shipped zoos' too): it gives its backbone, its gates where this model has "
+        "them, its input (channels, normalisation) and the model options you leave out (the "
+        "ones you give win); your labels get a fresh head; another backbone or gate layout is "
+        "refused; config.json records the start and `inspect` shows it (default --lr 2e-3). "
+        "Or a local timm file (.pth or .safetensors), or 'imagenet' for timm's default ImageNet "
+        "weights from the Hugging Face hub (cached; a connection the first time; ./imagenet "
+        "for a file of that name) (default --lr 1e-4). Default: random init",
     )
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", metavar="E", type=int, help="passes over the training split")
+    opt.add_argument(
+        "--epochs",
+        metavar="E",
+        type=int,
+        help="epochs: one validation each, and one pass over the training split (several on a "
+        "small collection: --min-steps)",
+    )
     opt.add_argument("--batch-size", metavar="B", type=int, help="images per step per process")
     opt.add_argument(
         "--min-steps",
         metavar="N",
         type=int,
-        help="on a small collection each epoch goes over the films several times, so that the "
-        "run makes at least N optimiser steps (0: each epoch is one pass; default: 400 on a "
-        "collection you hold, 0 on a phantom)",
+        help="on a small collection each epoch goes over the training films several times, so "
+        "that the run makes at least N optimiser steps; validation, patience and the schedule "
+        "still count epochs (0: each epoch is one pass; default: 400 on a collection you hold: "
+        "class folders, a CSV, ChestX-ray14; 0 on a phantom)",
     )
     opt.add_argument(
         "--accumulate",

@@ -116,7 +116,9 @@ def test_a_project_run_with_other_labels_starts_a_run_that_learns(fine_tuned, so
     assert model["backbone"] == TINY and model["attention_stages"] == [-2, -1]
 
 
-def test_the_run_records_where_it_started_and_inspect_shows_it(fine_tuned, source_run, capsys):
+def test_the_run_records_where_it_started_and_inspect_shows_it(
+    fine_tuned, source_run, own_films, capsys
+):
     run, _ = fine_tuned
     start = json.loads((run.path / "config.json").read_text())["start"]
     assert start["from"] == str(source_run)
@@ -132,6 +134,7 @@ def test_the_run_records_where_it_started_and_inspect_shows_it(fine_tuned, sourc
     out = capsys.readouterr().out
     assert f"started from     {source_run} (test_efficientnet+attention: Atelectasis" in out
     assert "took backbone, gates after stage3, stage4; left its head" in out
+    assert f"trained on       table at {own_films.resolve()} (" in out  # the CSV, not its folder
 
 
 def test_the_new_model_holds_the_start_weights_and_input_contract(source_run, tmp_path):

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if data:
         source = "synthetic phantom" if data.get("source") == "phantom" else data.get("source", "?")
         lines.append(
-            f"trained on       {source} at {data.get('root', '?')} "
+            f"trained on       {source} at {data.get('table') or data.get('root', '?')} "
             f"(label set {data.get('label_set', '?')}, fingerprint {str(data.get('fingerprint', '?'))[:12]})"
         )
     if training:

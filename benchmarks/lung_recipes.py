@@ -16,6 +16,9 @@ inside, then measures, never on a test split:
 
     python benchmarks/lung_recipes.py --data ../shared/realdata-pneumonia \\
         --adult ../shared/realdata-lungs --out DIR [--recipes none mask ...] [--epochs E]
+    python benchmarks/lung_recipes.py ... --existing "baseline: mask=ZOO_RUNS/mobilenetv2_100" ...
+
+(`--existing` measures run folders trained elsewhere, such as the zoo's own runs, the same way.)
 
 Every fit is the `cxr-attention fit` command printed beside its row; a recipe whose run folder
 already holds lungs_recipe.json is not trained or measured again. Prints one Markdown table
@@ -129,7 +132,9 @@ def measure(run_dir: Path, data: Path, adult: Path, opacified: tuple[Path, Path]
         "adult_opacity": ["--films", str(opacified[0]), "--masks", str(opacified[1])],
     }.items():
         run(cli("localize", str(run_dir), "--method", method, *args))
-        report_file = "localization_lungs.json" if name == "children_val" else "localization_films.json"
+        report_file = (
+            "localization_lungs.json" if name == "children_val" else "localization_films.json"
+        )
         report = json.loads((run_dir / report_file).read_text())
         out[name] = {"map": report["map"], "random": report["random"], "lungs": report["lungs"]}
     blanking = run_open_blanking(run_dir, data=data, split="val")
@@ -164,11 +169,27 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--backbone", default="mobilenetv2_100")
     parser.add_argument("--threads", type=int)
+    parser.add_argument(
+        "--existing",
+        nargs="+",
+        default=[],
+        metavar="LABEL=RUN",
+        help="measure run folders trained elsewhere (a zoo's runs) as rows LABEL, untrained here",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     opacified = opacified_adults(args.adult, args.out)
     lines = []
-    for recipe in args.recipes:
+    for item in args.existing:
+        label, _, folder = item.partition("=")
+        result_file = args.out / f"{folder_name(label)}.json"
+        if not result_file.is_file():
+            result = measure(Path(folder), args.data, args.adult, opacified)
+            result["command"] = f"(trained elsewhere: {folder})"
+            result_file.write_text(json.dumps(result, indent=2, default=float) + "\n")
+        lines.append(row(label, json.loads(result_file.read_text())))
+        print(lines[-1], flush=True)
+    for recipe in args.recipes if not args.existing else []:
         folder = args.out / folder_name(recipe)
         command = cli(
             "fit", "--preset", "pneumonia", "--data", str(args.data), "--backbone", args.backbone,

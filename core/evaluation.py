@@ -100,7 +100,7 @@ def resolve_data_root(data: str | Path | None, trained_on: Mapping[str, Any]) ->
         if not root.exists():
             raise DatasetError(f"dataset not found: {root}")
         return root
-    recorded = trained_on.get("root")
+    recorded = trained_on.get("table") or trained_on.get("root")  # a CSV, else its folder
     if not recorded:
         raise DatasetError("the run does not record its data folder: pass --data DATA")
     root = Path(recorded).expanduser()

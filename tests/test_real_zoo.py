@@ -20,7 +20,6 @@ from sklearn.metrics import roc_auc_score
 from cxr_attention.core.data.sources import open_dataset, recorded_options
 from cxr_attention.core.inference import ImageFailure, ScoringModel, predict_files
 from cxr_attention.core.models.checkpoint import load_checkpoint
-from cxr_attention.core.models.kinds import parse_variant
 from cxr_attention.core.ood_probes import (
     PROBE_SEED,
     PROBE_SIZE,
@@ -54,11 +53,13 @@ def test_zoo_json_records_the_recipe_and_ships_each_of_its_models():
     for name in NAMES:
         for filename in ("checkpoint.pt", "config.json", "history.csv", *EVALUATION):
             assert (REAL_ZOO_DIR / name / filename).is_file(), f"{name}/{filename}"
-    # every attention model is compared (DeLong, paired) with its backbone's baseline
-    with_attention = [name for name in NAMES if parse_variant(name)[1] is not None]
+    # every attention model (extras included) is compared (DeLong, paired) with its backbone's
+    # baseline
+    models = {model.name: model for model in recipe.models()}
+    with_attention = [name for name in NAMES if models[name].kind is not None]
     assert with_attention and sorted(ZOO["attention_effect"]) == sorted(with_attention)
     for name in with_attention:
-        assert ZOO["attention_effect"][name]["against"] == parse_variant(name)[0]
+        assert ZOO["attention_effect"][name]["against"] == models[name].backbone
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -147,6 +148,23 @@ def test_no_film_is_shipped_and_every_model_knows_what_it_learnt():
             assert len(timeline["image_ids"]) == 6
     images = [p for p in REAL_ZOO_DIR.rglob("*") if p.suffix.lower() in (".png", ".jpeg", ".jpg")]
     assert not images
+
+
+def test_each_model_reads_its_films_through_the_lung_prior_it_learnt():
+    """The zoo's models learnt their films masked to the lung fields of the shipped lung model,
+    and the teaching model the whole film; each checkpoint says so, so that predict, the study
+    and the app apply the same prior (the 120-film check below scores through it)."""
+    from cxr_attention.core.lungs.shipped import shipped_lung_model
+
+    identity = shipped_lung_model().identity
+    priors = {}
+    for name in NAMES:
+        config = load_checkpoint(REAL_ZOO_DIR / name / "checkpoint.pt").config
+        priors[name] = config.lung_prior
+        assert config.lung_model == (identity if config.lung_prior != "none" else "")
+    teaching = [m.name for m in PNEUMONIA.recipe.models() if m.options.get("lung_prior") == "none"]
+    assert teaching and all(priors[name] == "none" for name in teaching)
+    assert all(priors[name] == "mask" for name in NAMES if name not in teaching)
 
 
 @pytest.fixture(scope="module")

@@ -140,12 +140,15 @@ def check_backbone_name(name: str) -> None:
         )
 
 
-def missing_weights_error(weights: Path, name: str) -> PretrainedWeightsError:
-    """The one-line error for a --pretrained file that is not there."""
+def missing_weights_error(weights: Path, name: str | None) -> PretrainedWeightsError:
+    """The one-line error for a --pretrained file that is not there (`name`: the backbone, when
+    known)."""
+    of = f"of {name} " if name else ""
     return PretrainedWeightsError(
-        f"pretrained weights not found: {weights}; download the ImageNet weights of {name} "
-        "(timm's model.safetensors or a .pth state_dict) on a connected machine, copy the "
-        "file here and pass its path with --pretrained (or use --pretrained imagenet there)"
+        f"pretrained weights not found: {weights}; --pretrained takes a run folder or checkpoint "
+        f"of cxr-attention, or timm weights: download the ImageNet weights {of}(timm's "
+        "model.safetensors or a .pth state_dict) on a connected machine, copy the file here and "
+        "pass its path with --pretrained (or use --pretrained imagenet there)"
     )
 
 

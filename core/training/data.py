@@ -23,6 +23,7 @@ from cxr_attention.core.errors import DatasetError
 from cxr_attention.core.lungs.cache import LungCache
 from cxr_attention.core.training.config import FitConfig
 from cxr_attention.core.training.distributed import DistContext
+from cxr_attention.core.training.steps import passes_per_epoch, resolved_min_steps
 
 
 @dataclass
@@ -35,7 +36,8 @@ class TrainingData:
     train_loader: DataLoader
     val_loader: DataLoader
     train_sampler: DistributedSampler  # call set_epoch(epoch) before each epoch
-    train_batches: int  # batches per epoch per process (after max_train_batches)
+    train_batches: int  # batches per epoch per process (all passes, after max_train_batches)
+    passes: int  # times an epoch goes over the training films (core/training/steps.py)
     val_batches: int  # batches of this process's validation shard
     train_targets: np.ndarray  # float32 (n_train, L), for positive-class weights
     split_sizes: dict[str, int]  # images per split
@@ -102,8 +104,12 @@ def prepare_data(config: FitConfig, context: DistContext) -> TrainingData:
         seed=loader_seed,
     )
     full = len(train_loader)
+    min_steps = resolved_min_steps(config.min_steps, index.source)
+    passes = passes_per_epoch(min_steps, config.epochs, full, config.accumulate)
     train_batches = (
-        full if config.max_train_batches is None else min(full, config.max_train_batches)
+        full * passes
+        if config.max_train_batches is None
+        else min(full * passes, config.max_train_batches)
     )
     return TrainingData(
         index=index,
@@ -113,6 +119,7 @@ def prepare_data(config: FitConfig, context: DistContext) -> TrainingData:
         val_loader=val_loader,
         train_sampler=train_sampler,
         train_batches=train_batches,
+        passes=passes,
         val_batches=len(val_loader),
         train_targets=index.targets(train_frame),
         split_sizes={

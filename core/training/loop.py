@@ -28,6 +28,7 @@ from cxr_attention.core.metrics.thresholds import choose_thresholds
 from cxr_attention.core.models.checkpoint import save_checkpoint
 from cxr_attention.core.runs import HISTORY, RunFolder
 from cxr_attention.core.training import distributed as ddp
+from cxr_attention.core.training.advice import still_improving_line
 from cxr_attention.core.training.config import FitConfig
 from cxr_attention.core.training.data import (
     TrainingData,
@@ -58,6 +59,7 @@ from cxr_attention.core.training.record import (
     write_config,
 )
 from cxr_attention.core.training.rng import capture_rng, isolated_rng, seed_everything
+from cxr_attention.core.training.start import starts_from_project_model
 from cxr_attention.core.training.state import (
     Progress,
     is_finished,
@@ -67,6 +69,7 @@ from cxr_attention.core.training.state import (
     save_train_state,
     train_state,
 )
+from cxr_attention.core.training.steps import epoch_batches, passes_line
 from cxr_attention.core.training.watch import EpochWatch
 
 
@@ -200,6 +203,8 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
             config.lung_weight,
             data.lungs_left_out,
         )
+    if data.passes > 1:
+        report.info("%s", passes_line(data.passes, len(data.train), config.epochs, steps_per_epoch))
     if config.use_cache and data.cache_description is None:
         report.info(
             "no image cache at %d px: decoding files every epoch (`cxr-attention cache %s --size "
@@ -226,6 +231,10 @@ def _fit(config: FitConfig, context: ddp.DistContext, plan: DevicePlan) -> RunFo
         progress.best_epoch,
         run.path,
     )
+    if stopped == "epochs" and context.is_main:
+        advice = still_improving_line(run.history()["val_macro_auc"].tolist())
+        if advice:
+            report.info("%s", advice)
     ddp.barrier(context)
     return run
 
@@ -282,9 +291,10 @@ def _train_epochs(
     try:
         for epoch in range(progress.epoch + 1, last + 1):
             started = time.perf_counter()
-            data.train_sampler.set_epoch(epoch)  # the shuffle depends on (seed, epoch) alone
+            # the shuffle depends on (seed, epoch) alone
+            batches = epoch_batches(data.train_loader, data.train_sampler, epoch, data.passes)
             trained = train_one_epoch(
-                parts, data.train_loader, data.train_batches, context, report, f"epoch {epoch}"
+                parts, batches, data.train_batches, context, report, f"epoch {epoch}"
             )
             if not math.isfinite(trained.loss) and not parts.scaler.is_enabled():
                 # (with fp16 the scaler skips overflowing steps, so a non-finite mean may pass)
@@ -378,6 +388,8 @@ def _lr_note(config: FitConfig) -> str:
         return ""
     if config.pretrained is None:
         return " (the from-scratch default: no --pretrained weights)"
+    if starts_from_project_model(config.pretrained):
+        return " (the default from a cxr-attention model: its features adapt at this rate)"
     return " (the fine-tuning default for --pretrained weights)"
 
 

@@ -31,6 +31,7 @@ from cxr_attention.core.models.classifier import (
 )
 from cxr_attention.core.models.imagenet import hub_weights, imagenet_weights_file, is_imagenet
 from cxr_attention.core.training.config import FitConfig
+from cxr_attention.core.training.start import open_start, start_line, with_input_contract
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,16 @@ _UNREADABLE = (
     pickle.UnpicklingError,
     zipfile.BadZipFile,
     SafetensorError,
+    IndexError,  # torch's unpickler on a text file: "pop from empty list"
+    KeyError,
 )
 
 
 def model_config(config: FitConfig, labels: Sequence[str], lung_identity: str = "") -> ModelConfig:
-    """The checkpoint's model description for this run, whose data names `labels`;
-    `lung_identity` names the lung model whose fields a run with a lung prior learnt on."""
-    return ModelConfig(
+    """The checkpoint's model description for this run, whose data names `labels` (reading films
+    as its --pretrained project model does, when it starts from one); `lung_identity` names the
+    lung model whose fields a run with a lung prior learnt on."""
+    mc = ModelConfig(
         backbone=config.backbone,
         labels=tuple(labels),
         attention=config.attention,
@@ -67,6 +71,7 @@ def model_config(config: FitConfig, labels: Sequence[str], lung_identity: str = 
         lung_prior=config.lung_prior,
         lung_model=lung_identity if config.uses_lungs else "",
     )
+    return with_input_contract(mc, config.pretrained)
 
 
 def build_model(
@@ -78,6 +83,13 @@ def build_model(
     if config.pretrained is None:
         log.info("no --pretrained file: %s starts from random initialisation", mc.backbone)
         return AttentionClassifier(mc)
+    start = open_start(config.pretrained)
+    if start is not None:
+        model = AttentionClassifier(mc)
+        transfer = start.transfer_to(mc)
+        transfer.apply(model)
+        log.info("%s", start_line(start, transfer, mc))
+        return model
     path = check_pretrained(config, mc.in_chans)
     model = AttentionClassifier(mc, pretrained_file=str(path))
     if is_imagenet(config.pretrained):
@@ -95,6 +107,10 @@ def check_pretrained(config: FitConfig, in_chans: int = 3) -> Path | None:
     if is_imagenet(config.pretrained):
         check_backbone_name(config.backbone)
         return imagenet_weights_file(config.backbone)[0]  # timm's own weights: they fit
+    start = open_start(config.pretrained)
+    if start is not None:
+        start.transfer_to(model_config(config, start.config.labels))  # refuses a mismatch
+        return start.path
     path = Path(config.pretrained).expanduser()
     if not path.is_file():
         raise missing_weights_error(path, config.backbone)
@@ -115,13 +131,11 @@ def check_weight_coverage(path: Path, backbone: str, in_chans: int = 3) -> None:
     try:
         state = load_state_dict(str(path), weights_only=True)
     except _UNREADABLE as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise PretrainedWeightsError(f"pretrained weights {path} cannot be read: {first}") from None
-    if isinstance(state, dict) and state.get("format") == "cxr-attention-checkpoint":
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:120]
         raise PretrainedWeightsError(
-            f"{path} is a cxr-attention checkpoint; --pretrained takes timm backbone weights "
-            "(.safetensors or a .pth state_dict)"
-        )
+            f"pretrained weights {path} cannot be read ({first}): --pretrained takes a run folder "
+            "or checkpoint of cxr-attention, timm weights (.safetensors or .pth) or imagenet"
+        ) from None
     with torch.device("meta"):  # shapes and names only: no memory, no initialisation cost
         expected = timm.create_model(backbone, num_classes=0, global_pool="", in_chans=in_chans)
     names = [name for name in expected.state_dict() if not name.endswith("num_batches_tracked")]

@@ -23,6 +23,7 @@ from cxr_attention.core.training.data import TrainingData
 from cxr_attention.core.training.device import DevicePlan, select_device
 from cxr_attention.core.training.distributed import detect_context
 from cxr_attention.core.training.model import model_config, pretrained_source
+from cxr_attention.core.training.start import start_record
 from cxr_attention.core.training.state import Progress
 from cxr_attention.core.trust.fit import TrustFit, fit_trust
 
@@ -99,6 +100,8 @@ def data_summary(config: FitConfig, data: TrainingData) -> dict[str, Any]:
         "source": index.source,
         "title": index.title,
         "root": str(index.root),
+        # a CSV's films lie under its folder (root), but the CSV itself is what reopens them
+        "table": str(Path(config.data).expanduser().resolve()) if index.source == "table" else None,
         "fingerprint": index.fingerprint,
         "label_set": config.labels,
         "labels": list(index.labels),
@@ -125,6 +128,7 @@ def training_summary(config: FitConfig, data: TrainingData, progress: Progress) 
         "best_val_macro_auc": progress.best_val_macro_auc,
         "data": data_summary(config, data),
         "pretrained": pretrained_source(config),
+        "start": start_record(config.pretrained, model_config(config, data.index.labels)),
         "thresholds": progress.best_thresholds,
         "seed": config.seed,
         "map_equivariance": config.map_equivariance,
@@ -238,6 +242,7 @@ def write_config(
             "channels_last": plan.channels_last,
             "deterministic": plan.device.type == "cpu",
             "pretrained": pretrained_source(config),
+            "start": start_record(config.pretrained, model_config(config, data.index.labels)),
             **environment(),
             "created": now,
         },

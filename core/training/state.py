@@ -126,7 +126,8 @@ def resumable_state(run: RunFolder, config: FitConfig) -> dict[str, Any] | None:
             raise RunError(f"{run.path} has checkpoint.pt but no last.pt, so it cannot be resumed")
         return None  # nothing saved yet: start (a restarted sweep reaching an unstarted run)
     saved = load_train_state(run.last_checkpoint)
-    differences = config.differences(FitConfig.from_dict(saved["fit_config"]))
+    # A run from before --min-steps made one pass an epoch.
+    differences = config.differences(FitConfig.from_dict({"min_steps": 0} | saved["fit_config"]))
     if differences:
         raise ConfigError(
             f"--resume: {run.path} was trained with other options ({'; '.join(differences)}): "

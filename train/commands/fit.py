@@ -73,7 +73,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument(
         "--backbone",
         metavar="NAME",
-        help="timm name: resnet101, efficientnet_b0, efficientnet_b3, mobilenetv2_100, ...",
+        help="timm name: resnet101, efficientnet_b0, efficientnet_b3, mobilenetv2_100, ... "
+        "(with --pretrained RUN: the start's, unless given)",
     )
     model.add_argument(
         "--attention",
@@ -159,15 +160,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model.add_argument("--drop-rate", metavar="P", type=float, help="dropout before the head")
     model.add_argument(
         "--pretrained",
-        metavar="PATH|imagenet",
+        metavar="RUN|PATH|imagenet",
         type=_pretrained,
-        help="backbone weights: a local timm file (.pth or .safetensors), or 'imagenet' for timm's "
-        "default ImageNet weights from the Hugging Face hub (cached; a connection the first "
-        "time; ./imagenet for a file of that name); default: random init",
+        help="start from: a run folder or checkpoint of cxr-attention, whatever labels it "
+        "learnt (the shipped zoos' too): it gives its backbone, its gates where this model has "
+        "them, its input (channels, normalisation) and the model options you leave out (the "
+        "ones you give win); your labels get a fresh head; another backbone or gate layout is "
+        "refused; config.json records the start and `inspect` shows it (default --lr 2e-3). "
+        "Or a local timm file (.pth or .safetensors), or 'imagenet' for timm's default ImageNet "
+        "weights from the Hugging Face hub (cached; a connection the first time; ./imagenet "
+        "for a file of that name) (default --lr 1e-4). Default: random init",
     )
     opt = p.add_argument_group("optimisation")
-    opt.add_argument("--epochs", metavar="E", type=int, help="passes over the training split")
+    opt.add_argument(
+        "--epochs",
+        metavar="E",
+        type=int,
+        help="epochs: one validation each, and one pass over the training split (several on a "
+        "small collection: --min-steps)",
+    )
     opt.add_argument("--batch-size", metavar="B", type=int, help="images per step per process")
+    opt.add_argument(
+        "--min-steps",
+        metavar="N",
+        type=int,
+        help="on a small collection each epoch goes over the training films several times, so "
+        "that the run makes at least N optimiser steps; validation, patience and the schedule "
+        "still count epochs (0: each epoch is one pass; default: 400 on a collection you hold: "
+        "class folders, a CSV, ChestX-ray14; 0 on a phantom)",
+    )
     opt.add_argument(
         "--accumulate",
         metavar="N",
@@ -178,8 +199,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lr",
         metavar="LR",
         type=float,
-        help="AdamW peak learning rate (default: 2e-3 from random initialisation, 1e-4 when "
-        "fine-tuning --pretrained weights)",
+        help="AdamW peak learning rate (default: 2e-3 from random initialisation or from a "
+        "cxr-attention model, 1e-4 when fine-tuning timm or ImageNet weights)",
     )
     opt.add_argument(
         "--gate-lr-scale",
@@ -331,6 +352,7 @@ def _saved_fit_options(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} cannot be read: resume needs the run's config.json") from None
     # Where the earlier invocation was told to stop does not bind this one.
     saved.pop("stop_after", None)
+    saved.setdefault("min_steps", 0)  # a run from before --min-steps made one pass an epoch
     return saved
 
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if data:
         source = "synthetic phantom" if data.get("source") == "phantom" else data.get("source", "?")
         lines.append(
-            f"trained on       {source} at {data.get('root', '?')} "
+            f"trained on       {source} at {data.get('table') or data.get('root', '?')} "
             f"(label set {data.get('label_set', '?')}, fingerprint {str(data.get('fingerprint', '?'))[:12]})"
         )
     if training:
@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             )
         pretrained = training.get("pretrained")
         lines.append(f"pretrained       {pretrained or 'no (random initialisation)'}")
+        if isinstance(training.get("start"), dict):
+            lines += start_lines(training["start"])
         thresholds = training.get("thresholds") or {}
         if thresholds:
             lines.append(
@@ -94,6 +96,21 @@ def run(args: argparse.Namespace) -> int:
     lines += trust_lines(meta)
     print("\n".join(lines))
     return 0
+
+
+def start_lines(start: dict) -> list[str]:
+    """Where a fine-tuned model started (`fit --pretrained RUN`): the model, what it learnt on,
+    and what was taken from it."""
+    trained_on = (start.get("trained_on") or {}).get("title") or "?"
+    auc = start.get("best_val_macro_auc")
+    auc_text = f", validation macro AUC {auc:.3f}" if isinstance(auc, float) else ""
+    return [
+        f"started from     {start.get('from', '?')} ({start.get('variant', '?')}: "
+        f"{', '.join(start.get('labels') or [])} at {start.get('image_size', '?')} px, on "
+        f"{trained_on}{auc_text})",
+        f"                 took {', '.join(start.get('took') or [])}; left "
+        f"{', '.join(start.get('left') or [])}; fresh: {', '.join(start.get('fresh') or [])}",
+    ]
 
 
 def attention_lines(config: ModelConfig) -> list[str]:

@@ -66,8 +66,10 @@ def probe_sets(folder: Path, n_phantom: int = 1000) -> dict[str, list[Path]]:
 def flag_shares(
     checkpoint: str | Path, sets: Mapping[str, Sequence[Path]], device: str = "cpu"
 ) -> dict[str, dict[str, Any]]:
-    """Per set: n (files scored), flagged (by the OOD warning), share, and the mean probability of
-    each label. A checkpoint without an OOD description flags nothing (share null)."""
+    """Per set: n (files scored), flagged (by the OOD warning), share, refused (files never
+    scored: unreadable, or without plausible lung fields for a model with a lung prior), and the
+    mean probability of each label. A checkpoint without an OOD description flags nothing (share
+    null)."""
     from cxr_attention.core.inference import ImageFailure, ScoringModel, predict_files
     from cxr_attention.core.models.checkpoint import load_checkpoint
 
@@ -77,8 +79,10 @@ def flag_shares(
         flags: list[bool] = []
         probabilities: list[np.ndarray] = []
         described = True
+        refused = 0
         for batch in predict_files([model], list(paths), workers=0, device=device):
             if isinstance(batch, ImageFailure):
+                refused += 1
                 continue
             verdicts = batch.ood[model.tag]
             described = verdicts is not None
@@ -92,6 +96,7 @@ def flag_shares(
             "n": n,
             "flagged": int(sum(flags)),
             "share": float(np.mean(flags)) if flags and described else None,
+            "refused": refused,
             "mean_probability": {
                 label: float(scores[:, k].mean()) if n else None
                 for k, label in enumerate(model.labels)

@@ -65,22 +65,24 @@ def test_every_registered_zoo_is_its_recipe_and_installs_where_the_app_finds_it(
 
 
 def test_another_backbone_is_one_name_and_an_extra_model_differs_from_its_cell_alone():
-    both = replace(PNEUMONIA, backbones=("mobilenetv2_100", "efficientnet_b0"))
+    both = replace(PNEUMONIA, backbones=("mobilenetv2_100", "efficientnet_b0"), extras=())
     models = {model.name: model for model in both.models()}
     assert list(models) == [
         "mobilenetv2_100", "mobilenetv2_100+attention", "mobilenetv2_100+class",
         "efficientnet_b0", "efficientnet_b0+attention", "efficientnet_b0+class",
     ]  # fmt: skip
-    assert models["efficientnet_b0+class"].options == {"head_stage": -2}  # the kind's options
+    class_options = PNEUMONIA.kind_options["class"]
+    assert models["efficientnet_b0+class"].options == class_options  # the kind's options
     assert models["efficientnet_b0"].options == {} and models["efficientnet_b0"].kind is None
 
     own = {"attention_lambda": 0.5}
     teaching = ZooModel("mobilenetv2_100+class~own", "mobilenetv2_100", "class", own, "own")
-    with_extra = replace(PNEUMONIA, extras=(teaching,))
+    bare = replace(PNEUMONIA, extras=())
+    with_extra = replace(bare, extras=(teaching,))
     extra = with_extra.models()[-1]
     assert extra.name == "mobilenetv2_100+class~own" and extra.note == "own"
-    assert extra.options == {"head_stage": -2, "attention_lambda": 0.5}  # its cell's, then its own
-    assert with_extra.models()[:-1] == PNEUMONIA.models()
+    assert extra.options == class_options | own  # its cell's, then its own
+    assert with_extra.models()[:-1] == bare.models()
     # ZOO.json gives the same recipe back
     assert FilmsRecipe.from_json(with_extra.as_json()) == with_extra
 

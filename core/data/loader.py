@@ -33,7 +33,7 @@ class RadiographDataset(Dataset):
     without a cache, are decoded from their files).
 
     With `lungs` (a `core.lungs.cache.LungCache`), each view is first restricted by the lung
-    `prior` (`core.lungs.prior`); `lung_fields(rows)` gives the same films' lung fields in that
+    `prior` (`core.data.lung_prior`); `lung_fields(rows)` gives the same films' lung fields in that
     frame, for the lung term of training.
     """
 
@@ -82,7 +82,7 @@ class RadiographDataset(Dataset):
 
     def with_prior(self, images: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """uint8 (n, S, S): the views restricted by the lung prior."""
-        from cxr_attention.core.lungs.prior import prior_view
+        from cxr_attention.core.data.lung_prior import prior_view
 
         fields = self.lungs.fields([self.image_ids[i] for i in indices], self.image_size)
         return np.stack(
@@ -91,7 +91,7 @@ class RadiographDataset(Dataset):
 
     def lung_fields(self, indices: Sequence[int] | torch.Tensor) -> torch.Tensor:
         """uint8 (n, 1, S, S): the films' lung fields (0/255) in the frame the model sees."""
-        from cxr_attention.core.lungs.prior import prior_region
+        from cxr_attention.core.data.lung_prior import prior_region
 
         indices = np.asarray(indices, dtype=np.int64)
         fields = self.lungs.fields([self.image_ids[i] for i in indices], self.image_size)

@@ -21,15 +21,14 @@ written.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cxr_attention.core.lungs.familiarity import Familiarity
 from cxr_attention.core.lungs.model import LungModel, standardise
-from cxr_attention.core.trust.ood import OodDetector, fit_ood
+from cxr_attention.core.trust.ood import fit_ood
 
 WARN_QUANTILE = 0.99
 REFUSE_FACTOR = 2.5  # times the largest validation score
@@ -61,28 +60,6 @@ def lung_pass(
         out[f"stage{i}"] = stage.float().mean(dim=(2, 3))
     out["field"] = F.adaptive_avg_pool2d(field, LAYOUT).flatten(1)
     return field[:, 0].cpu(), {name: value.cpu() for name, value in out.items()}
-
-
-@dataclass(frozen=True)
-class Familiarity:
-    """The description and its two thresholds (see the module docstring)."""
-
-    detector: OodDetector
-    warn: float
-    refuse: float
-
-    def scores(self, features: dict[str, torch.Tensor]) -> np.ndarray:
-        """Unfamiliarity scores (B,) of pooled features (`lung_pass`)."""
-        return self.detector.score(features).numpy()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"detector": self.detector.to_dict(), "warn": self.warn, "refuse": self.refuse}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Familiarity:
-        return cls(
-            OodDetector.from_dict(data["detector"]), float(data["warn"]), float(data["refuse"])
-        )
 
 
 def collect(model: LungModel, views: Sequence[np.ndarray] | np.ndarray, batch: int = 32):

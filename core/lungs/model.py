@@ -168,7 +168,7 @@ def load_lung_model(path: str | Path, device: str | torch.device = "cpu") -> Lun
     network.to(device).eval()
     familiarity = None
     if data.get(FAMILIAR) is not None:
-        from cxr_attention.core.lungs.familiar import Familiarity
+        from cxr_attention.core.lungs.familiarity import Familiarity
 
         try:
             familiarity = Familiarity.from_dict(data[FAMILIAR])

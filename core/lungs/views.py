@@ -2,7 +2,7 @@
 
 `predict`, evaluation, the study, `localize` and the app all make a model's view the same way:
 `model_view` for every model, then, for a model whose checkpoint records a lung prior, the prior
-applied with the film's lung fields as the lung model finds them (`core.lungs.prior`). A film whose
+applied with the film's lung fields as the lung model finds them (`core.data.lung_prior`). A film whose
 lung fields are not plausible cannot be shown to such a model: it is refused in one line.
 """
 
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cxr_attention.core.data.lung_prior import prior_region, prior_view
 from cxr_attention.core.data.preprocess import model_view, square_geometry
 from cxr_attention.core.data.radiograph import load_radiograph
 from cxr_attention.core.errors import RadiographError
 from cxr_attention.core.lungs.model import LungModel
-from cxr_attention.core.lungs.prior import prior_region, prior_view
 from cxr_attention.core.lungs.segment import LungFields, segment_lungs
 
 

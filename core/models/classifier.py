@@ -31,8 +31,8 @@ import timm
 import torch
 from torch import nn
 
+from cxr_attention.core.data.lung_prior import LUNG_PRIORS
 from cxr_attention.core.errors import ConfigError, PretrainedWeightsError
-from cxr_attention.core.lungs.prior import LUNG_PRIORS
 from cxr_attention.core.models.attention import (
     ChannelSpatialAttention,
     GatedStage,
@@ -73,7 +73,7 @@ class ModelConfig:
     std: tuple[float, ...] = IMAGENET_STD
     drop_rate: float = 0.0  # dropout before the head
     lung_prior: str = "none"  # what of the film it sees: "none", its lung fields alone ("mask")
-    # or the box around them ("crop"), as the lung model finds them (core/lungs/prior.py)
+    # or the box around them ("crop"), as the lung model finds them (core/data/lung_prior.py)
     lung_model: str = ""  # identity of the lung model whose fields it learnt on ("" for none)
 
     def __post_init__(self) -> None:

@@ -146,3 +146,18 @@ def _summary(drops: Drops, keep: np.ndarray) -> dict:
         "p": float(binomtest(map_larger, decided, 0.5).pvalue) if decided else nan,
         "region_share": float(np.asarray(drops.share)[keep].mean()) if n else nan,
     }
+
+
+REGION_SHARE = 0.125  # of the model view blanked per (film, finding) without outlines: a lung zone
+
+
+def fixed_regions(share: float):
+    """A `faithfulness_drops` region function: each labelled finding gets a region of `share` of
+    the view (only its area is used: the map decides where it goes)."""
+
+    def regions(case, geometry, size: int) -> dict[str, np.ndarray]:
+        region = np.zeros((size, size), dtype=bool)
+        region.ravel()[: max(1, round(share * size * size))] = True
+        return dict.fromkeys(case.labels, region)
+
+    return regions

@@ -25,12 +25,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cxr_attention import core
 from cxr_attention.core.errors import ConfigError, DatasetError
 from cxr_attention.core.explain.localize_run import (
-    TruthCase,
     labelled_cases,
     open_run_for_maps,
     usable_cases,
@@ -38,29 +35,16 @@ from cxr_attention.core.explain.localize_run import (
 from cxr_attention.core.lungs.views import lung_model_for
 from cxr_attention.core.models.kinds import KIND_TITLES
 from cxr_attention.core.runs import write_json
-from cxr_attention.core.study.blanking import summarize_drops
+from cxr_attention.core.study.blanking import REGION_SHARE, fixed_regions, summarize_drops
 from cxr_attention.core.study.run import BASELINE_TITLE, faithfulness_drops, study_maps
 
 log = logging.getLogger(__name__)
 
 BLANKING = "blanking.json"
-REGION_SHARE = 0.125  # of the model view blanked per (film, finding): about one lung zone
 NO_OUTLINES = (
     "these films have no lesion outlines: no pointing game, IoBB or energy in the lesion can be "
     "measured on them"
 )
-
-
-def fixed_regions(share: float):
-    """A `faithfulness_drops` region function: each labelled finding gets a region of `share` of
-    the view (only its area is used: the map decides where it goes)."""
-
-    def regions(case: TruthCase, geometry, size: int) -> dict[str, np.ndarray]:
-        region = np.zeros((size, size), dtype=bool)
-        region.ravel()[: max(1, round(share * size * size))] = True
-        return dict.fromkeys(case.labels, region)
-
-    return regions
 
 
 def run_open_blanking(

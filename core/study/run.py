@@ -84,8 +84,10 @@ from cxr_attention.core.models.kinds import KIND_TITLES
 from cxr_attention.core.runs import write_json
 from cxr_attention.core.study import STUDY
 from cxr_attention.core.study.blanking import (
+    REGION_SHARE,
     Drops,
     blanked_probabilities,
+    fixed_regions,
     random_placement,
     summarize_drops,
     top_region,
@@ -235,8 +237,6 @@ def run_study(
     collections) are studied all the same: their maps against the lung fields, and the blanking
     check with a fixed share of the view (`core.study.open_blanking`).
     """
-    from cxr_attention.core.study.open_blanking import REGION_SHARE, fixed_regions
-
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {limit}")
     if repeats < 1:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from cxr_attention.core.data.lung_prior import LUNG_PRIORS
 from cxr_attention.core.data.sources import ReadOptions
 from cxr_attention.core.data.table import UNCERTAIN_POLICIES
 from cxr_attention.core.errors import ConfigError
 from cxr_attention.core.labels import AUTO, check_label_spec
-from cxr_attention.core.lungs.prior import LUNG_PRIORS
 from cxr_attention.core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES
 from cxr_attention.core.training.device import amp_mode
 
@@ -85,7 +85,7 @@ class FitConfig:
     # label's map to turn with the film, so evidence sits on the finding (core/training/equivariance.py)
     lung_prior: str = "none"  # what of each film the model sees: all of it ("none"), its lung
     # fields alone ("mask") or the box around them ("crop"), as the lung model finds them; recorded
-    # in the checkpoint, so evaluation, predict, the study and the app apply it (core/lungs/prior.py)
+    # in the checkpoint, so evaluation, predict, the study and the app apply it (core/data/lung_prior.py)
     lung_weight: float = 0.0  # weight of the training term on the share of the model's own maps
     # (class maps, gates) outside the films' lung fields, "right for the right reasons"
     # (core/training/lung_term.py)
@@ -280,7 +280,7 @@ class FitConfig:
         from cxr_attention.core.training.start import check_start_exists, with_start_defaults
 
         # A project model as the start decides the model options left out (its backbone, ...).
-        data = with_start_defaults(data)
+        data = with_start_defaults(data, frozenset(known))
         missing = [name for name in ("data", "out", "backbone") if data.get(name) in (None, "")]
         if "backbone" in missing and data.get("pretrained") is not None:
             # A mistyped run folder is the problem to name, not the backbone it would have given.
@@ -300,3 +300,8 @@ class FitConfig:
             for name in mine
             if name not in ignore and mine[name] != theirs[name]
         ]
+
+
+# Every fit option's name: what a --pretrained project model's config is read against
+# (core/training/start.py: the fields fit has an option for, and the input contract it has not).
+FIT_OPTIONS = frozenset(f.name for f in fields(FitConfig))

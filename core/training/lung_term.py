@@ -11,7 +11,7 @@ lung model refused it) adds nothing.
 
 It shapes the maps, not the classifier's inputs: a baseline has no map of its own to hold (its
 Grad-CAM would need a second backward pass per step); for it, the lung prior of the input
-(`core.lungs.prior`) is the way to keep evidence inside.
+(`core.data.lung_prior`) is the way to keep evidence inside.
 """
 
 from __future__ import annotations

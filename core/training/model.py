@@ -30,7 +30,7 @@ from cxr_attention.core.models.classifier import (
     missing_weights_error,
 )
 from cxr_attention.core.models.imagenet import hub_weights, imagenet_weights_file, is_imagenet
-from cxr_attention.core.training.config import FitConfig
+from cxr_attention.core.training.config import FIT_OPTIONS, FitConfig
 from cxr_attention.core.training.start import open_start, start_line, with_input_contract
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def model_config(config: FitConfig, labels: Sequence[str], lung_identity: str = 
         lung_prior=config.lung_prior,
         lung_model=lung_identity if config.uses_lungs else "",
     )
-    return with_input_contract(mc, config.pretrained)
+    return with_input_contract(mc, config.pretrained, FIT_OPTIONS)
 
 
 def build_model(
@@ -88,7 +88,7 @@ def build_model(
         model = AttentionClassifier(mc)
         transfer = start.transfer_to(mc)
         transfer.apply(model)
-        log.info("%s", start_line(start, transfer, mc))
+        log.info("%s", start_line(start, transfer, mc, FIT_OPTIONS))
         return model
     path = check_pretrained(config, mc.in_chans)
     model = AttentionClassifier(mc, pretrained_file=str(path))

@@ -18,7 +18,7 @@ from cxr_attention.core.data.loader import make_loader
 from cxr_attention.core.metrics.thresholds import choose_thresholds
 from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
 from cxr_attention.core.runs import CONFIG, RunFolder, write_json
-from cxr_attention.core.training.config import FitConfig
+from cxr_attention.core.training.config import FIT_OPTIONS, FitConfig
 from cxr_attention.core.training.data import TrainingData
 from cxr_attention.core.training.device import DevicePlan, select_device
 from cxr_attention.core.training.distributed import detect_context
@@ -128,7 +128,9 @@ def training_summary(config: FitConfig, data: TrainingData, progress: Progress) 
         "best_val_macro_auc": progress.best_val_macro_auc,
         "data": data_summary(config, data),
         "pretrained": pretrained_source(config),
-        "start": start_record(config.pretrained, model_config(config, data.index.labels)),
+        "start": start_record(
+            config.pretrained, model_config(config, data.index.labels), FIT_OPTIONS
+        ),
         "thresholds": progress.best_thresholds,
         "seed": config.seed,
         "map_equivariance": config.map_equivariance,
@@ -242,7 +244,9 @@ def write_config(
             "channels_last": plan.channels_last,
             "deterministic": plan.device.type == "cpu",
             "pretrained": pretrained_source(config),
-            "start": start_record(config.pretrained, model_config(config, data.index.labels)),
+            "start": start_record(
+                config.pretrained, model_config(config, data.index.labels), FIT_OPTIONS
+            ),
             **environment(),
             "created": now,
         },

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import pickle
 import zipfile
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,17 +54,19 @@ class StartingModel:
     def config(self) -> ModelConfig:
         return self.model.config
 
-    def fit_defaults(self) -> dict[str, Any]:
-        """The start's values of the `FitConfig` fields its model config shares (labels aside)."""
+    def fit_defaults(self, fit_options: frozenset[str]) -> dict[str, Any]:
+        """The start's values of the `FitConfig` fields (`fit_options`, the names) its model
+        config shares (labels aside)."""
         model = self.config.to_dict()
-        return {name: model[name] for name in sorted(_fit_fields() & set(model) - _NOT_CARRIED)}
+        return {name: model[name] for name in sorted(fit_options & set(model) - _NOT_CARRIED)}
 
-    def input_contract(self) -> dict[str, Any]:
-        """The model config fields `fit` has no option for: how the start reads a film."""
+    def input_contract(self, fit_options: frozenset[str]) -> dict[str, Any]:
+        """The model config fields `fit` has no option for (not in `fit_options`, the
+        `FitConfig` field names): how the start reads a film."""
         return {
             name: value
             for name, value in self.config.to_dict().items()
-            if name not in _fit_fields() and name not in _NOT_CARRIED
+            if name not in fit_options and name not in _NOT_CARRIED
         }
 
     def transfer_to(self, config: ModelConfig) -> Transfer:
@@ -102,25 +104,29 @@ def starts_from_project_model(pretrained: str | None) -> bool:
     return open_start(pretrained) is not None
 
 
-def with_start_defaults(options: dict[str, Any]) -> dict[str, Any]:
+def with_start_defaults(options: dict[str, Any], fit_options: frozenset[str]) -> dict[str, Any]:
     """`options` (FitConfig fields) with the model options it leaves out taken from its
     --pretrained project model; unchanged when there is none."""
     start = open_start(options.get("pretrained"))
     if start is None:
         return options
-    return start.fit_defaults() | options
+    return start.fit_defaults(fit_options) | options
 
 
-def with_input_contract(config: ModelConfig, pretrained: str | None) -> ModelConfig:
+def with_input_contract(
+    config: ModelConfig, pretrained: str | None, fit_options: frozenset[str]
+) -> ModelConfig:
     """`config` reading films as the --pretrained project model does (unchanged without one)."""
     start = open_start(pretrained)
-    return config if start is None else replace(config, **start.input_contract())
+    return config if start is None else replace(config, **start.input_contract(fit_options))
 
 
-def start_line(start: StartingModel, transfer: Transfer, config: ModelConfig) -> str:
+def start_line(
+    start: StartingModel, transfer: Transfer, config: ModelConfig, fit_options: frozenset[str]
+) -> str:
     """The one line a run prints: what it took from its start and what it left."""
     old = start.config
-    contract = ", ".join(f"{k} {_words(v)}" for k, v in start.input_contract().items())
+    contract = ", ".join(f"{k} {_words(v)}" for k, v in start.input_contract(fit_options).items())
     size = (
         f"{config.image_size} px as it learnt"
         if config.image_size == old.image_size
@@ -133,7 +139,9 @@ def start_line(start: StartingModel, transfer: Transfer, config: ModelConfig) ->
     )
 
 
-def start_record(pretrained: str | None, config: ModelConfig) -> dict[str, Any] | None:
+def start_record(
+    pretrained: str | None, config: ModelConfig, fit_options: frozenset[str]
+) -> dict[str, Any] | None:
     """Where a run of model `config` started (config.json and the checkpoint record it); None
     from scratch, ImageNet or timm weights."""
     start = open_start(pretrained)
@@ -146,20 +154,13 @@ def start_record(pretrained: str | None, config: ModelConfig) -> dict[str, Any] 
         "variant": start.config.variant,
         "labels": list(start.config.labels),
         "image_size": start.config.image_size,
-        "input": {k: _plain(v) for k, v in start.input_contract().items()},
+        "input": {k: _plain(v) for k, v in start.input_contract(fit_options).items()},
         "trained_on": {k: data.get(k) for k in ("source", "title", "fingerprint")},
         "best_val_macro_auc": start.training.get("best_val_macro_auc"),
         "epochs": start.training.get("epochs"),
         "its_start": start.training.get("pretrained"),
         **start.transfer_to(config).summary(),
     }
-
-
-@functools.cache
-def _fit_fields() -> frozenset[str]:
-    from cxr_attention.core.training.config import FitConfig
-
-    return frozenset(f.name for f in fields(FitConfig))
 
 
 _UNREADABLE = (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError)

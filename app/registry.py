@@ -124,7 +124,7 @@ class ModelEntry:
 
     @property
     def lung_prior(self) -> str:
-        """What of the film it reads: "none" (all of it), "mask" or "crop" (`core.lungs.prior`)."""
+        """What of the film it reads: "none" (all of it), "mask" or "crop" (`core.data.lung_prior`)."""
         return self.config.lung_prior
 
     @property

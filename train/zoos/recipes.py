@@ -46,7 +46,7 @@ PHANTOM = PhantomRecipe(
 # assets/zoo-pneumonia: Kermany et al.'s paediatric films (train/presets/pneumonia.yaml), each
 # backbone from scratch as a baseline, with the paper's spatial gate and with the class-specific
 # head, every one seeing only its films' lung fields (the film masked outside them: the lung
-# prior, core/lungs/prior.py), the class head where features are local (stage 2, the phantom
+# prior, core/data/lung_prior.py), the class head where features are local (stage 2, the phantom
 # zoo's recipe) with its maps held inside the lungs by the lung term (core/training/lung_term.py).
 # The shipped zoo without the lung prior read the heart, the abdomen and the padding: its class
 # map peaked inside adult films' lungs on 0.17 of them, Grad-CAM on 0.06 (docs/lung-prior.md).

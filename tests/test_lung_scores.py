@@ -103,3 +103,30 @@ def test_summary_counts_peaks_and_places():
 def test_shapes_must_agree():
     with pytest.raises(ValueError, match="differ in shape"):
         score_in_lungs(np.zeros((8, 8)), np.zeros((16, 16), bool))
+
+
+def test_the_report_holds_every_map_to_the_lungs_as_the_study_measured():
+    """The comparison report's in-lung table, from the shipped real-film zoo's study.json: one row
+    per map, the study's own figures beside the random control's."""
+    import json
+    from pathlib import Path
+
+    from cxr_attention.core.report.study import StudyEntry, study_lungs_table
+
+    zoo = Path(__file__).resolve().parents[1] / "assets" / "zoo-pneumonia"
+    name = "mobilenetv2_100+class"
+    study = json.loads((zoo / name / "study.json").read_text())
+    entry = StudyEntry(name, "mobilenetv2_100", "class", 0.0, study)
+    table = study_lungs_table([entry])
+    assert table is not None and len(table.rows) == len(study["maps"])
+    for row, (key, m) in zip(table.rows, study["maps"].items(), strict=True):
+        assert row[1].startswith(key)
+        assert row[2] == m["lungs"]["map"]["n"]
+        assert row[3] == m["lungs"]["map"]["peak_inside"]
+        assert row[4] == m["lungs"]["random"]["peak_inside"]
+    # the class map held by the lung term peaks inside far more often than a random map
+    own = next(row for row in table.rows if row[1].endswith("(own)"))
+    assert own[3] >= 0.9 > 0.5 > own[4]
+    assert (
+        study_lungs_table([StudyEntry(name, "mobilenetv2_100", "class", 0.0, {"maps": {}})]) is None
+    )

@@ -231,3 +231,19 @@ def test_the_shipped_models_give_their_predictions_again_on_children_they_never_
         np.testing.assert_allclose(ours, stored[f"y_score_{LABEL}"], rtol=0, atol=1e-4)
         assert (stored[f"y_true_{LABEL}"].to_numpy() == truth).all()
         assert roc_auc_score(truth, ours) >= 0.95, name
+
+
+def test_the_comparison_report_of_the_real_zoo_holds_its_maps_to_the_lungs(tmp_path):
+    """`compare` on films without lesion outlines: no pointing figures, every studied map held
+    to the lung fields, each row the study's own figure."""
+    from cxr_attention.train.cli import main
+
+    runs = [REAL_ZOO_DIR / name for name in NAMES]
+    assert main(["compare", *map(str, runs), "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "Inside the lungs" in report
+    for name in NAMES:
+        study = json.loads((REAL_ZOO_DIR / name / "study.json").read_text())
+        for key, m in study["maps"].items():
+            peak = m["lungs"]["map"]["peak_inside"]
+            assert f"| {name} | {key}" in report and f"| {peak:.3f} |" in report

@@ -31,6 +31,7 @@ from cxr_attention.core.report.results import RunResult, describe_data, load_res
 from cxr_attention.core.report.roc import roc_curves
 from cxr_attention.core.report.study import (
     StudyEntry,
+    study_lungs_table,
     study_maps_table,
     study_table,
     versus_from_labels,
@@ -94,7 +95,11 @@ def build_report(
     loc = localization_tables(results)
     if loc:
         sections.append(Section("localization", "Localization of findings", tables=loc))
-    entries = study_entries(results, pairs)
+    studied = study_entries(results, pairs)
+    # films without lesion outlines (real collections) have no pointing figures: their maps are
+    # held to the lung fields alone
+    entries = [e for e in studied if all("localization" in m for m in e.study["maps"].values())]
+    lungs = study_lungs_table(studied)
     if entries:
         missing = [r.name for r in results if r.study is None]
         text = "\n\n".join(study_in_words(entries))
@@ -107,7 +112,16 @@ def build_report(
                 "study",
                 "The attention study: where each map points, and whether it matters",
                 text,
-                [study_table(entries), study_maps_table(entries)],
+                [study_table(entries), study_maps_table(entries), *filter(None, [lungs])],
+            )
+        )
+    elif lungs is not None:
+        sections.append(
+            Section(
+                "study",
+                "The attention study: where each map lies against the lung fields",
+                "These films have no lesion outlines: each map is held to the films' lung fields.",
+                [lungs],
             )
         )
     sections.append(Section("published", "Published results", tables=[published_table()]))

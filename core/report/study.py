@@ -240,3 +240,38 @@ def study_maps_table(entries: Sequence[StudyEntry]) -> Table:
                 ]
             )
     return table
+
+
+def study_lungs_table(entries: Sequence[StudyEntry]) -> Table | None:
+    """Every map held to the films' lung fields (study.json maps.<key>.lungs) beside a random
+    map's; None when no study held its maps to the lungs."""
+    table = Table(
+        "study_lungs",
+        "Inside the lungs: where each map peaks against the films' lung fields",
+        ["run", "map", "films", "peak inside", "random", "mass inside", "random", "McNemar p"],
+        note=(
+            "Each film with a finding: does the map's peak lie inside the film's lung fields, and "
+            "what share of its mass does; the random control is a map of the same smoothness on "
+            "the same films. McNemar p: exact test on the films where only one of the two peaks "
+            "inside."
+        ),
+    )
+    for e in entries:
+        for key, m in e.study["maps"].items():
+            lungs = m.get("lungs")
+            if not lungs:
+                continue
+            ours, control = lungs["map"], lungs["random"]
+            table.rows.append(
+                [
+                    e.name,
+                    key + (" (own)" if m.get("own") else ""),
+                    ours.get("n"),
+                    _num(ours.get("peak_inside")),
+                    _num(control.get("peak_inside")),
+                    _num(ours.get("mass_inside")),
+                    _num(control.get("mass_inside")),
+                    PValue(_num((lungs.get("peak_vs_random") or {}).get("p"))),
+                ]
+            )
+    return table if table.rows else None

@@ -55,6 +55,8 @@ RECIPES: dict[str, list[str]] = {
     "baseline: nothing": [],
     "baseline: mask": ["--lung-prior", "mask"],
     "baseline: crop": ["--lung-prior", "crop"],
+    "baseline: lung term 1": ["--lung-weight", "1.0"],
+    "baseline: mask + lung term 1": ["--lung-prior", "mask", "--lung-weight", "1.0"],
     "gate: nothing": ["--attention"],
     "gate: mask": ["--attention", "--lung-prior", "mask"],
 }

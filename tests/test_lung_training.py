@@ -20,10 +20,14 @@ from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.data.preprocess import config_input, model_view
 from cxr_attention.core.data.radiograph import load_radiograph
 from cxr_attention.core.errors import ConfigError
+from cxr_attention.core.explain.base import scale_by_max, upsample
 from cxr_attention.core.explain.lung_run import localize_lungs
+from cxr_attention.core.explain.methods import explain
 from cxr_attention.core.lungs.segment import resize_mask, segment_lungs
 from cxr_attention.core.lungs.shipped import shipped_lung_model
+from cxr_attention.core.models.attention import ACTIVATION_MAP, gate_call
 from cxr_attention.core.models.checkpoint import load_checkpoint
+from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
 from cxr_attention.core.training import FitConfig, fit
 
 pytestmark = pytest.mark.slow
@@ -84,9 +88,25 @@ def test_the_lung_term_records_its_weight_and_the_lung_model(class_runs):
     assert checkpoint.config.lung_model == shipped_lung_model().identity
 
 
-def test_a_baseline_cannot_hold_maps_it_does_not_have(tmp_path):
-    with pytest.raises(ConfigError, match="lung_weight shapes the model's own maps"):
-        FitConfig(data="d", out="o", backbone="mobilenetv2_100", lung_weight=0.5)
+def test_a_baselines_held_map_is_its_gradcam():
+    """The lung term holds a baseline's class activation maps: drawn as the product draws maps,
+    they are its Grad-CAM, so the term shapes the map a user sees."""
+    torch.manual_seed(0)
+    config = ModelConfig(backbone="mobilenetv2_100", labels=("A", "B"), image_size=64)
+    model = AttentionClassifier(config).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with gate_call(activation=True) as call:
+        model(x)
+    drawn, _ = scale_by_max(upsample(call.maps[ACTIVATION_MAP], (64, 64)))
+    gradcam = explain(model, x, None, "gradcam").maps
+    assert gradcam.amax() > 0
+    torch.testing.assert_close(drawn, gradcam, atol=1e-5, rtol=0)
+    with gate_call() as call:  # asked for only by the term
+        model(x)
+    assert ACTIVATION_MAP not in call.maps
+
+
+def test_an_unknown_lung_prior_is_refused_in_words():
     with pytest.raises(ConfigError, match="lung_prior 'lungs'"):
         FitConfig(data="d", out="o", backbone="mobilenetv2_100", lung_prior="lungs")
 

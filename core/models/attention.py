@@ -39,6 +39,7 @@ class _GateCall:
     """What the gates do during one forward call: collect their maps, or stand aside."""
 
     ablate: bool = False
+    activation: bool = False  # a linear head records its class activation maps too
     maps: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -60,10 +61,24 @@ def record_map(name: str, attention: torch.Tensor) -> bool:
     return call.ablate
 
 
+# The key of a linear head's class activation maps (B, L, h, w) >= 0 in a `gate_call(activation=
+# True)`: ReLU(sum_c W_lc A_c) over the final features A, which is label l's raw-logit Grad-CAM at
+# the final stage up to a positive factor (its gradient weights are W_lc / hw), computed in the
+# forward pass, so a training term can hold a baseline's Grad-CAM (core/training/lung_term.py).
+ACTIVATION_MAP = "activation"
+
+
+def activation_wanted() -> bool:
+    """Whether the `gate_call` in progress asks a linear head for its class activation maps."""
+    call = _CURRENT_CALL.get()
+    return call is not None and call.activation
+
+
 @contextlib.contextmanager
-def gate_call(ablate: bool = False) -> Iterator[_GateCall]:
-    """Within this block, every `SpatialAttention` records its map; with `ablate` its gate is 1."""
-    call = _GateCall(ablate=ablate)
+def gate_call(ablate: bool = False, activation: bool = False) -> Iterator[_GateCall]:
+    """Within this block, every `SpatialAttention` records its map; with `ablate` its gate is 1;
+    with `activation` a linear head records its class activation maps (`ACTIVATION_MAP`)."""
+    call = _GateCall(ablate=ablate, activation=activation)
     token = _CURRENT_CALL.set(call)
     try:
         yield call

@@ -34,10 +34,13 @@ from torch import nn
 from cxr_attention.core.data.lung_prior import LUNG_PRIORS
 from cxr_attention.core.errors import ConfigError, PretrainedWeightsError
 from cxr_attention.core.models.attention import (
+    ACTIVATION_MAP,
     ChannelSpatialAttention,
     GatedStage,
     SpatialAttention,
+    activation_wanted,
     gate_call,
+    record_map,
 )
 from cxr_attention.core.models.class_attention import CLASS_MAP, ClassAttentionHead
 from cxr_attention.core.models.kinds import ATTENTION_KINDS, OUTPUT_STRIDES, variant_name
@@ -313,6 +316,9 @@ class AttentionClassifier(nn.Module):
             features = features.float()
             if self.class_specific:
                 return self.head(self.dropout(features))
+            if activation_wanted():
+                activation = torch.einsum("bchw,lc->blhw", features, self.head.weight)
+                record_map(ACTIVATION_MAP, torch.relu(activation))
             return self.head(self.dropout(features.mean(dim=(2, 3))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -87,7 +87,8 @@ class FitConfig:
     # fields alone ("mask") or the box around them ("crop"), as the lung model finds them; recorded
     # in the checkpoint, so evaluation, predict, the study and the app apply it (core/data/lung_prior.py)
     lung_weight: float = 0.0  # weight of the training term on the share of the model's own maps
-    # (class maps, gates) outside the films' lung fields, "right for the right reasons"
+    # (class maps, gates, a linear head's class activation maps = its Grad-CAM) outside the films'
+    # lung fields, "right for the right reasons"
     # (core/training/lung_term.py)
     lung_model: str | None = None  # lung model (lungs.pt) for the prior and the term; None: the
     # shipped one (assets/lungs)
@@ -211,11 +212,6 @@ class FitConfig:
             )
         if self.lung_weight < 0:
             raise ConfigError(f"lung_weight must not be negative, got {self.lung_weight}")
-        if self.lung_weight > 0 and not self.attention:
-            raise ConfigError(
-                "lung_weight shapes the model's own maps (gates, class maps): add --attention, "
-                "or use --lung-prior mask|crop for a baseline"
-            )
         if not 0.0 <= self.max_shift <= 0.5:
             raise ConfigError(f"max_shift must lie in [0, 0.5] of the film, got {self.max_shift}")
         if not self.gate_lr_scale > 0:

@@ -115,7 +115,7 @@ def logits_and_terms(
         return model(x), 0.0
     with_finding = findings.any(dim=1)
     turned = turn_film(x[with_finding]) if parts.equivariance else x[:0]
-    with gate_call() as call:
+    with gate_call(activation=bool(parts.lung_weight)) as call:
         logits = model(torch.cat((x, turned)))
     n = x.shape[0]
     terms = logits.new_zeros((), dtype=torch.float32)

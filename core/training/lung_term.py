@@ -3,15 +3,15 @@
 "Right for the right reasons" (Ross, Hughes and Doshi-Velez, IJCAI 2017) penalises a model's input
 gradients outside the region that should explain its answer; guided attention (Li et al., CVPR
 2018) does the same to attention maps. Here the region is the film's lung fields and the maps are
-the model's own: each class-specific map of a finding the film has, and every gate map. Each map
-is drawn on the film's pixels as the product draws it (`core.explain.base.upsample`), and the term
-is the share of its mass that lies outside the lung fields, averaged over the maps counted: 0 when
-every map keeps its evidence inside, 1 when it all lies elsewhere. A film without a lung field (the
-lung model refused it) adds nothing.
-
-It shapes the maps, not the classifier's inputs: a baseline has no map of its own to hold (its
-Grad-CAM would need a second backward pass per step); for it, the lung prior of the input
-(`core.data.lung_prior`) is the way to keep evidence inside.
+the model's own: each class-specific map of a finding the film has, every gate map, and for a
+linear head (a baseline, or the paper's gate) the class activation map of each finding the film
+has, which is that finding's Grad-CAM at the final stage up to a positive factor (for global
+average pooling and a linear layer, Grad-CAM's weights are the layer's weights over h w: Zhou et
+al.'s CAM, CVPR 2016), so a baseline's Grad-CAM is held in the same forward pass, without a second
+backward. Each map is drawn on the film's pixels as the product draws it
+(`core.explain.base.upsample`), and the term is the share of its mass that lies outside the lung
+fields, averaged over the maps counted: 0 when every map keeps its evidence inside, 1 when it all
+lies elsewhere. A film without a lung field (the lung model refused it) adds nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from cxr_attention.core.explain.base import upsample
+from cxr_attention.core.models.attention import ACTIVATION_MAP
 from cxr_attention.core.models.class_attention import CLASS_MAP
 
 
@@ -33,16 +34,18 @@ def outside_share(maps: torch.Tensor, lungs: torch.Tensor) -> torch.Tensor:
 def lung_term(
     maps: dict[str, torch.Tensor], lungs: torch.Tensor, findings: torch.Tensor
 ) -> torch.Tensor:
-    """The mean outside share of the class maps of present findings and of every gate map.
+    """The mean outside share of the class maps and class activation maps of present findings and
+    of every gate map.
 
-    maps: `gate_call` maps of one forward pass ({gate: (B, 1, h, w)}, CLASS_MAP: (B, L, h, w));
+    maps: `gate_call` maps of one forward pass ({gate: (B, 1, h, w)}, CLASS_MAP and ACTIVATION_MAP:
+    (B, L, h, w));
     lungs: (B, 1, S, S) lung fields in the films' frame; findings: (B, L) 0/1 targets.
     """
     has_lungs = (lungs.flatten(1).amax(dim=1) > 0).float()  # (B,)
     shares, weights = [], []
     for name, m in maps.items():
         share = outside_share(m, lungs)
-        if name == CLASS_MAP:
+        if name in (CLASS_MAP, ACTIVATION_MAP):
             weight = findings.float() * has_lungs[:, None]
         else:
             weight = has_lungs[:, None].expand_as(share)

@@ -117,8 +117,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--lung-weight",
         metavar="W",
         type=float,
-        help="weight of a training term on the share of the model's own maps (class maps, gates) "
-        "outside the films' lung fields (0 = off)",
+        help="weight of a training term on the share of the model's own maps (class maps, gates; "
+        "a baseline's Grad-CAM) outside the films' lung fields (0 = off)",
     )
     model.add_argument(
         "--lung-model",

@@ -29,6 +29,7 @@ from cxr_attention.core.models.attention import ACTIVATION_MAP, gate_call
 from cxr_attention.core.models.checkpoint import load_checkpoint
 from cxr_attention.core.models.classifier import AttentionClassifier, ModelConfig
 from cxr_attention.core.training import FitConfig, fit
+from cxr_attention.core.training.lung_term import lung_term, outside_share
 
 pytestmark = pytest.mark.slow
 
@@ -104,6 +105,38 @@ def test_a_baselines_held_map_is_its_gradcam():
     with gate_call() as call:  # asked for only by the term
         model(x)
     assert ACTIVATION_MAP not in call.maps
+
+
+def test_the_lung_term_draws_a_baselines_gradcam_into_the_lungs(phantom):
+    """The term alone, a few steps on eight phantom films: the Grad-CAM a user would see moves
+    inside the films' own lung masks (the gradient reaches the baseline's map)."""
+    torch.manual_seed(0)
+    names = sorted(p.name for p in (phantom / "images").glob("*.png"))[:8]
+    views = np.stack([model_view(load_radiograph(phantom / "images" / n), 64) for n in names])
+    lungs = np.stack([model_view(load_radiograph(phantom / "lungs" / n), 64) >= 128 for n in names])
+    config = ModelConfig(backbone="mobilenetv2_100", labels=("A",), image_size=64, output_stride=16)
+    model = AttentionClassifier(config)
+    x = config_input(views, config)
+    fields = torch.from_numpy(lungs).float()[:, None]
+    findings = torch.ones(len(names), 1, dtype=torch.bool)
+
+    def outside() -> float:
+        model.eval()
+        maps = explain(model, x, "A", "gradcam").maps
+        return float(outside_share(maps, fields).mean())
+
+    before = outside()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(10):
+        with gate_call(activation=True) as call:
+            model(x)
+        loss = lung_term(call.maps, fields, findings)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = outside()
+    assert after < before - 0.1, (before, after)
 
 
 def test_an_unknown_lung_prior_is_refused_in_words():

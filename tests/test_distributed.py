@@ -24,7 +24,7 @@ from cxr_attention.core.training.distributed import DistContext, detect_context,
 @pytest.fixture(scope="module")
 def phantom(tmp_path_factory):
     root = tmp_path_factory.mktemp("phantom") / "data"
-    generate_phantom(root, n=160, size=48, seed=1, workers=1)
+    generate_phantom(root, n=160, size=32, seed=1, workers=1)
     return root
 
 
@@ -36,7 +36,7 @@ def test_two_cpu_processes_under_torchrun_train_one_run(phantom, tmp_path):
         [
             sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
             "-m", "cxr_attention.train.cli", "fit", "--data", str(phantom), "--backbone", "test_efficientnet",
-            "--attention", "--image-size", "48", "--epochs", "2", "--batch-size", "16",
+            "--attention", "--image-size", "32", "--epochs", "2", "--batch-size", "16",
             "--lr", "3e-3", "--val-fraction", "0.25", "--workers", "0", "--threads", "1",
             "--device", "cpu", "--no-progress", "--out", str(out),
         ],
@@ -65,7 +65,7 @@ def test_two_cpu_processes_under_torchrun_train_one_run(phantom, tmp_path):
     index = open_dataset(phantom, val_fraction=0.25, seed=0)
     frame = index.split("val")
     assert len(frame) % 2 == 1
-    images = RadiographDataset(frame, index.labels, 48)
+    images = RadiographDataset(frame, index.labels, 32)
     pixels = torch.from_numpy(images.read_images(np.arange(len(images)))).unsqueeze(1)
     with torch.no_grad():
         scores = torch.sigmoid(checkpoint.model(config_input(pixels, checkpoint.config))).numpy()

@@ -107,10 +107,10 @@ def test_real_commands_logged_to_a_file_have_no_bar_debris(tmp_path):
         f"""
         from cxr_attention.train.cli import main
         data, run = {str(tmp_path / "data")!r}, {str(tmp_path / "run")!r}
-        assert main(["phantom", data, "--n", "60", "--size", "64", "--workers", "1"]) == 0
-        assert main(["cache", data, "--size", "64", "--workers", "1"]) == 0
+        assert main(["phantom", data, "--n", "40", "--size", "32", "--workers", "1"]) == 0
+        assert main(["cache", data, "--size", "32", "--workers", "1"]) == 0
         assert main(["fit", "--data", data, "--backbone", "test_efficientnet", "--image-size",
-                     "64", "--epochs", "2", "--batch-size", "16", "--workers", "0", "--threads",
+                     "32", "--epochs", "2", "--batch-size", "16", "--workers", "0", "--threads",
                      "1", "--labels", "paper13", "--val-fraction", "0.3", "--out", run]) == 0
         assert main(["evaluate", run, "--split", "val"]) == 0
         """
@@ -124,8 +124,8 @@ def test_real_commands_logged_to_a_file_have_no_bar_debris(tmp_path):
     assert done.returncode == 0, text
     assert "\r" not in text and "\x1b[" not in text
     lines = text.splitlines()
-    assert any(line.startswith("phantom: 60/60 img in ") for line in lines)
-    assert any(line.startswith("cache 64px: 60/60 img in ") for line in lines)
+    assert any(line.startswith("phantom: 40/40 img in ") for line in lines)
+    assert any(line.startswith("cache 32px: 40/40 img in ") for line in lines)
     assert [line.split()[1] for line in lines if line.startswith("epoch ")] == ["1/2", "2/2"]
     assert any(line.startswith("evaluate: 1/1 batch in ") for line in lines)
     assert len(lines) < 15, text  # a handful of lines, not hundreds

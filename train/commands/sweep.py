@@ -179,9 +179,9 @@ def train_and_evaluate(
     if is_done(config):
         return run, True
     fit(config)
-    evaluate_run(
+    evaluate_run(  # --workers decodes the test films too (before: one process per core anyway)
         run, n_resamples=n_resamples, device=None if config.device == "auto" else config.device,
-        progress=progress,
+        num_workers=config.workers, progress=progress,
     )  # fmt: skip
     return run, False
 

@@ -27,7 +27,11 @@ def test_class_specific_maps_point_at_unseen_lesions_far_more_often_than_random(
     does not localize this way: 0.012 against 0.054 at 64 px.) The zoo's half-turn term
     (`--map-equivariance 0.05`) is left out here: in this 6-epoch run it slowed learning (pointing
     0.19 against 0.027, energy 1.4x the control, 2026-12-05); it pays over the zoo's 24 epochs,
-    where it centres the maps of a larger network (benchmarks/attention_recipes.py)."""
+    where it centres the maps of a larger network (benchmarks/attention_recipes.py).
+
+    The fit is most of the cost and is not cut (2026-12-07, 300 unseen films): 4 epochs at 96 px
+    pointed 0.17 against 0.03, and 6 epochs at 64 px (8 x 8 maps) 0.23 with energy 2.46x the
+    control's, both short of the margins below."""
     import json
 
     from cxr_attention.core.explain.localize_run import localize_run
@@ -35,7 +39,8 @@ def test_class_specific_maps_point_at_unseen_lesions_far_more_often_than_random(
     data, unseen, run = tmp_path / "phantom", tmp_path / "unseen", tmp_path / "tiny+class"
     # fit reads train and val, the localization the unseen train split: no test films are drawn
     generate_phantom(data, n=800, size=96, seed=0, workers=1, splits=("train_val",))
-    generate_phantom(unseen, n=600, size=96, seed=1, workers=1, splits=("train_val",))
+    # 300 unseen films hold 128 lesion masks: enough for the margins below, half the drawing
+    generate_phantom(unseen, n=300, size=96, seed=1, workers=1, splits=("train_val",))
     argv = ["fit", "--data", str(data), "--backbone", "test_resnet", "--attention-kind", "class",
             "--output-stride", "8", "--attention-temperature", "99", "--attention-lambda", "0.3",
             "--labels", "paper13", "--image-size", "96", "--epochs", "6",
@@ -56,7 +61,7 @@ def test_class_specific_maps_point_at_unseen_lesions_far_more_often_than_random(
 
     ours = localize_run(run, data=unseen, method="attention", split="train")
     control = json.loads((run / "localization_random.json").read_text())
-    assert ours["map_stage"] == "class" and ours["n_boxes"] == control["n_boxes"] > 200
+    assert ours["map_stage"] == "class" and ours["n_boxes"] == control["n_boxes"] > 100
     pointing, chance = ours["overall"]["pointing_game"], control["overall"]["pointing_game"]
     assert pointing >= 5 * chance and pointing >= chance + 0.2
     energy = ours["overall"]["energy_in_box"]

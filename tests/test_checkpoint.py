@@ -1,8 +1,6 @@
 """Checkpoints: identical logits after a round trip (every attention kind, both output strides;
 checkpoints from before the kinds), and one clear error for each broken file."""
 
-import subprocess
-import sys
 from dataclasses import replace
 
 import pytest
@@ -96,7 +94,9 @@ def test_every_attention_kind_round_trips_with_identical_logits_and_maps(kind, t
         assert maps.std() > 0  # the maps compared are not a uniform start
 
 
-def test_a_checkpoint_from_before_attention_kinds_loads_as_spatial_stride_32(saved, tmp_path):
+def test_a_checkpoint_from_before_attention_kinds_loads_as_spatial_stride_32(
+    saved, tmp_path, capsys
+):
     model, path = saved
     data = _payload(path)
     for name in KIND_FIELDS:
@@ -109,12 +109,8 @@ def test_a_checkpoint_from_before_attention_kinds_loads_as_spatial_stride_32(sav
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(old.model(x), model(x))
-    out = subprocess.run(
-        [sys.executable, "-m", "cxr_attention.train.cli", "inspect", str(tmp_path / "old.pt")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    assert main(["inspect", str(tmp_path / "old.pt")]) == 0  # in-process: the same command
+    out = capsys.readouterr().out
     assert f"attention        {KIND_TITLES['spatial']}, after stage4 (stages -1;" in out
     assert "output stride    32: final feature map 2x2 at 64 px" in out
 
@@ -184,8 +180,9 @@ def test_weights_that_do_not_fit_name_the_first_key(saved, tmp_path):
 
 def test_inspect_cli_prints_metadata_and_one_line_errors(saved, tmp_path, capsys):
     _, path = saved
-    cmd = [sys.executable, "-m", "cxr_attention.train.cli", "inspect", str(path)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    # in-process (a subprocess costs seconds of imports; tests/test_cli.py runs the console itself)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
     assert "MobileNetV2 (mobilenetv2_100)" in out
     assert "attention        spatial gate (CBAM, the paper's), after stage4 (stages -1;" in out
     assert "attention maps   one for all labels, per gate: stage4 2x2 at 64 px" in out

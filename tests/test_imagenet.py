@@ -10,10 +10,8 @@ a name lookup that hangs is not waited for. (`no_network`: tests/conftest.py.)
 from __future__ import annotations
 
 import json
-import os
+import logging
 import socket
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from cxr_attention.core.models.imagenet import (
 )
 from cxr_attention.core.training import FitConfig, fit
 from cxr_attention.core.training.model import build_model, pretrained_source
+from cxr_attention.train.cli import main
 
 TINY = "test_efficientnet"  # timm's 0.1 M-parameter test model; its hub repo is a real one
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -175,14 +174,18 @@ def test_the_error_names_the_weights_to_fetch_by_hand(hub_home, monkeypatch, no_
     assert no_network == []
 
 
-def test_fit_command_offline_exits_2_with_one_line(tmp_path):
-    env = os.environ | {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "cxr_attention.train.cli", "fit", "--data", str(tmp_path / "data"),
-         "--backbone", TINY, "--pretrained", "ImageNet", "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
-    assert done.returncode == 2
-    (line,) = done.stderr.strip().splitlines()
+@pytest.mark.filterwarnings("error")  # a warning would be a second line on the console
+def test_fit_command_offline_exits_2_with_one_line(
+    hub_home, tmp_path, monkeypatch, no_network, capsys, caplog
+):
+    # in-process: the library reads HF_HUB_OFFLINE when it runs (a subprocess costs seconds of
+    # imports; tests/test_cli.py runs the console script itself)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = ["fit", "--data", str(tmp_path / "data"), "--backbone", TINY]
+    assert main([*argv, "--pretrained", "ImageNet", "--out", str(tmp_path / "run")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"cxr-attention fit: error: the ImageNet weights of {TINY} (timm/")
+    assert no_network == []
+    # nothing logged that a console would have shown on further lines
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert not (tmp_path / "run").exists()

@@ -153,7 +153,7 @@ def test_no_film_is_shipped_and_every_model_knows_what_it_learnt():
 def test_each_model_reads_its_films_through_the_lung_prior_it_learnt():
     """The zoo's models learnt their films masked to the lung fields of the shipped lung model,
     and the teaching model the whole film; each checkpoint says so, so that predict, the study
-    and the app apply the same prior (the 120-film check below scores through it)."""
+    and the app apply the same prior (the 60-film check below scores through it)."""
     from cxr_attention.core.lungs.shipped import shipped_lung_model
 
     identity = shipped_lung_model().identity
@@ -212,12 +212,13 @@ def test_the_real_models_flag_phantom_films_and_images_that_are_not_chest_films(
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="../shared/realdata-pneumonia is absent")
 def test_the_shipped_models_give_their_predictions_again_on_children_they_never_saw():
-    """On 120 held-out films, `predict`'s path gives each model's predictions.csv scores again
-    (to 1e-4: another CPU sums in another order; 3e-7 measured), and they read pneumonia."""
+    """On 60 held-out films, `predict`'s path gives each model's predictions.csv scores again
+    (to 1e-4: another CPU sums in another order; 3e-7 measured), and they read pneumonia (AUC
+    0.96-0.99 on these 60 in predictions.csv; 0.95-0.96 on 120, the test's earlier draw)."""
     checkpoints = {name: load_checkpoint(REAL_ZOO_DIR / name / "checkpoint.pt") for name in NAMES}
     first = checkpoints[NAMES[0]]
     index = open_dataset(REAL, recorded_options(first.training["data"], first.labels))
-    frame = index.split("test").sample(120, random_state=0)  # held-out patients
+    frame = index.split("test").sample(60, random_state=0)  # held-out patients
     models = [ScoringModel(name, checkpoint) for name, checkpoint in checkpoints.items()]
     scores: dict[str, list[np.ndarray]] = {name: [] for name in NAMES}
     for batch in predict_files(models, list(frame["path"]), workers=0):

@@ -92,19 +92,22 @@ def test_the_shipped_zoo_scores_films_it_never_saw(tmp_path):
     """Every shipped model, installed as the demo installs it, scores a phantom drawn with a seed
     that neither its training nor its recorded evaluation used as ZOO.json says: within three
     standard errors of the difference between the two macro AUCs, each read from its patient
-    bootstrap interval (about 0.05 for 214 fresh films against the recorded 606)."""
+    bootstrap interval (about 0.07 for some 110 fresh films against the recorded 606)."""
     zoo = read_zoo(ZOO_DIR)
     data = tmp_path / "phantom"
-    # the train split alone is scored, so only train_val is drawn (the same films as in a full draw)
+    # the train split alone is scored, so only train_val is drawn (the same films as in a full draw).
+    # 150 films keep the suite quick; the tolerance is computed from the fresh films' own
+    # bootstrap interval, so fewer films widen it honestly (0.05 at 300) rather than by fiat, and
+    # the AUC floor below holds whatever the tolerance
     size = zoo["recipe"]["size"]
-    generate_phantom(data, n=300, size=size, seed=11, workers=1, splits=("train_val",))
+    generate_phantom(data, n=150, size=size, seed=11, workers=1, splits=("train_val",))
     for run in install_zoo(tmp_path / "runs", list(zoo["runs"]), ZOO_DIR):
         # every split of this phantom is unseen: the train split gives the most films
         metrics = evaluate_run(
             run, data=data, split="train", n_resamples=200, num_workers=0, progress=False
         )
         recorded = json.loads((ZOO_DIR / run.name / "metrics.json").read_text())
-        assert metrics["n_images"] > 200
+        assert metrics["n_images"] > 100
         assert metrics["macro_auc"] > 0.85, run.name
         tolerance = 3 * np.hypot(
             standard_error(metrics["macro_auc_ci"]), standard_error(recorded["macro_auc_ci"])

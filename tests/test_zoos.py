@@ -25,7 +25,7 @@ from cxr_attention.train.zoos.record import read_zoo
 from cxr_attention.train.zoos.registry import PHANTOM_ZOO, ZOOS, Zoo, films_zoo_for
 from cxr_attention.train.zoos.training import model_config, zoo_options
 
-TINY = {"epochs": 1, "image_size": 32, "batch_size": 8, "max_train_batches": 2}
+TINY = {"epochs": 1, "image_size": 32, "batch_size": 8, "max_train_batches": 1}  # one step
 PEAK = {"attention_temperature": 99.0}  # an extra model's own option (the preset: 1)
 
 
@@ -159,8 +159,8 @@ def test_a_new_zoo_is_an_entry_and_its_recipe_made_by_the_shipped_zoos_steps(tmp
         default_kinds=("class",),
         kind_options={"class": {"head_stage": -2}},
         extras=(ZooModel("mobilenetv2_100+class~peak", "mobilenetv2_100", "class", PEAK, note),),
-        blanking_limit=8,
-        probe_films=40,
+        blanking_limit=4,  # the steps are what is checked: four films blanked, about four probed
+        probe_films=20,
     )
     entry = Zoo("tiny", tmp_path / "assets" / "zoo-tiny", recipe, runs="tiny")
     names = ["mobilenetv2_100", "mobilenetv2_100+class", "mobilenetv2_100+class~peak"]

@@ -21,29 +21,35 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-SLOWEST_FIRST = (  # seconds in a 2-worker run on 2 cores (2026-12-03)
-    "test_browser.py",  # 62: the app in Chromium, twice
-    "test_app_lungs.py",  # real-film-like runs evaluated and studied, then the pages
-    "test_class_attention.py",  # 47: a class head learns to point at lesions
-    "test_zoo.py",  # 39: the shipped zoo on a fresh phantom
-    "test_training.py",  # 37
-    "test_demo.py",  # 32: three variants, --only, --refit-trust, the study
-    "test_zoos.py",  # 49 serial on a busy machine (2026-12-06): a tiny films zoo made, installed
-    "test_resume.py",  # 29: three trainings with a loader worker
-    "test_localization.py",  # 25
-    "test_mixed_precision.py",  # 23 (serial): eight fine-tuning runs in fp32 and bf16
-    "test_checkpoint.py",  # 23
-    "test_study.py",  # 22
-    "test_app.py",  # 21
-    "test_distributed.py",  # 19: torchrun with two processes
-    "test_sweep.py",  # 19
-    "test_evaluation.py",  # 16
-    "test_real_zoo.py",  # 31 CPU s serially (2026-12-06): the real-film zoo's figures again
-    "test_equivariance.py",  # 29 CPU s serially (2026-12-06): two runs, with and without the turn
-    "test_cli.py",  # 15
-    "test_compare.py",  # 13
-    "test_imagenet.py",  # 13
-    "test_ood.py",  # 13
+SLOWEST_FIRST = (  # seconds in `.ci/run` (2 workers on 2 cores, 2026-12-07; the module's slowest)
+    "test_class_attention.py",  # 66: a class head learns to point at lesions
+    "test_browser.py",  # 63: the app in Chromium, three times
+    "test_mixed_precision.py",  # 51: eight fine-tuning runs in fp32 and bf16
+    "test_lung_training.py",  # 43: class runs with and without the lung term, a masked run
+    "test_demo.py",  # 37: three variants, --only, --refit-trust, the study
+    "test_training.py",  # 35
+    "test_real_films.py",  # 34: a short training on real films
+    "test_zoo.py",  # 23: the shipped zoo on a fresh phantom
+    "test_localization.py",  # 23
+    "test_lungs.py",  # 22: a segmenter learns the phantom's lungs
+    "test_zoos.py",  # 19: a tiny films zoo made, installed
+    "test_resume.py",  # 18
+    "test_study.py",  # 18
+    "test_distributed.py",  # 18: torchrun with two processes
+    "test_sweep.py",  # 14
+    "test_app_lungs.py",  # 13: real-film-like runs evaluated and studied, then the pages
+    "test_finetune.py",  # 10
+    "test_ood.py",  # 12
+    "test_progress.py",  # 9
+    "test_app.py",
+    "test_real_zoo.py",
+    "test_cli.py",
+    "test_localize_cli.py",
+    "test_equivariance.py",
+    "test_checkpoint.py",
+    "test_evaluation.py",
+    "test_compare.py",
+    "test_imagenet.py",
 )
 
 

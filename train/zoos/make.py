@@ -18,7 +18,7 @@ def retrain_phantom(folder: Path, settings: DemoSettings, progress: bool) -> Non
     drawn in `folder`/training and ship them into the zoo; then `reship_phantom`."""
     from cxr_attention.train.zoos.training import retrain_phantom_zoo
 
-    models = chosen_models(settings.recipe, settings.only)
+    models = chosen_models(settings.recipe, settings.only, settings.fit_overrides)
     work = folder / "training"
     options = zoo_options(settings.recipe, work / "phantom", settings.fit_overrides, progress)
     retrain_phantom_zoo(work, settings.recipe, options, models, Path(settings.zoo))
@@ -68,6 +68,6 @@ def make_films_zoo(
     recipe = entry.recipe
     options = zoo_options(recipe, data, overrides, progress)
     if retrain:
-        retrain_films_zoo(data, work, options, chosen_models(recipe, only), zoo)
+        retrain_films_zoo(data, work, options, chosen_models(recipe, only, overrides), zoo)
     runs = evaluate_films_zoo(data, zoo, work, recipe, progress)
     record_films_zoo(zoo, entry.command, recipe, options, runs, data)

@@ -104,19 +104,12 @@ def opacified_adults(adult: Path, out: Path, n: int = 80) -> tuple[Path, Path]:
     return films, masks
 
 
-def own_map(run_dir: Path) -> tuple[str, str]:
-    """(method, stage option) of the map the recipe is judged by: its own map, else Grad-CAM."""
-    from cxr_attention.core.models.checkpoint import read_checkpoint_data
-
-    model = read_checkpoint_data(run_dir / "checkpoint.pt")["model"]
-    return ("attention", "") if model.get("attention") else ("gradcam", "")
-
-
 def measure(run_dir: Path, data: Path, adult: Path, opacified: tuple[Path, Path]) -> dict[str, Any]:
+    from cxr_attention.core.explain.localize_run import own_map_method
     from cxr_attention.core.models.checkpoint import read_checkpoint_data
     from cxr_attention.core.study.open_blanking import run_open_blanking
 
-    method, _ = own_map(run_dir)
+    method = own_map_method(run_dir)
     history = pd.read_csv(run_dir / "history.csv")
     best = history.loc[history["val_macro_auc"].idxmax()]
     calibration = read_checkpoint_data(run_dir / "checkpoint.pt").get("calibration") or {}

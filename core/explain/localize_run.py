@@ -259,6 +259,15 @@ def score_cases(
     return scores, stage
 
 
+def own_map_method(run: str | Path) -> str:
+    """The method that shows a run's own map: "attention" for a model with attention maps,
+    "gradcam" for a baseline (read from the checkpoint without building the model)."""
+    from cxr_attention.core.models.checkpoint import read_checkpoint_data
+
+    model = read_checkpoint_data(RunFolder(Path(run)).checkpoint)["model"]
+    return "attention" if model.get("attention") else "gradcam"
+
+
 def describe_maps(model, method: str, stage: str) -> str:
     """What a localization scored, in words: whose map, from where, per label or shared."""
     if method == "random":

@@ -92,22 +92,17 @@ def study_lungs(run: Path, data: Path, limit: int) -> str:
     """The study of every map (study.json: in-lung figures per map beside a random map's) and the
     model's own map against the lung fields (localization_lungs.json), on the first `limit`
     held-out films, the lung fields found by the shipped lung model."""
+    from cxr_attention.core.explain.localize_run import own_map_method
     from cxr_attention.core.explain.lung_run import localize_lungs
     from cxr_attention.core.study.run import run_study
 
     run_study(run, data=data, limit=limit)
-    method = "attention" if _has_attention(run) else "gradcam"
+    method = own_map_method(run)
     report = localize_lungs(run, data=data, method=method, limit=limit)
     return (
         f"{method}: peak in the lungs {report['map']['peak_inside']:.2f} "
         f"(a random map {report['random']['peak_inside']:.2f})"
     )
-
-
-def _has_attention(run: Path) -> bool:
-    from cxr_attention.core.models.checkpoint import read_checkpoint_data
-
-    return bool(read_checkpoint_data(run / "checkpoint.pt")["model"].get("attention"))
 
 
 def _blanking_note(result: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from cxr_attention.core.training import FitConfig
 from cxr_attention.core.training.advice import still_improving_line
 from cxr_attention.core.training.data import prepare_data
 from cxr_attention.core.training.distributed import detect_context
-from cxr_attention.core.training.state import load_train_state
+from cxr_attention.core.training.state import load_train_state, save_train_state
 from cxr_attention.core.training.steps import MIN_STEPS, passes_per_epoch
 from cxr_attention.train.cli import main
 
@@ -112,3 +112,26 @@ def test_a_collection_people_hold_gets_the_minimum_by_default(phantom, tmp_path)
     assert as_table.train_batches == as_table.passes * per_pass
     told = prepare_data(FitConfig(data=str(phantom / "mine.csv"), min_steps=0, **options), context)
     assert told.passes == 1
+
+
+def test_a_finished_run_from_before_min_steps_resumes_as_done(phantom, tmp_path, capsys):
+    """A run saved before --min-steps existed (no min_steps in last.pt: one pass an epoch) that
+    has finished is done whatever --min-steps says now, as `demo --retrain` finds a zoo's finished
+    runs; an unfinished one would go on under another rule, so it is refused in one line."""
+    runs = {}
+    for name, extra in (
+        ("done", ["--epochs", "1"]),
+        ("paused", ["--epochs", "2", "--stop-after", "1"]),
+    ):
+        runs[name], _ = _fit(phantom, tmp_path / name, *extra, size=32)
+        state = load_train_state(runs[name].last_checkpoint)
+        del state["fit_config"]["min_steps"]  # as a run from before the option saved it
+        save_train_state(runs[name].last_checkpoint, state)
+    run, err = _fit(phantom, tmp_path / "done", "--epochs", "1", "--resume", size=32)
+    assert "already complete (1 epochs): nothing to do" in err and len(run.history()) == 1
+    argv = ["fit", "--data", str(phantom), "--backbone", TINY, "--image-size", "32"]
+    argv += ["--batch-size", "16", "--lr", "1e-2", "--val-fraction", "0.25", "--epochs", "2"]
+    assert main([*argv, "--out", str(tmp_path / "paused"), "--resume", *QUIET]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "trained with other options (min_steps: 0 -> None)" in err
+    assert len(runs["paused"].history()) == 1

@@ -126,8 +126,12 @@ def resumable_state(run: RunFolder, config: FitConfig) -> dict[str, Any] | None:
             raise RunError(f"{run.path} has checkpoint.pt but no last.pt, so it cannot be resumed")
         return None  # nothing saved yet: start (a restarted sweep reaching an unstarted run)
     saved = load_train_state(run.last_checkpoint)
-    # A run from before --min-steps made one pass an epoch.
+    # A run from before --min-steps made one pass an epoch; once finished it trains nothing more,
+    # so whatever --min-steps says now cannot change it.
+    before_min_steps = "min_steps" not in saved["fit_config"]
     differences = config.differences(FitConfig.from_dict({"min_steps": 0} | saved["fit_config"]))
+    if before_min_steps and is_finished(saved, config):
+        differences = [d for d in differences if not d.startswith("min_steps:")]
     if differences:
         raise ConfigError(
             f"--resume: {run.path} was trained with other options ({'; '.join(differences)}): "

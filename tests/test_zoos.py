@@ -73,7 +73,8 @@ def test_another_backbone_is_one_name_and_an_extra_model_differs_from_its_cell_a
     ]  # fmt: skip
     class_options = PNEUMONIA.kind_options["class"]
     assert models["efficientnet_b0+class"].options == class_options  # the kind's options
-    assert models["efficientnet_b0"].options == {} and models["efficientnet_b0"].kind is None
+    baseline = models["efficientnet_b0"]
+    assert baseline.options == PNEUMONIA.kind_options["baseline"] and baseline.kind is None
 
     own = {"attention_lambda": 0.5}
     teaching = ZooModel("mobilenetv2_100+class~own", "mobilenetv2_100", "class", own, "own")

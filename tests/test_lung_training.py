@@ -74,7 +74,8 @@ def test_the_lung_term_keeps_the_class_maps_inside_the_lungs(class_runs):
 
 def test_the_lung_term_leaves_the_auc_near(class_runs):
     # near: within 0.1 of the free run's macro AUC. A 4-epoch run at 64 px on a small phantom is
-    # noisy; on the real films the zoo's class model with the term lost 0.009 of held-out AUC.
+    # noisy; on the real films the zoo's class models with the term differ from their baselines
+    # by -0.011 (MobileNetV2) and +0.001 (EfficientNet-B0) of held-out AUC.
     best = {
         name: pd.read_csv(run / "history.csv")["val_macro_auc"].max()
         for name, run in class_runs.items()

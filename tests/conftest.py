@@ -5,6 +5,8 @@
 - Streamlit's AppTest leaves `__main__` pointing at app/main.py; a process spawned after it (the
   phantom's, the cache's and the loader's workers) would then import the whole app first, seconds
   per worker. Each test gets the `__main__` it started with back.
+- Costly things several modules need (a trained phantom model) are made once per session, also
+  across workers (tests/shared_runs.py).
 - The slowest modules are handed out first (xdist's `--no-loadscope-reorder` keeps this order), so
   that no worker is left with a long module at the end while the other idles. The order comes
   from `pytest --durations=0` on a 2-core machine; a module not listed follows in the usual order.
@@ -20,6 +22,8 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+
+from tests import shared_runs
 
 SLOWEST_FIRST = (  # seconds in `.ci/run` (2 workers on 2 cores, 2026-12-07; the module's slowest)
     "test_class_attention.py",  # 66: a class head learns to point at lesions
@@ -75,6 +79,12 @@ def _keep_main_module() -> Iterator[None]:
     yield
     if main is not None:
         sys.modules["__main__"] = main
+
+
+@pytest.fixture(scope="session")
+def trained_class_run(tmp_path_factory) -> shared_runs.TrainedRun:
+    """One class-specific phantom model trained for real, for every module that scores one."""
+    return shared_runs.trained_class_run(tmp_path_factory)
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@
 - Streamlit's AppTest leaves `__main__` pointing at app/main.py; a process spawned after it (the
   phantom's, the cache's and the loader's workers) would then import the whole app first, seconds
   per worker. Each test gets the `__main__` it started with back.
+- Costly things several modules need (a trained phantom model) are made once per session, also
+  across workers (tests/shared_runs.py).
 - The slowest modules are handed out first (xdist's `--no-loadscope-reorder` keeps this order), so
   that no worker is left with a long module at the end while the other idles. The order comes
   from `pytest --durations=0` on a 2-core machine; a module not listed follows in the usual order.
@@ -21,26 +23,31 @@ from collections.abc import Iterator
 import pytest
 import torch
 
+from tests import shared_runs
+
 SLOWEST_FIRST = (  # seconds in `.ci/run` (2 workers on 2 cores, 2026-12-07; the module's slowest)
     "test_class_attention.py",  # 66: a class head learns to point at lesions
     "test_browser.py",  # 63: the app in Chromium, three times
-    "test_mixed_precision.py",  # 51: eight fine-tuning runs in fp32 and bf16
     "test_lung_training.py",  # 43: class runs with and without the lung term, a masked run
     "test_demo.py",  # 37: three variants, --only, --refit-trust, the study
     "test_training.py",  # 35
     "test_real_films.py",  # 34: a short training on real films
+    # ~28 and ~27: 51 and 23 scaled by `-n 0` runs before and after (their fixtures shrank or
+    # moved to tests/shared_runs.py); test_localization trains the session's class model
+    "test_mixed_precision.py",  # eight fine-tuning runs in fp32 and bf16
+    "test_localization.py",
     "test_zoo.py",  # 23: the shipped zoo on a fresh phantom
-    "test_localization.py",  # 23
     "test_lungs.py",  # 22: a segmenter learns the phantom's lungs
     "test_zoos.py",  # 19: a tiny films zoo made, installed
     "test_resume.py",  # 18
-    "test_study.py",  # 18
     "test_distributed.py",  # 18: torchrun with two processes
     "test_sweep.py",  # 14
     "test_app_lungs.py",  # 13: real-film-like runs evaluated and studied, then the pages
     "test_finetune.py",  # 10
     "test_ood.py",  # 12
     "test_progress.py",  # 9
+    # ~5 once test_localization (handed out well before) has trained the session's class model
+    "test_study.py",
     "test_app.py",
     "test_real_zoo.py",
     "test_cli.py",
@@ -75,6 +82,12 @@ def _keep_main_module() -> Iterator[None]:
     yield
     if main is not None:
         sys.modules["__main__"] = main
+
+
+@pytest.fixture(scope="session")
+def trained_class_run(tmp_path_factory) -> shared_runs.TrainedRun:
+    """One class-specific phantom model trained for real, for every module that scores one."""
+    return shared_runs.trained_class_run(tmp_path_factory)
 
 
 @pytest.fixture

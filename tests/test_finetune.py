@@ -34,6 +34,7 @@ from cxr_attention.core.training import FitConfig, fit
 from cxr_attention.core.training.config import LR_FROM_PROJECT_MODEL
 from cxr_attention.core.training.model import build_model, check_pretrained
 from cxr_attention.train.cli import main
+from tests.shared_runs import phantom_copy
 
 TINY = "test_efficientnet"
 ZOO = Path(__file__).resolve().parents[1] / "assets" / "zoo-pneumonia"
@@ -43,8 +44,8 @@ QUIET = ["--workers", "0", "--threads", "1", "--no-progress"]
 @pytest.fixture(scope="module")
 def source_run(tmp_path_factory) -> Path:
     """A run that learnt the phantom's 13 findings, with gates after the last two stages."""
-    root = tmp_path_factory.mktemp("phantom") / "data"
-    generate_phantom(root, n=400, size=64, seed=0, workers=1)
+    # the session's 400-film phantom at 64 px (tests/shared_runs.py), copied
+    root = phantom_copy(tmp_path_factory, tmp_path_factory.mktemp("phantom") / "data", 400, 64, 0)
     out = tmp_path_factory.mktemp("runs") / "source"
     fit(
         FitConfig(

@@ -96,40 +96,16 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """A trained class-specific run, an untrained two-gate spatial run and an untrained baseline,
-    all evaluated on the phantom's test split, then studied by the command line."""
-    from cxr_attention.core.data.phantom import generate_phantom
+def runs(tmp_path_factory, trained_class_run) -> dict[str, Path]:
+    """A trained class-specific run (the session's, tests/shared_runs.py: 6 epochs on a 400-film
+    phantom at 64 px), an untrained two-gate spatial run and an untrained baseline, all evaluated
+    on the phantom's test split, then studied by the command line."""
     from cxr_attention.core.evaluation import evaluate_run
     from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
     from cxr_attention.core.models.classifier import AttentionClassifier
-    from cxr_attention.core.training import FitConfig, fit
 
     root = tmp_path_factory.mktemp("study")
-    data = root / "phantom"
-    generate_phantom(data, 400, 64, seed=0, workers=1)
-    trained = root / "runs" / "test_resnet+class"
-    config = FitConfig(
-        data=str(data),
-        out=str(trained),
-        backbone="test_resnet",
-        attention=True,
-        attention_kind="class",
-        output_stride=8,  # 8 x 8 maps at 64 px
-        image_size=64,
-        epochs=6,
-        batch_size=32,
-        lr=1e-2,
-        warmup_epochs=0.5,
-        augment=False,
-        workers=0,
-        device="cpu",
-        progress=False,
-        patience=None,
-        amp=False,
-        seed=0,
-    )
-    fit(config)
+    trained = trained_class_run.copy_to(root / "runs" / "test_resnet+class")
     checkpoint = load_checkpoint(trained / "checkpoint.pt")
     out = {"class": trained}
     for key, name, change in (

@@ -53,7 +53,7 @@ PHANTOM = PhantomRecipe(
 # map peaked inside adult films' lungs on 0.17 of them, Grad-CAM on 0.06 (docs/lung-prior.md).
 # One MobileNetV2 class model is kept without the lung prior, to show what it reads. Four epochs,
 # not the preset's eight: on 2 CPU cores with the cores to itself an epoch takes 90-200 s
-# (MobileNetV2's baseline about 35-43 films a second, EfficientNet-B0's 26-29, its class head 20;
+# (MobileNetV2's baseline about 35-43 films a second, EfficientNet-B0's 25-29, its class head 20;
 # history.csv), and the validation AUC of the zoo before lung fields reached 0.993 by its fourth
 # epoch.
 FILMS_CLASS_RECIPE = {

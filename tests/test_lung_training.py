@@ -90,27 +90,50 @@ def test_the_lung_term_records_its_weight_and_the_lung_model(class_runs):
     assert checkpoint.config.lung_model == shipped_lung_model().identity
 
 
-def test_a_baselines_held_map_is_its_gradcam():
-    """The lung term holds a baseline's class activation maps: drawn as the product draws maps,
-    they are its Grad-CAM, so the term shapes the map a user sees."""
+def test_a_baselines_held_map_ranks_places_as_its_gradcam():
+    """The lung term holds a baseline's class activation maps, the probability its head gives each
+    place alone: their evidence, sigmoid's inverse less the head's bias, is its Grad-CAM once
+    drawn as the product draws maps, so the term shapes the map a user sees."""
     torch.manual_seed(0)
     config = ModelConfig(backbone="mobilenetv2_100", labels=("A", "B"), image_size=64)
     model = AttentionClassifier(config).eval()
     x = torch.randn(3, 3, 64, 64)
     with gate_call(activation=True) as call:
         model(x)
-    drawn, _ = scale_by_max(upsample(call.maps[ACTIVATION_MAP], (64, 64)))
+    held = call.maps[ACTIVATION_MAP].double()
+    evidence = torch.logit(held) - model.head.bias.double().view(1, -1, 1, 1)
+    drawn, _ = scale_by_max(upsample(torch.relu(evidence).float(), (64, 64)))
     gradcam = explain(model, x, None, "gradcam").maps
     assert gradcam.amax() > 0
-    torch.testing.assert_close(drawn, gradcam, atol=1e-5, rtol=0)
+    torch.testing.assert_close(drawn, gradcam, atol=1e-4, rtol=0)
     with gate_call() as call:  # asked for only by the term
         model(x)
     assert ACTIVATION_MAP not in call.maps
 
 
+def test_a_flat_gradcam_is_no_way_out_of_the_lung_term():
+    """A baseline whose evidence is negative at every place has a flat Grad-CAM, pointing nowhere;
+    the term must not count that as evidence kept inside: it costs the share of the film outside
+    the lungs, as a map spread evenly over the film would."""
+    config = ModelConfig(backbone="mobilenetv2_100", labels=("A",), image_size=64)
+    model = AttentionClassifier(config).eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.fill_(-4.0)
+    x = torch.randn(2, 3, 64, 64)
+    assert explain(model, x, "A", "gradcam").maps.amax() == 0  # flat: ReLU of -4 everywhere
+    lungs = torch.zeros(2, 1, 64, 64)
+    lungs[..., 8:56, 8:30] = lungs[..., 8:56, 34:56] = 1.0
+    with gate_call(activation=True) as call:
+        model(x)
+    term = lung_term(call.maps, lungs, torch.ones(2, 1))
+    assert term.item() == pytest.approx(1 - lungs.mean().item(), abs=1e-4)
+
+
 def test_the_lung_term_draws_a_baselines_gradcam_into_the_lungs(phantom):
     """The term alone, a few steps on eight phantom films: the Grad-CAM a user would see moves
-    inside the films' own lung masks (the gradient reaches the baseline's map)."""
+    inside the films' own lung masks (the gradient reaches the baseline's map), and not by
+    turning flat."""
     torch.manual_seed(0)
     names = sorted(p.name for p in (phantom / "images").glob("*.png"))[:8]
     views = np.stack([model_view(load_radiograph(phantom / "images" / n), 64) for n in names])
@@ -122,9 +145,11 @@ def test_the_lung_term_draws_a_baselines_gradcam_into_the_lungs(phantom):
     findings = torch.ones(len(names), 1, dtype=torch.bool)
 
     def outside() -> float:
+        """Mean share of the Grad-CAMs outside the lungs, a flat map counted as all outside."""
         model.eval()
         maps = explain(model, x, "A", "gradcam").maps
-        return float(outside_share(maps, fields).mean())
+        flat = maps.flatten(1).amax(dim=1) <= 0
+        return float(torch.where(flat[:, None], 1.0, outside_share(maps, fields)).mean())
 
     before = outside()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

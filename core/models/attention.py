@@ -61,10 +61,13 @@ def record_map(name: str, attention: torch.Tensor) -> bool:
     return call.ablate
 
 
-# The key of a linear head's class activation maps (B, L, h, w) >= 0 in a `gate_call(activation=
-# True)`: ReLU(sum_c W_lc A_c) over the final features A, which is label l's raw-logit Grad-CAM at
-# the final stage up to a positive factor (its gradient weights are W_lc / hw), computed in the
-# forward pass, so a training term can hold a baseline's Grad-CAM (core/training/lung_term.py).
+# The key of a linear head's class activation maps (B, L, h, w) in a `gate_call(activation=True)`:
+# sigmoid(sum_c W_lc A_c[i, j] + b_l) over the final features A, the probability the head gives
+# label l for a film that looked everywhere like place (i, j) (a class-specific head's maps are
+# the same, `CLASS_MAP`). Its order of places is that of label l's raw-logit Grad-CAM at the final
+# stage, ReLU(sum_c W_lc A_c) up to a positive factor (its gradient weights are W_lc / hw), so the
+# two share their peak wherever Grad-CAM has one. Computed in the forward pass, so a training term
+# can hold a baseline's Grad-CAM (core/training/lung_term.py); unlike ReLU it never turns flat.
 ACTIVATION_MAP = "activation"
 
 

@@ -318,7 +318,8 @@ class AttentionClassifier(nn.Module):
                 return self.head(self.dropout(features))
             if activation_wanted():
                 activation = torch.einsum("bchw,lc->blhw", features, self.head.weight)
-                record_map(ACTIVATION_MAP, torch.relu(activation))
+                bias = self.head.bias.view(1, -1, 1, 1)
+                record_map(ACTIVATION_MAP, torch.sigmoid(activation + bias))
             return self.head(self.dropout(features.mean(dim=(2, 3))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

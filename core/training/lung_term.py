@@ -5,13 +5,20 @@ gradients outside the region that should explain its answer; guided attention (L
 2018) does the same to attention maps. Here the region is the film's lung fields and the maps are
 the model's own: each class-specific map of a finding the film has, every gate map, and for a
 linear head (a baseline, or the paper's gate) the class activation map of each finding the film
-has, which is that finding's Grad-CAM at the final stage up to a positive factor (for global
-average pooling and a linear layer, Grad-CAM's weights are the layer's weights over h w: Zhou et
-al.'s CAM, CVPR 2016), so a baseline's Grad-CAM is held in the same forward pass, without a second
-backward. Each map is drawn on the film's pixels as the product draws it
-(`core.explain.base.upsample`), and the term is the share of its mass that lies outside the lung
-fields, averaged over the maps counted: 0 when every map keeps its evidence inside, 1 when it all
-lies elsewhere. A film without a lung field (the lung model refused it) adds nothing.
+has. That map is drawn as the probability the head gives each place alone, sigmoid(w . A_ij + b),
+as a class-specific head's maps are; its places rank as that finding's Grad-CAM at the final stage
+ranks them (for global average pooling and a linear layer, Grad-CAM's weights are the layer's
+weights over h w: Zhou et al.'s CAM, CVPR 2016), so a baseline's Grad-CAM is held in the same
+forward pass, without a second backward. Each map is drawn on the film's pixels as the product
+draws it (`core.explain.base.upsample`), and the term is the share of its mass that lies outside
+the lung fields, averaged over the maps counted: 0 when every map keeps its evidence inside, 1 when
+it all lies elsewhere. A film without a lung field (the lung model refused it) adds nothing.
+
+Why not Grad-CAM itself, ReLU(w . A_ij): a map that is zero everywhere has no mass outside, so a
+model could meet the term by making its evidence negative at every place, a flat Grad-CAM that
+points nowhere. The zoo's baselines trained that way (2026-12-07) had a flat Pneumonia Grad-CAM
+on 41-47 % of the adult films with tuberculosis. The sigmoid keeps a flat map costly (its mass
+lies outside in the share the field leaves) and rewards evidence raised inside.
 """
 
 from __future__ import annotations

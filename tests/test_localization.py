@@ -157,13 +157,17 @@ def test_box_file_spelling_infiltrate_is_infiltration():
     assert WANG2017_IOBB_ACC["0.5"]["Nodule"] == 0.013
 
 
+# test films with lesions scored by Integrated Gradients (8 passes of the model a mask)
+IG_LIMIT = 40
+
+
 @pytest.mark.slow
 def test_trained_attention_model_points_at_phantom_lesions_more_than_random(
     tmp_path, trained_class_run
 ):
     """A tiny attention model trained for a few seconds on a small phantom (the session's
-    class-specific head, tests/shared_runs.py), its maps scored against the lesion masks (never
-    seen in training). Integrated Gradients of the trained model point into a lesion several
+    class-specific head, tests/shared_runs.py), its maps scored against the lesion masks of test
+    films it never saw. Integrated Gradients of the trained model point into a lesion several
     times as often as the random control and as the same model untrained."""
     import json
 
@@ -179,25 +183,21 @@ def test_trained_attention_model_points_at_phantom_lesions_more_than_random(
         untrained / "checkpoint.pt", AttentionClassifier(checkpoint.config), checkpoint.training
     )
 
-    def score(run, split, limit=None):
+    def score(run):
         ours = localize_run(
-            run, method="integrated_gradients", split=split, ig_steps=8, limit=limit
+            run, method="integrated_gradients", split="test", ig_steps=8, limit=IG_LIMIT
         )
         control = json.loads((run / "localization_random.json").read_text())
         return ours["overall"], control["overall"], ours["n_boxes"]
 
-    # the first 100 training films with lesions (152 masks) carry the margins: measured
-    # 2026-12-07 (the session's class head), pointing 0.48 against the control's 0.02 and the
-    # untrained model's 0.10, energy 0.085 against 0.037; the 48 test masks 0.50 against 0.08,
-    # energy 0.078 against 0.036. (The two-gate spatial model this test trained before, 8 epochs
-    # on the same films: 0.48 against 0.05 and 0.18.)
-    ours, control, n_masks = score(trained, "train", limit=100)
-    before, _, _ = score(untrained, "train", limit=100)
-    assert n_masks > 120
-    assert ours["pointing_game"] >= 2 * max(control["pointing_game"], before["pointing_game"])
-    assert ours["pointing_game"] >= 0.07
-    assert ours["energy_in_box"] >= 1.3 * control["energy_in_box"]
-    ours, control, n_masks = score(trained, "test")
+    # Measured 2026-12-07 (the session's class head at 96 px): on the first 40 test films with
+    # lesions (60 masks) pointing 0.70 against the control's 0.017 and the untrained model's 0.13,
+    # energy 0.149 against 0.035 and 0.045; on all 150 test films (97 masks) 0.64 against 0.010
+    # and 0.093, energy 0.147 against 0.035. (The 64 px head this test scored before, on 100
+    # training films: pointing 0.48 against 0.02 and 0.10, energy 0.085 against 0.037.)
+    ours, control, n_masks = score(trained)
+    before, _, _ = score(untrained)
     assert n_masks > 40
-    assert ours["pointing_game"] > control["pointing_game"]
-    assert ours["energy_in_box"] >= 1.2 * control["energy_in_box"]
+    assert ours["pointing_game"] >= 2 * max(control["pointing_game"], before["pointing_game"])
+    assert ours["pointing_game"] >= control["pointing_game"] + 0.2
+    assert ours["energy_in_box"] >= 2 * max(control["energy_in_box"], before["energy_in_box"])

@@ -97,8 +97,8 @@ def one_torch_thread():
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, trained_class_run) -> dict[str, Path]:
-    """A trained class-specific run (the session's, tests/shared_runs.py: 6 epochs on a 400-film
-    phantom at 64 px), an untrained two-gate spatial run and an untrained baseline, all evaluated
+    """A trained class-specific run (the session's, tests/shared_runs.py: 6 epochs on an 800-film
+    phantom at 96 px), an untrained two-gate spatial run and an untrained baseline, all evaluated
     on the phantom's test split, then studied by the command line."""
     from cxr_attention.core.evaluation import evaluate_run
     from cxr_attention.core.models.checkpoint import load_checkpoint, save_checkpoint
@@ -175,14 +175,14 @@ def test_study_json_has_every_field_and_every_map(studied):
     assert studied["spatial"]["own_map"] == "attention:stage4"  # the deepest gate
     assert studied["spatial"]["attention_stages"] == [-2, -1]
     assert studied["baseline"]["own_map"] is None and studied["baseline"]["kind"] is None
-    assert studied["class"]["maps"]["attention:class"]["map_size"] == [8, 8]
-    assert studied["spatial"]["maps"]["attention:stage3"]["map_size"] == [8, 8]
+    assert studied["class"]["maps"]["attention:class"]["map_size"] == [12, 12]
+    assert studied["spatial"]["maps"]["attention:stage3"]["map_size"] == [12, 12]
 
 
 def test_parameters_counted_by_hand(studied):
-    # CSRA head on test_resnet's 96 features, 14 labels: a 96 x 14 convolution and 14 biases
+    # CSRA head on test_resnet's 96 features, 13 labels: a 96 x 13 convolution and 13 biases
     cost = studied["class"]["cost"]
-    assert cost["attention_parameters"] == 96 * 14 + 14
+    assert cost["attention_parameters"] == 96 * 13 + 13
     assert cost["parameters"] == cost["baseline_parameters"]  # it replaces a linear head of as many
     # two CBAM gates: a 2 x 7 x 7 convolution and a batch norm's scale and shift each
     cost = studied["spatial"]["cost"]
@@ -211,7 +211,11 @@ def test_localization_figures_are_those_of_localize(runs, studied):
 
 def test_the_trained_class_map_is_faithful_and_the_table_is_printed(studied):
     faith = studied["class"]["maps"]["attention:class"]["faithfulness"]
-    # blanking what the trained head attends to costs its finding more than a random region does
+    # blanking what the trained head attends to costs its finding more than a random region does.
+    # Measured 2026-12-07 on the 46 lesions of the first 30 test films: mean drop -0.110 against
+    # the random region's -0.169 (blanking raises this head's probabilities on average), larger on
+    # 26 lesions against 18 (the 64 px head this module studied before: 0.041 against -0.048, 30
+    # against 12; its Grad-CAM here: 32 against 13)
     assert faith["mean_drop"] > faith["random_mean_drop"]
     assert faith["map_larger"] > faith["random_larger"]
     assert faith["excess_drop"] == pytest.approx(faith["mean_drop"] - faith["random_mean_drop"])
@@ -222,7 +226,7 @@ def test_the_trained_class_map_is_faithful_and_the_table_is_printed(studied):
     assert "attention:class (own)" in printed and "attention:stage3 (own)" in printed
     pointing = studied["class"]["maps"]["attention:class"]["localization"]["overall"]
     assert f"{pointing['pointing_game']:.3f} (" in printed
-    assert "1,358 in attention" in printed and "without attention" in printed
+    assert "1,261 in attention" in printed and "without attention" in printed
 
 
 def test_report_and_compare_show_kinds_and_the_study(runs, studied, tmp_path):

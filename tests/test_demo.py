@@ -1,7 +1,8 @@
 """`demo`: `--retrain` trains and ships a zoo; the demo installs it with its evaluation, once.
 
-Everything is tiny (48-film phantoms at 64 px, 32 px models, two epochs of two batches): these tests
-check the orchestration (folders, the zoo record, the shipped evaluation, the demo marker), not how
+Everything is tiny (48-film phantoms at 64 px; the zoo's models on timm's 0.4 M-parameter
+`test_resnet` through the hidden --backbones, 32 px, two epochs of two batches): these tests check
+the orchestration (folders, the zoo record, the shipped evaluation, the demo marker), not how
 well the models learn, which the training tests and tests/test_zoo.py check.
 """
 
@@ -26,7 +27,7 @@ from tests.test_sweep import REPO, TINY, mtimes
 def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, capsys):
     folder, zoo = tmp_path / "demo", tmp_path / "zoo"
     shrink = ["--images", "48", "--train-images", "48", "--size", "64"]
-    shrink += ["--backbones", "mobilenetv2_100", *TINY, "--localize-limit", "4"]
+    shrink += ["--backbones", "test_resnet", *TINY, "--localize-limit", "4"]
     argv = ["demo", "--no-app", "--dir", str(folder), "--zoo", str(zoo), "--no-progress"]
     argv += [*shrink, "--n-resamples", "10"]
     assert main([*argv, "--retrain"]) == 0
@@ -37,7 +38,7 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     record = json.loads((zoo / "ZOO.json").read_text())
     assert record["command"] == "cxr-attention demo --retrain --zoo assets/zoo"
     # the baseline, the paper's gate and the class-specific head (the zoo's recipe: stage 2, T 99)
-    names = ["mobilenetv2_100", "mobilenetv2_100+attention", "mobilenetv2_100+class"]
+    names = ["test_resnet", "test_resnet+attention", "test_resnet+class"]
     assert list(record["runs"]) == names
     assert record["recipe"]["variant_options"][names[2]] == CLASS_RECIPE
     assert record["runs"][names[2]]["localization_method"] == "attention"
@@ -81,7 +82,7 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     # --only retrains one variant and keeps the others' weights and training times
     kept = {name: (zoo / name / "checkpoint.pt").stat().st_mtime_ns for name in names[:2]}
     assert main([*argv, "--retrain", "--only", names[2]]) == 0
-    assert "train mobilenetv2_100+class" in capsys.readouterr().err
+    assert "train test_resnet+class" in capsys.readouterr().err
     again = json.loads((zoo / "ZOO.json").read_text())
     assert list(again["runs"]) == names
     for name in names[:2]:
@@ -97,7 +98,7 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     torch.save(old, shipped)
     assert INPUT not in load_checkpoint(shipped).ood.layer_names
     assert main([*argv, "--refit-trust"]) == 0
-    assert "describe mobilenetv2_100's training films again" in capsys.readouterr().err
+    assert "describe test_resnet's training films again" in capsys.readouterr().err
     refitted = read_checkpoint_data(shipped)
     assert load_checkpoint(shipped).ood.layer_names[0] == INPUT
     assert refitted["state_dict"].keys() == old["state_dict"].keys()
@@ -113,10 +114,10 @@ def test_demo_retrain_ships_a_zoo_then_the_demo_evaluates_it_once(tmp_path, caps
     # a zoo without one of its models is refused in one line, also before refitting any
     (zoo / names[1] / "checkpoint.pt").unlink()
     assert main([*argv, "--rebuild"]) == 2
-    assert "lacks mobilenetv2_100+attention" in capsys.readouterr().err
+    assert "lacks test_resnet+attention" in capsys.readouterr().err
     before = (zoo / names[0] / "checkpoint.pt").stat().st_mtime_ns
     assert main([*argv, "--refit-trust"]) == 2
-    assert "lacks mobilenetv2_100+attention" in capsys.readouterr().err
+    assert "lacks test_resnet+attention" in capsys.readouterr().err
     assert (zoo / names[0] / "checkpoint.pt").stat().st_mtime_ns == before
 
 

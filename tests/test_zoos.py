@@ -20,7 +20,7 @@ from cxr_attention.train.cli import main
 from cxr_attention.train.zoos.demo_folder import install_beside
 from cxr_attention.train.zoos.install import FILMS_EVALUATION, PHANTOM_EVALUATION, install_zoo
 from cxr_attention.train.zoos.recipe import FilmsRecipe, ZooModel
-from cxr_attention.train.zoos.recipes import PNEUMONIA
+from cxr_attention.train.zoos.recipes import PHANTOM, PNEUMONIA
 from cxr_attention.train.zoos.record import read_zoo
 from cxr_attention.train.zoos.registry import PHANTOM_ZOO, ZOOS, Zoo, films_zoo_for
 from cxr_attention.train.zoos.training import model_config, zoo_options
@@ -98,6 +98,20 @@ def test_another_backbone_is_one_name_and_an_extra_model_differs_from_its_cell_a
             replace(PNEUMONIA, extras=(bad,))
 
 
+def test_the_demos_backbones_flag_puts_the_phantom_zoo_on_them_with_its_recipe():
+    """The demo's hidden --backbones (tests' tiny zoos): a backbone the recipe does not name gets
+    the kinds and the class head's recipe of its first one; its own backbones change nothing."""
+    assert PHANTOM.on_backbones(PHANTOM.backbones) == PHANTOM
+    tiny = PHANTOM.on_backbones(("test_resnet",))
+    assert tiny.model_names() == ["test_resnet", "test_resnet+attention", "test_resnet+class"]
+    shipped = {model.name: model.options for model in PHANTOM.models()}
+    assert [m.options for m in tiny.models()] == [
+        shipped[f"mobilenetv2_100{suffix}"] for suffix in ("", "+attention", "+class")
+    ]
+    assert list(tiny.variant_options) == ["test_resnet+class"]  # as ZOO.json records it
+    assert PHANTOM.on_backbones(("efficientnet_b0",)).models() == PHANTOM.models()[3:]
+
+
 def test_data_makes_the_films_zoo_its_folder_or_zoo_json_names():
     pneumonia = ZOOS[1]
     assert films_zoo_for(Path("/any/zoo-pneumonia")) is pneumonia
@@ -156,15 +170,15 @@ def test_a_new_zoo_is_an_entry_and_its_recipe_made_by_the_shipped_zoos_steps(tmp
         title="80 drawn films",
         held_out="a seeded 20 % of the drawn films",
         preset="pneumonia",
-        backbones=("mobilenetv2_100",),
+        backbones=("test_resnet",),
         default_kinds=("class",),
         kind_options={"class": {"head_stage": -2}},
-        extras=(ZooModel("mobilenetv2_100+class~peak", "mobilenetv2_100", "class", PEAK, note),),
+        extras=(ZooModel("test_resnet+class~peak", "test_resnet", "class", PEAK, note),),
         blanking_limit=4,  # the steps are what is checked: four films blanked, about four probed
         probe_films=20,
     )
     entry = Zoo("tiny", tmp_path / "assets" / "zoo-tiny", recipe, runs="tiny")
-    names = ["mobilenetv2_100", "mobilenetv2_100+class", "mobilenetv2_100+class~peak"]
+    names = ["test_resnet", "test_resnet+class", "test_resnet+class~peak"]
     assert entry.command == "cxr-attention demo --retrain --data DIR --zoo assets/zoo-tiny"
     data = films_folder(tmp_path / "films")
     work = tmp_path / "work"
@@ -175,7 +189,7 @@ def test_a_new_zoo_is_an_entry_and_its_recipe_made_by_the_shipped_zoos_steps(tmp
     assert list(record["figures"]) == list(record["models"]) == names
     assert record["fit_options"]["epochs"] == 1  # the preset's 8, shrunk
     assert record["models"][names[2]] == {
-        "backbone": "mobilenetv2_100", "kind": "class", "options": {"head_stage": -2, **PEAK},
+        "backbone": "test_resnet", "kind": "class", "options": {"head_stage": -2, **PEAK},
         "note": note,
     }  # fmt: skip
     for name in names[1:]:  # each attention model against the baseline, on the same films

@@ -134,12 +134,11 @@ def settings_from(args: argparse.Namespace) -> DemoSettings:
             recipe = replace(recipe, eval_images=args.images)
     else:
         recipe = replace(
-            PHANTOM,
+            PHANTOM.on_backbones(tuple(args.backbones)),
             train_images=args.train_images,
             eval_images=args.images,
             size=args.size,
             preset=args.preset,
-            backbones=tuple(args.backbones),
             localize_limit=args.localize_limit,
         )
     return DemoSettings(

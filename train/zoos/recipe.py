@@ -16,11 +16,16 @@ the patients held out at training). The zoos' own recipes are in `train.zoos.rec
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from cxr_attention.core.errors import ConfigError
-from cxr_attention.core.models.kinds import ATTENTION_KINDS, DEFAULT_KIND, variant_name
+from cxr_attention.core.models.kinds import (
+    ATTENTION_KINDS,
+    DEFAULT_KIND,
+    parse_variant,
+    variant_name,
+)
 from cxr_attention.train.commands.sweep import Variant, grid
 
 # fit options that choose which films are held out (the seed carves the split too)
@@ -102,6 +107,26 @@ class ModelGrid:
 
     def model_names(self) -> list[str]:
         return [model.name for model in self.models()]
+
+    def on_backbones(self, backbones: tuple[str, ...]):
+        """The same grid on `backbones` (the demo's hidden --backbones: a tiny zoo for tests): a
+        backbone the recipe does not name gets the kinds and grid-cell options of its first one.
+        Extras of the backbones left out are left out."""
+
+        def like(backbone: str) -> str:
+            return backbone if backbone in self.backbones else self.backbones[0]
+
+        kinds = {b: self.kinds[like(b)] for b in backbones if like(b) in self.kinds}
+        cells = {}
+        for b in backbones:
+            for name, options in self.variant_options.items():
+                source, kind = parse_variant(name)
+                if source == like(b):
+                    cells[variant_name(b, kind)] = options
+        extras = tuple(e for e in self.extras if e.backbone in backbones)
+        return replace(
+            self, backbones=tuple(backbones), kinds=kinds, variant_options=cells, extras=extras
+        )
 
     def as_json(self) -> dict[str, Any]:
         """Plain JSON values (lists for tuples), as ZOO.json and DEMO.json hold them."""

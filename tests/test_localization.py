@@ -158,7 +158,7 @@ def test_box_file_spelling_infiltrate_is_infiltration():
 
 
 # test films with lesions scored by Integrated Gradients (8 passes of the model a mask)
-IG_LIMIT = 40
+IG_LIMIT = 30
 
 
 @pytest.mark.slow
@@ -190,14 +190,15 @@ def test_trained_attention_model_points_at_phantom_lesions_more_than_random(
         control = json.loads((run / "localization_random.json").read_text())
         return ours["overall"], control["overall"], ours["n_boxes"]
 
-    # Measured 2026-12-07 (the session's class head at 96 px): on the first 40 test films with
-    # lesions (60 masks) pointing 0.70 against the control's 0.017 and the untrained model's 0.13,
-    # energy 0.149 against 0.035 and 0.045; on all 150 test films (97 masks) 0.64 against 0.010
-    # and 0.093, energy 0.147 against 0.035. (The 64 px head this test scored before, on 100
+    # Measured 2026-12-07 (the session's class head at 96 px): on the first 30 test films with
+    # lesions (46 masks) pointing 0.67 against the control's 0.0 and the untrained model's 0.15,
+    # energy 0.144 against 0.035 and 0.047; on 40 (60 masks) 0.70 against 0.017 and 0.13, energy
+    # 0.149 against 0.035 and 0.045; on all 150 test films (97 masks) 0.64 against 0.010 and
+    # 0.093, energy 0.147 against 0.035. (The 64 px head this test scored before, on 100
     # training films: pointing 0.48 against 0.02 and 0.10, energy 0.085 against 0.037.)
     ours, control, n_masks = score(trained)
     before, _, _ = score(untrained)
-    assert n_masks > 40
+    assert n_masks >= 40
     assert ours["pointing_game"] >= 2 * max(control["pointing_game"], before["pointing_game"])
     assert ours["pointing_game"] >= control["pointing_game"] + 0.2
     assert ours["energy_in_box"] >= 2 * max(control["energy_in_box"], before["energy_in_box"])

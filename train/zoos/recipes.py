@@ -72,7 +72,8 @@ PNEUMONIA = FilmsRecipe(
     default_kinds=("spatial", "class"),
     fit_options={"lung_prior": "mask", "epochs": 4},
     # the baseline's Grad-CAM held by the lung term: benchmarks/lung_recipes.py, "baseline: mask +
-    # lung term 1" (docs/lung-prior.md)
+    # lung term 1" (docs/lung-prior.md); the baselines were retrained (--only) once the term held
+    # their per-place probabilities instead of a ReLU map that could go flat
     kind_options={"baseline": {"lung_weight": 1.0}, "class": FILMS_CLASS_RECIPE},
     extras=(
         ZooModel(

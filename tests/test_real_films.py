@@ -1,6 +1,10 @@
 """Real films through the whole path: a short training on 1,000 of Kermany et al.'s paediatric
 films learns pneumonia (held-out patients), and the run reopens, evaluates and predicts.
 
+The network is timm's 0.1 M-parameter `test_efficientnet` (as in the phantom's training tests),
+not the zoo's MobileNetV2: a quarter of the CPU time, and it learns these films as well in three
+epochs (test AUC 0.965-0.978 over three draws of the 1,000 films, MobileNetV2 0.969 on the first).
+
 Reads ../shared/realdata-pneumonia (never copied into the repository: the test links to the films
 from a temporary folder) and skips cleanly where it is absent.
 """
@@ -26,6 +30,7 @@ pytestmark = pytest.mark.skipif(
 N_FILMS = 1000
 SIZE = 64
 EPOCHS = 3
+BACKBONE = "test_efficientnet"
 
 
 def linked_subset(folder: Path, n: int, seed: int = 0) -> Path:
@@ -50,7 +55,7 @@ def run(tmp_path_factory) -> Path:
     cache = ["cache", str(data), "--size", str(SIZE), "--workers", "1", "--no-progress"]
     assert main(cache) == 0
     argv = [
-        "fit", "--data", str(data), "--backbone", "mobilenetv2_100", "--image-size", str(SIZE),
+        "fit", "--data", str(data), "--backbone", BACKBONE, "--image-size", str(SIZE),
         "--epochs", str(EPOCHS), "--batch-size", "32", "--out", str(out), "--workers", "0",
         "--no-progress", "--patience", "0", "--min-steps", "0",  # 3 plain passes, quick
     ]  # fmt: skip
@@ -85,8 +90,8 @@ def test_predict_names_the_label_and_warns_only_about_films_unlike_the_training_
 ):
     """Films of patients the run never saw, from the same collection, pass the out-of-distribution
     warning (the threshold lets 97.5% of validation films through; of 40 held-out films at most 6
-    flagged, 2 when measured); images that are not chest films are flagged, each of them (scores
-    2 to 30 times the threshold when measured)."""
+    flagged, 2 or 3 when measured over three draws); images that are not chest films are flagged,
+    each of them (scores 1.6 to 110 times the threshold when measured)."""
     index = open_dataset(run.parent / "pneumonia", test_fraction=0.2, seed=0)
     held_out = sorted(index.split("test")["path"])[:40]
     not_chest = not_a_chest(tmp_path / "not-a-chest")

@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 
 from cxr_attention.core.data.sources import open_dataset, recorded_options
 from cxr_attention.core.inference import ImageFailure, ScoringModel, predict_files
-from cxr_attention.core.models.checkpoint import load_checkpoint
+from cxr_attention.core.models.checkpoint import Checkpoint, load_checkpoint
 from cxr_attention.core.ood_probes import (
     PROBE_SEED,
     PROBE_SIZE,
@@ -137,9 +137,15 @@ def test_the_attention_effect_is_delongs_test_on_the_shipped_predictions():
         assert recorded["p_holm"] == pytest.approx(recorded["p_value"])  # one label: no family
 
 
-def test_no_film_is_shipped_and_every_model_knows_what_it_learnt():
+@pytest.fixture(scope="module")
+def checkpoints() -> dict[str, Checkpoint]:
+    """Every shipped model, loaded once for the tests that only read or score with it."""
+    return {name: load_checkpoint(REAL_ZOO_DIR / name / "checkpoint.pt") for name in NAMES}
+
+
+def test_no_film_is_shipped_and_every_model_knows_what_it_learnt(checkpoints):
     for name in NAMES:
-        checkpoint = load_checkpoint(REAL_ZOO_DIR / name / "checkpoint.pt")
+        checkpoint = checkpoints[name]
         assert checkpoint.labels == (LABEL,)
         data = checkpoint.training["data"]
         assert data["source"] == "class_folders" and "Guangzhou" in data["title"]
@@ -150,7 +156,7 @@ def test_no_film_is_shipped_and_every_model_knows_what_it_learnt():
     assert not images
 
 
-def test_each_model_reads_its_films_through_the_lung_prior_it_learnt():
+def test_each_model_reads_its_films_through_the_lung_prior_it_learnt(checkpoints):
     """The zoo's models learnt their films masked to the lung fields of the shipped lung model,
     and the teaching model the whole film; each checkpoint says so, so that predict, the study
     and the app apply the same prior (the 60-film check below scores through it)."""
@@ -159,7 +165,7 @@ def test_each_model_reads_its_films_through_the_lung_prior_it_learnt():
     identity = shipped_lung_model().identity
     priors = {}
     for name in NAMES:
-        config = load_checkpoint(REAL_ZOO_DIR / name / "checkpoint.pt").config
+        config = checkpoints[name].config
         priors[name] = config.lung_prior
         assert config.lung_model == (identity if config.lung_prior != "none" else "")
     teaching = [m.name for m in PNEUMONIA.recipe.models() if m.options.get("lung_prior") == "none"]
@@ -211,11 +217,12 @@ def test_the_real_models_flag_phantom_films_and_images_that_are_not_chest_films(
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="../shared/realdata-pneumonia is absent")
-def test_the_shipped_models_give_their_predictions_again_on_children_they_never_saw():
+def test_the_shipped_models_give_their_predictions_again_on_children_they_never_saw(
+    checkpoints,
+):
     """On 60 held-out films, `predict`'s path gives each model's predictions.csv scores again
     (to 1e-4: another CPU sums in another order; 3e-7 measured), and they read pneumonia (AUC
     0.96-0.99 on these 60 in predictions.csv; 0.95-0.96 on 120, the test's earlier draw)."""
-    checkpoints = {name: load_checkpoint(REAL_ZOO_DIR / name / "checkpoint.pt") for name in NAMES}
     first = checkpoints[NAMES[0]]
     index = open_dataset(REAL, recorded_options(first.training["data"], first.labels))
     frame = index.split("test").sample(60, random_state=0)  # held-out patients

@@ -157,7 +157,14 @@ def make_loader(
 
 
 def _start_method() -> str:
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    # The server imports torch once, before it forks any worker (each worker would otherwise
+    # import it anew: seconds of CPU per worker, per loader). An import runs no thread pool's
+    # work, so the server stays the clean parent the comment above asks for. No effect once
+    # the server runs.
+    multiprocessing.set_forkserver_preload(["__main__", "torch"])
+    return "forkserver"
 
 
 def _worker_init(_worker_id: int) -> None:

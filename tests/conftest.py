@@ -25,38 +25,36 @@ import torch
 
 from tests import shared_runs
 
-SLOWEST_FIRST = (  # seconds in `.ci/run` (2 workers on 2 cores, 2026-12-07; the module's slowest)
-    "test_class_attention.py",  # 66: a class head learns to point at lesions
-    "test_browser.py",  # 63: the app in Chromium, three times
-    "test_lung_training.py",  # 43: class runs with and without the lung term, a masked run
-    "test_demo.py",  # 37: three variants, --only, --refit-trust, the study
-    "test_training.py",  # 35
-    "test_real_films.py",  # 34: a short training on real films
-    # ~28 and ~27: 51 and 23 scaled by `-n 0` runs before and after (their fixtures shrank or
-    # moved to tests/shared_runs.py); test_localization trains the session's class model
-    "test_mixed_precision.py",  # eight fine-tuning runs in fp32 and bf16
-    "test_localization.py",
-    "test_zoo.py",  # 23: the shipped zoo on a fresh phantom
-    "test_lungs.py",  # 22: a segmenter learns the phantom's lungs
-    "test_zoos.py",  # 19: a tiny films zoo made, installed
-    "test_resume.py",  # 18
-    "test_distributed.py",  # 18: torchrun with two processes
-    "test_sweep.py",  # 14
-    "test_app_lungs.py",  # 13: real-film-like runs evaluated and studied, then the pages
-    "test_finetune.py",  # 10
+SLOWEST_FIRST = (  # module seconds, `--durations=0` on 2 cores (2026-12-07), less what was cut since
+    "test_class_attention.py",  # 74: trains the session's class model (tests/shared_runs.py)
+    "test_mixed_precision.py",  # 56: eight fine-tuning runs in fp32 and bf16
+    "test_browser.py",  # ~45: the app in Chromium, twice, one server
+    "test_training.py",  # 36
+    "test_lung_training.py",  # ~35: class runs with and without the lung term, a masked run
+    "test_lungs.py",  # 32: a segmenter learns the phantom's lungs
+    "test_real_zoo.py",  # ~24: the seven shipped real-film models
+    "test_demo.py",  # ~22: tiny zoos on test_resnet, --only, --refit-trust, the study
+    "test_zoo.py",  # 21: the shipped zoo on a fresh phantom
+    "test_distributed.py",  # 21: torchrun with two processes
+    "test_real_films.py",  # ~20: a short training on real films
+    "test_app.py",  # 20
+    "test_app_lungs.py",  # 16: real-film-like runs evaluated and studied, then the pages
+    "test_resume.py",  # ~14
+    "test_localization.py",  # ~15 once the session's class model is trained
+    "test_zoos.py",  # ~12: a tiny films zoo made, installed
     "test_ood.py",  # 12
+    "test_finetune.py",  # 12
+    "test_evaluation.py",  # 10
+    "test_sweep.py",  # 10
+    "test_localize_cli.py",  # 10
+    "test_predict.py",  # 10
     "test_progress.py",  # 9
-    # ~5 once test_localization (handed out well before) has trained the session's class model
-    "test_study.py",
-    "test_app.py",
-    "test_real_zoo.py",
+    "test_study.py",  # the session's class model at 96 px and two untrained ones
+    "test_small_collections.py",
     "test_cli.py",
-    "test_localize_cli.py",
-    "test_equivariance.py",
+    "test_phantom.py",
     "test_checkpoint.py",
-    "test_evaluation.py",
-    "test_compare.py",
-    "test_imagenet.py",
+    "test_equivariance.py",
 )
 
 

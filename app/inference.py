@@ -127,14 +127,18 @@ def ood_verdict(loaded: LoadedModel, view: np.ndarray) -> OodVerdict | None:
 FINE_CELLS = 8  # a map of fewer cells a side blurs a lesion of a few percent into one cell
 
 
-def fine_stage(model, method: str, size: int) -> str | None:
+def fine_stage(model, method: str, size: int, lung_weight: float = 0.0) -> str | None:
     """The deepest stage whose map is at least FINE_CELLS a side at `size` px, for a gate
     ("attention") or Grad-CAM; None: the method's default (the final map, or a class head's).
 
     At 128 px a stride-32 backbone's final map is 4 x 4: the app shows its stage-3 gate and
-    Grad-CAM at 8 x 8 instead, where the model has them.
+    Grad-CAM at 8 x 8 instead, where the model has them. Except for a linear head trained with
+    the lung term (`lung_weight` > 0): the term held its final-stage Grad-CAM inside the lungs
+    (every gate too), and the in-lung figures measure that map, so that is the one shown.
     """
     if method not in ("attention", "gradcam") or (method == "attention" and model.class_specific):
+        return None
+    if method == "gradcam" and lung_weight > 0 and not model.class_specific:
         return None
     names = model.gate_names if method == "attention" else [s.name for s in model.stages]
     cells = {s.name: size // s.reduction for s in model.stages}
@@ -161,7 +165,7 @@ def analyse_view(
     model = loaded.checkpoint.model
     x = config_input(view[None], loaded.checkpoint.config)
     options = {"ablate_attention": True} if ablate_attention else {}
-    stage = fine_stage(model, method, view.shape[0])
+    stage = fine_stage(model, method, view.shape[0], loaded.checkpoint.lung_weight)
     if stage is not None:
         options["stage"] = stage
     with loaded.lock:

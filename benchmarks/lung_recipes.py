@@ -57,6 +57,7 @@ RECIPES: dict[str, list[str]] = {
     "baseline: crop": ["--lung-prior", "crop"],
     "baseline: lung term 1": ["--lung-weight", "1.0"],
     "baseline: mask + lung term 1": ["--lung-prior", "mask", "--lung-weight", "1.0"],
+    "baseline: mask + lung term 2": ["--lung-prior", "mask", "--lung-weight", "2.0"],
     "gate: nothing": ["--attention"],
     "gate: mask": ["--attention", "--lung-prior", "mask"],
 }

@@ -91,11 +91,17 @@ def test_the_lung_term_leaves_the_auc_near(class_runs):
     assert best["held"] >= best["free"] - 0.1, best
 
 
-def test_the_lung_term_records_its_weight_and_the_lung_model(class_runs):
+def test_the_lung_term_records_its_weight_and_the_lung_model(class_runs, capsys):
     config = json.loads((class_runs["held"] / "config.json").read_text())
     assert config["fit"]["lung_weight"] == LUNG_WEIGHT
     checkpoint = load_checkpoint(class_runs["held"] / "checkpoint.pt")
     assert checkpoint.config.lung_model == shipped_lung_model().identity
+    # the checkpoint says it too, without its run folder: the app shows the maps the term held
+    assert checkpoint.training["lung_weight"] == LUNG_WEIGHT
+    assert load_checkpoint(class_runs["free"] / "checkpoint.pt").training["lung_weight"] == 0
+    assert main(["inspect", str(class_runs["held"] / "checkpoint.pt")]) == 0
+    shown = capsys.readouterr().out
+    assert f"training held its maps inside the lung fields (--lung-weight {LUNG_WEIGHT:g}" in shown
 
 
 def test_a_baselines_held_map_ranks_places_as_its_gradcam():

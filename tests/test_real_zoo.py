@@ -17,7 +17,11 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
+from cxr_attention.app.inference import LoadedModel, analyse_view
+from cxr_attention.core.data.preprocess import config_input, model_view
+from cxr_attention.core.data.radiograph import load_radiograph
 from cxr_attention.core.data.sources import open_dataset, recorded_options
+from cxr_attention.core.explain import explain
 from cxr_attention.core.inference import ImageFailure, ScoringModel, predict_files
 from cxr_attention.core.models.checkpoint import Checkpoint, load_checkpoint
 from cxr_attention.core.ood_probes import (
@@ -33,6 +37,8 @@ from cxr_attention.train.zoos.registry import zoo_named
 
 PNEUMONIA = zoo_named("pneumonia")
 REAL_ZOO_DIR = PNEUMONIA.folder
+PHANTOM_ZOO_DIR = zoo_named("phantom").folder
+SAMPLES = Path(__file__).resolve().parents[1] / "assets" / "samples"
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata-pneumonia"
 ZOO = json.loads((REAL_ZOO_DIR / "ZOO.json").read_text())
@@ -255,3 +261,29 @@ def test_the_comparison_report_of_the_real_zoo_holds_its_maps_to_the_lungs(tmp_p
         for key, m in study["maps"].items():
             peak = m["lungs"]["map"]["peak_inside"]
             assert f"| {name} | {key}" in report and f"| {peak:.3f} |" in report
+
+
+def test_the_app_shows_a_baselines_gradcam_where_the_lung_term_held_it(checkpoints):
+    """A linear head trained with the lung term had its final-stage Grad-CAM held inside the lungs,
+    and ZOO.json's in-lung figures measure that map: the app shows that one (4 x 4 at 128 px),
+    not the finer stage-3 map it shows a model trained without the term (the phantom zoo's)."""
+    view = model_view(load_radiograph(SAMPLES / "phantom_normal.png"), 128)
+    held = [name for name in NAMES if checkpoints[name].lung_weight > 0]
+    linear = [name for name in held if not checkpoints[name].model.class_specific]
+    assert linear, "the zoo ships a baseline trained with the lung term"
+    for name in linear:
+        checkpoint = checkpoints[name]
+        shown = analyse_view(LoadedModel(checkpoint), view, LABEL, "gradcam").explanation
+        scored = json.loads((REAL_ZOO_DIR / name / "localization_lungs.json").read_text())
+        assert scored["method"] == "gradcam" and shown.stage == scored["map_stage"], name
+        assert shown.map_size == (4, 4), name
+        # the final stage's Grad-CAM, as `explain` gives it by default
+        held_map = explain(
+            checkpoint.model, config_input(view[None], checkpoint.config), LABEL, "gradcam"
+        )
+        assert held_map.stage == shown.stage
+        np.testing.assert_allclose(shown.heat, held_map.map(0), atol=1e-5)
+    free = load_checkpoint(PHANTOM_ZOO_DIR / "mobilenetv2_100" / "checkpoint.pt")
+    assert free.lung_weight == 0 and free.config.image_size == 128
+    shown = analyse_view(LoadedModel(free), view, free.labels[0], "gradcam").explanation
+    assert (shown.stage, shown.map_size) == ("stage3", (8, 8))

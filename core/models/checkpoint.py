@@ -11,7 +11,9 @@ Schema (format_version 1)::
       "training": {"epochs": int, "best_epoch": int, "best_val_macro_auc": float,
                    "data": {"source": "phantom" | "chestxray14", "fingerprint": str, ...},
                    "pretrained": None | str, "thresholds": {label: {"youden": p, "f1": p}},
-                   "map_equivariance": float (0: off), ...},
+                   "map_equivariance": float (0: off), "lung_weight": float (0: off; the
+                   weight of the training term that keeps the model's maps inside the lung
+                   fields, `core.training.lung_term`), ...},
       "created": ISO 8601 time, "package_version": str,
       "ood": optional, the out-of-distribution description (`core.trust.ood.OodDetector.to_dict`:
              per-layer Gaussians of the training films' pooled features, threshold from validation),
@@ -29,6 +31,7 @@ Every problem is a `CheckpointError` naming what differs; nothing loads partiall
 from __future__ import annotations
 
 import datetime as dt
+import json
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -81,6 +84,11 @@ class Checkpoint:
         return torch.sigmoid(logits)
 
     @property
+    def lung_weight(self) -> float:
+        """Weight of the lung term the model trained with (0: none): `recorded_lung_weight`."""
+        return recorded_lung_weight(self.training, self.path)
+
+    @property
     def thresholds(self) -> dict[str, float]:
         """Per-label operating thresholds chosen on validation (Youden's J), 0.5 when absent."""
         return self.validation_thresholds("youden")
@@ -89,6 +97,25 @@ class Checkpoint:
         """Per-label thresholds chosen on validation by `rule` ("youden" or "f1"); 0.5 when absent."""
         chosen = self.training.get("thresholds") or {}
         return {label: float((chosen.get(label) or {}).get(rule, 0.5)) for label in self.labels}
+
+
+def recorded_lung_weight(training: dict[str, Any], path: Path | None) -> float:
+    """Weight of the lung term a checkpoint's model trained with (0: none), the term that holds
+    its gates, class maps and (for a linear head) final-stage Grad-CAM inside the lung fields.
+
+    Checkpoints written before it was recorded (up to 2026-12-07) take it from their run folder's
+    config.json, which `fit` writes beside checkpoint.pt; 0 where neither says.
+    """
+    if "lung_weight" in training:
+        return float(training["lung_weight"] or 0.0)
+    record = Path(path).parent / "config.json" if path is not None else None
+    if record is None or not record.is_file():
+        return 0.0
+    try:
+        fit = json.loads(record.read_text()).get("fit") or {}
+    except (OSError, ValueError, AttributeError):
+        return 0.0
+    return float(fit.get("lung_weight") or 0.0)
 
 
 def checkpoint_payload(

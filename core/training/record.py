@@ -134,6 +134,7 @@ def training_summary(config: FitConfig, data: TrainingData, progress: Progress) 
         "thresholds": progress.best_thresholds,
         "seed": config.seed,
         "map_equivariance": config.map_equivariance,
+        "lung_weight": config.lung_weight,
     }
 
 

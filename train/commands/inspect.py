@@ -6,7 +6,7 @@ import argparse
 import json
 
 from cxr_attention.core.errors import CheckpointError, ConfigError
-from cxr_attention.core.models.checkpoint import read_checkpoint_data
+from cxr_attention.core.models.checkpoint import read_checkpoint_data, recorded_lung_weight
 from cxr_attention.core.models.classifier import ModelConfig
 from cxr_attention.core.models.kinds import KIND_TITLES
 from cxr_attention.core.models.registry import describe_backbone
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             f"{training.get('best_epoch', '?')}, validation macro AUC {best_text}, "
             f"seed {training.get('seed', '?')}"
         )
+        lines += lung_lines(model.get("lung_prior", "none"), recorded_lung_weight(training, path))
         turn = training.get("map_equivariance")
         if turn:
             lines.append(
@@ -96,6 +97,21 @@ def run(args: argparse.Namespace) -> int:
     lines += trust_lines(meta)
     print("\n".join(lines))
     return 0
+
+
+def lung_lines(prior: str, weight: float) -> list[str]:
+    """What of the film the model reads, and whether training held its maps inside the lungs."""
+    sees = {
+        "mask": "the model sees the film's lung fields alone, the rest blanked (--lung-prior mask)",
+        "crop": "the model sees the box around the film's lung fields (--lung-prior crop)",
+    }
+    said = [sees[prior]] if prior in sees else []
+    if weight > 0:
+        said.append(
+            f"training held its maps inside the lung fields (--lung-weight {weight:g}: gates, class maps, "
+            "a linear head's final-stage Grad-CAM)"
+        )
+    return [f"{'lung fields' if i == 0 else '':<17}{text}" for i, text in enumerate(said)]
 
 
 def start_lines(start: dict) -> list[str]:

@@ -12,7 +12,6 @@ points in chunks of `internal_batch_size` forward passes.
 from __future__ import annotations
 
 import torch
-from captum.attr import IntegratedGradients
 
 from cxr_attention.core.errors import ConfigError
 from cxr_attention.core.explain.base import Explainer, RawMaps
@@ -53,6 +52,10 @@ class IntegratedGradientsMap(Explainer):
             raise ConfigError(f"unknown sign {sign!r}: choose one of {', '.join(SIGNS)}")
         if ablate_attention and not self.model.has_attention:
             raise ConfigError("this model has no attention to switch off (it is a baseline model)")
+        # imported here: captum (and the matplotlib it brings) adds 1.4-1.7 s to every command
+        # and app start that never asks for Integrated Gradients
+        from captum.attr import IntegratedGradients
+
         ig = IntegratedGradients(self.model)
         maps = torch.empty((x.shape[0], len(indices), *x.shape[-2:]), device=x.device)
         with gate_call(ablate=ablate_attention), torch.enable_grad():

@@ -3,7 +3,8 @@
 `probe_sets` draws two sets into a folder: phantom films (the project's synthetic radiographs, with
 a seed no model trained on) and generated images that are not chest films at all (noise, a
 checkerboard, a gradient, a page of text, a bright disc). `flag_shares` scores any sets of files
-with one checkpoint and says, per set, how many it flags and its mean probability of each label.
+with one checkpoint and says, per set, how many it flags and its mean probability of each label;
+`flag_shares_of` does so for several checkpoints in one pass over the files.
 A model that learnt real films should flag both probe sets; one that learnt the phantom should flag
 real films and the non-chest images. RUN/trust.json keeps the figures beside a shipped model.
 """
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from cxr_attention.core.inference import PreparedImage, ScoringModel
 
 TRUST = "trust.json"
 PROBE_SEED = 9091  # the probe phantom's seed: no zoo trains on it
@@ -108,7 +112,7 @@ class _Tally:
 
     BATCH = 32
 
-    def __init__(self, model, device: str) -> None:
+    def __init__(self, model: ScoringModel, device: str) -> None:
         self.model, self.device = model, device
         self.pending: list[np.ndarray] = []
         self.flags: list[bool] = []
@@ -116,7 +120,7 @@ class _Tally:
         self.described = True
         self.refused = 0
 
-    def add(self, image) -> None:
+    def add(self, image: PreparedImage | None) -> None:
         """A prepared film, or None for a file that could not be read."""
         from cxr_attention.core.errors import RadiographError
 

@@ -139,15 +139,17 @@ def prepare_image(
     name: str | None = None,
     allow_any_modality: bool = False,
     lung_model: LungModel | None = None,
+    refuse_implausible: bool = True,
 ) -> PreparedImage:
     """Decode one radiograph and make its model view at each size; with `lung_model`, find its
     lung fields too and refuse it when they are not plausible (a model with a lung prior will
-    read it). Raises `RadiographError`."""
+    read it). `refuse_implausible=False` keeps such a film for models that read the whole film:
+    `view_for` still refuses it to a model with a lung prior. Raises `RadiographError`."""
     radiograph = load_radiograph(source, name=name, allow_any_modality=allow_any_modality)
     views = {size: model_view(radiograph.pixels, size) for size in sorted(set(sizes))}
     label = name or (str(source) if not isinstance(source, bytes) else radiograph.meta.source_name)
     fields = segment_lungs(radiograph, lung_model) if lung_model is not None else None
-    if fields is not None and not fields.plausible:
+    if refuse_implausible and fields is not None and not fields.plausible:
         raise RadiographError(refusal(label, fields))
     return PreparedImage(label, radiograph.meta, views, fields)
 
@@ -167,9 +169,11 @@ def iter_prepared(
     workers: int = 1,
     allow_any_modality: bool = False,
     lung_model: LungModel | None = None,
+    refuse_implausible: bool = True,
 ) -> Iterator[PreparedImage | ImageFailure]:
     """Prepare files in order: `workers` threads decode ahead (at most 4 x workers + 2 files in
-    flight); `workers=0` decodes in the calling thread. `lung_model`: see `prepare_image`."""
+    flight); `workers=0` decodes in the calling thread. `lung_model`, `refuse_implausible`: see
+    `prepare_image`."""
     sizes = tuple(sorted(set(sizes)))
     if workers < 0:
         raise ConfigError(f"workers must be 0 or more, got {workers}")
@@ -177,7 +181,11 @@ def iter_prepared(
     def work(path: str | Path) -> PreparedImage | ImageFailure:
         try:
             return prepare_image(
-                path, sizes, allow_any_modality=allow_any_modality, lung_model=lung_model
+                path,
+                sizes,
+                allow_any_modality=allow_any_modality,
+                lung_model=lung_model,
+                refuse_implausible=refuse_implausible,
             )
         except RadiographError as exc:
             return ImageFailure(str(path), str(exc))

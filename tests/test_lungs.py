@@ -18,10 +18,10 @@ from cxr_attention.core.data.phantom import generate_phantom
 from cxr_attention.core.lungs.card import CARD, CHECKPOINT, make_lung_model
 from cxr_attention.core.lungs.evaluate import film_scores, summarize
 from cxr_attention.core.lungs.fit import LungFitConfig, dice, read_mask
-from cxr_attention.core.lungs.model import LungModelConfig, load_lung_model
+from cxr_attention.core.lungs.model import LungModel, LungModelConfig, load_lung_model
 from cxr_attention.core.lungs.pairs import outlined_films, split_outlined
 from cxr_attention.core.lungs.segment import segment_lungs
-from cxr_attention.core.lungs.shipped import LUNG_MODEL
+from cxr_attention.core.lungs.shipped import shipped_lung_model
 from cxr_attention.train.cli import main
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "realdata-lungs"
@@ -33,6 +33,13 @@ def phantom(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("phantom")
     generate_phantom(root, 128, size=96, seed=11, workers=1)
     return root
+
+
+@pytest.fixture(scope="module")
+def shipped() -> LungModel:
+    """The shipped lung model (assets/lungs/lungs.pt), read once for the tests that only use it
+    (`shipped_lung_model` keeps it for the process: another module's tests may have read it)."""
+    return shipped_lung_model()
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +162,9 @@ def test_bad_inputs_to_lungs_get_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL.is_dir(), reason="../shared/realdata-lungs is absent")
-def test_the_shipped_lung_model_outlines_adult_films_it_did_not_learn():
+def test_the_shipped_lung_model_outlines_adult_films_it_did_not_learn(shipped):
     """The test films of the shipped model's own split (seed 0, 20 % of each centre)."""
-    model = load_lung_model(LUNG_MODEL)
+    model = shipped
     test = split_outlined(outlined_films(REAL), seed=model.training["fit"]["seed"])["test"]
     summary = summarize(film_scores(test[::3], model))
     for group, figures in summary["per_group"].items():
@@ -167,9 +174,9 @@ def test_the_shipped_lung_model_outlines_adult_films_it_did_not_learn():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not REAL.is_dir(), reason="../shared/realdata-lungs is absent")
-def test_the_shipped_lung_model_keeps_opacities_inside_the_field():
+def test_the_shipped_lung_model_keeps_opacities_inside_the_field(shipped):
     """Opacities painted into the lung fields (as in training) stay lung: Dice barely moves."""
-    model = load_lung_model(LUNG_MODEL)
+    model = shipped
     test = split_outlined(outlined_films(REAL), seed=model.training["fit"]["seed"])["test"][::5]
     clear = summarize(film_scores(test, model))["mean_dice"]
     opacified = summarize(film_scores(test, model, opacified=True, seed=5))["mean_dice"]
@@ -177,8 +184,8 @@ def test_the_shipped_lung_model_keeps_opacities_inside_the_field():
 
 
 @pytest.mark.parametrize("shape", [(80, 80), (60, 140), (150, 70)])
-def test_segment_lungs_refuses_a_blank_image(shape):
+def test_segment_lungs_refuses_a_blank_image(shape, shipped):
     """A blank image, square or oblong (padded, its edge blurred by the resize), is refused
     before any network's answer is trusted."""
-    found = segment_lungs(np.full(shape, 0.5, np.float32), load_lung_model(LUNG_MODEL))
+    found = segment_lungs(np.full(shape, 0.5, np.float32), shipped)
     assert not found.plausible and "blank" in found.check.reason

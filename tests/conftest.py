@@ -25,30 +25,30 @@ import torch
 
 from tests import shared_runs
 
-SLOWEST_FIRST = (  # module seconds, `--durations=0` on 2 cores (2026-12-07), less what was cut since
-    "test_class_attention.py",  # 74: trains the session's class model (tests/shared_runs.py)
-    "test_mixed_precision.py",  # 56: eight fine-tuning runs in fp32 and bf16
-    "test_browser.py",  # ~45: the app in Chromium, twice, one server
-    "test_training.py",  # 36
-    "test_lung_training.py",  # ~35: class runs with and without the lung term, a masked run
-    "test_lungs.py",  # 32: a segmenter learns the phantom's lungs
-    "test_real_zoo.py",  # ~24: the seven shipped real-film models
-    "test_demo.py",  # ~22: tiny zoos on test_resnet, --only, --refit-trust, the study
-    "test_zoo.py",  # 21: the shipped zoo on a fresh phantom
-    "test_distributed.py",  # 21: torchrun with two processes
+SLOWEST_FIRST = (  # module worker-seconds, `--durations=0` on 2 cores (2026-12-07 afternoon)
+    "test_class_attention.py",  # ~100: trains the session's class model (tests/shared_runs.py)
+    "test_training.py",  # ~80
+    "test_browser.py",  # ~66: the app in Chromium, twice, one server
+    "test_lungs.py",  # ~55: a segmenter learns the phantom's lungs
+    "test_mixed_precision.py",  # ~50: four fine-tuning runs in fp32 and bf16
+    "test_lung_training.py",  # ~37: class runs with and without the lung term, a masked run
+    "test_real_zoo.py",  # ~31: the seven shipped real-film models
+    "test_app.py",  # ~31
+    "test_demo.py",  # ~27: tiny zoos on test_resnet, --only, --refit-trust, the study
+    "test_zoo.py",  # ~26: the shipped zoo on a fresh phantom
+    "test_distributed.py",  # ~24: torchrun with two processes
+    "test_app_lungs.py",  # ~24: real-film-like runs evaluated and studied, then the pages
     "test_real_films.py",  # ~20: a short training on real films
-    "test_app.py",  # 20
-    "test_app_lungs.py",  # 16: real-film-like runs evaluated and studied, then the pages
-    "test_resume.py",  # ~14
-    "test_localization.py",  # ~15 once the session's class model is trained
-    "test_zoos.py",  # ~12: a tiny films zoo made, installed
-    "test_ood.py",  # 12
-    "test_finetune.py",  # 12
-    "test_evaluation.py",  # 10
-    "test_sweep.py",  # 10
-    "test_localize_cli.py",  # 10
-    "test_predict.py",  # 10
-    "test_progress.py",  # 9
+    "test_ood.py",  # ~20
+    "test_finetune.py",  # ~17
+    "test_resume.py",
+    "test_localization.py",  # once the session's class model is trained
+    "test_zoos.py",  # a tiny films zoo made, installed
+    "test_evaluation.py",
+    "test_sweep.py",
+    "test_localize_cli.py",
+    "test_predict.py",
+    "test_progress.py",
     "test_study.py",  # the session's class model at 96 px and two untrained ones
     "test_small_collections.py",
     "test_cli.py",

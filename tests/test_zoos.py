@@ -73,8 +73,11 @@ def test_another_backbone_is_one_name_and_an_extra_model_differs_from_its_cell_a
     ]  # fmt: skip
     class_options = PNEUMONIA.kind_options["class"]
     assert models["efficientnet_b0+class"].options == class_options  # the kind's options
-    baseline = models["efficientnet_b0"]
-    assert baseline.options == PNEUMONIA.kind_options["baseline"] and baseline.kind is None
+    baseline, cell = models["efficientnet_b0"], PNEUMONIA.variant_options["efficientnet_b0"]
+    # the kind's options, then its grid cell's on top (EfficientNet-B0's lung term at weight 2)
+    assert baseline.options == PNEUMONIA.kind_options["baseline"] | cell and baseline.kind is None
+    assert baseline.options["lung_weight"] == 2.0
+    assert models["mobilenetv2_100"].options == PNEUMONIA.kind_options["baseline"]
 
     own = {"attention_lambda": 0.5}
     teaching = ZooModel("mobilenetv2_100+class~own", "mobilenetv2_100", "class", own, "own")

@@ -35,6 +35,7 @@ import json
 import pickle
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,10 @@ class Checkpoint:
             logits = self.calibration.scale(logits)
         return torch.sigmoid(logits)
 
-    @property
+    @cached_property
     def lung_weight(self) -> float:
-        """Weight of the lung term the model trained with (0: none): `recorded_lung_weight`."""
+        """Weight of the lung term the model trained with (0: none): `recorded_lung_weight`, read
+        once (an older checkpoint's run folder is read on first use, not on every map drawn)."""
         return recorded_lung_weight(self.training, self.path)
 
     @property

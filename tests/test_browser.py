@@ -9,7 +9,9 @@ the DICOM's patient identifiers, its bytes and the uploaded file names appear ne
 log nor in any file under its HOME, TMPDIR, working folder or runs folder. The server logs
 Streamlit at debug level, which writes every line the default level writes and more: a trace
 absent from the debug log is absent from the default one too, so one server checks both.
-Screenshots go to tmp_path and are copied to tests/artifacts/ for a person to look at.
+Then, in the same browser session (as one user goes on), uploads a phantom film, goes back to the
+mechanisms and switches the lung fields on. Screenshots go to tmp_path and are copied to
+tests/artifacts/ for a person to look at.
 
 Every step waits for what a user would see (the new image's caption, the switched model's name):
 the script's run state is transient, and a second rerun may begin at any moment on a busy machine.
@@ -167,15 +169,27 @@ def _upload(page, path: Path) -> None:
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(path))
 
 
-def _open(playwright, url: str):
-    browser = playwright.chromium.launch(
-        executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-    )
-    page = browser.new_page(viewport={"width": 1500, "height": 2600})
-    page.goto(url, timeout=RUN_TIMEOUT_MS)
-    # the default page: a phantom sample with its ground truth, the mechanisms side by side
-    _shows(page, "All maps share one colour scale")
-    return browser, page
+@pytest.fixture(scope="module")
+def page(served):
+    """One user's browser session on the app, which the module's tests walk in order (the second
+    goes on from wherever the first left the page: it chooses Upload and uploads its own film).
+    Opens on the default page: a phantom sample with its ground truth, the mechanisms side by side.
+    """
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            # reduced motion, as many users set it: Chromium then animates no spinner or
+            # skeleton while a script runs, a third less of its CPU on 2 cores the server shares
+            page = browser.new_page(
+                viewport={"width": 1500, "height": 2600}, reduced_motion="reduce"
+            )
+            page.goto(served.url, timeout=RUN_TIMEOUT_MS)
+            _shows(page, "All maps share one colour scale")
+            yield page
+        finally:
+            browser.close()
 
 
 def _assert_side_by_side(page, keys: list[str]) -> None:
@@ -223,7 +237,7 @@ def _assert_no_trace(server: Server, runs: Path, secrets: list[bytes]) -> None:
                     assert secret not in data, f"{secret!r} is in {path}"
 
 
-def test_upload_png_and_dicom_switch_attention(served, zoo, tmp_path):
+def test_upload_png_and_dicom_switch_attention(page, served, zoo, tmp_path):
     png = tmp_path / PNG_NAME
     image = np.full((300, 260), 25, np.uint8)
     cv2.ellipse(image, (130, 150), (100, 130), 0, 0, 360, 170, -1)
@@ -232,81 +246,75 @@ def test_upload_png_and_dicom_switch_attention(served, zoo, tmp_path):
     dicom, secrets = _dicom(tmp_path)
     charts = '[data-testid="stPlotlyChart"]'
 
-    with sync_playwright() as playwright:
-        browser, page = _open(playwright, served.url)
-        try:
-            _idle(page)
-            assert page.get_by_text("Trained on synthetic phantom radiographs").count() >= 1
-            _assert_no_exception(page)
-            # the three maps of the lesion sample's finding, side by side, the lesion outlined
-            finding = zoo.finding
-            row = ["mech-spatial", "mech-class", "mech-gradcam"]
-            _assert_side_by_side(page, row)
-            titles = [page.locator(f".st-key-{key} .gtitle").text_content() for key in row]
-            assert titles[0].startswith("Gate map · one for all labels"), titles
-            assert titles[1].startswith(f"Class map · {finding}"), titles
-            assert titles[2].startswith(f"Grad-CAM · {finding}"), titles
-            for key in row:  # the lesion's mask outline on every map
-                assert page.locator(f".st-key-{key} .scatterlayer .trace").count() >= 1
-            _shows(page, "The gate map is the same for every label")
-            _shows(page, f"belongs to {finding} alone")
-            _shot(page, tmp_path, "explore_mechanisms")
+    _idle(page)
+    assert page.get_by_text("Trained on synthetic phantom radiographs").count() >= 1
+    _assert_no_exception(page)
+    # the three maps of the lesion sample's finding, side by side, the lesion outlined
+    finding = zoo.finding
+    row = ["mech-spatial", "mech-class", "mech-gradcam"]
+    _assert_side_by_side(page, row)
+    titles = [page.locator(f".st-key-{key} .gtitle").text_content() for key in row]
+    assert titles[0].startswith("Gate map · one for all labels"), titles
+    assert titles[1].startswith(f"Class map · {finding}"), titles
+    assert titles[2].startswith(f"Grad-CAM · {finding}"), titles
+    for key in row:  # the lesion's mask outline on every map
+        assert page.locator(f".st-key-{key} .scatterlayer .trace").count() >= 1
+    _shows(page, "The gate map is the same for every label")
+    _shows(page, f"belongs to {finding} alone")
+    _shot(page, tmp_path, "explore_mechanisms")
 
-            page.get_by_text("Backbones side by side", exact=True).click()
-            _shows(page, "Above the validation threshold")
-            _shows(page, "is class-agnostic")
-            _idle(page)
-            _assert_no_exception(page)
-            _shot(page, tmp_path, "explore_sample")
+    page.get_by_text("Backbones side by side", exact=True).click()
+    _shows(page, "Above the validation threshold")
+    _shows(page, "is class-agnostic")
+    _idle(page)
+    _assert_no_exception(page)
+    _shot(page, tmp_path, "explore_sample")
 
-            _switch_to_upload(page)
-            _upload(page, png)
-            _shows(page, f"{PNG_NAME}: 260 x 300 px as given")
-            expect(page.locator(charts).nth(2)).to_be_attached(timeout=RUN_TIMEOUT_MS)
-            expect(page.locator(f"{charts} .heatmaplayer").first).to_be_attached(
-                timeout=RUN_TIMEOUT_MS
-            )  # probabilities, map, model view
-            _shows(page, "MobileNetV2 + attention")
-            _idle(page)
-            expect(page.get_by_text("Above the validation threshold")).to_have_count(
-                1, timeout=RUN_TIMEOUT_MS
-            )
-            _assert_no_exception(page)
-            _shot(page, tmp_path, "explore_png_attention_on")
+    _switch_to_upload(page)
+    _upload(page, png)
+    _shows(page, f"{PNG_NAME}: 260 x 300 px as given")
+    expect(page.locator(charts).nth(2)).to_be_attached(timeout=RUN_TIMEOUT_MS)
+    expect(page.locator(f"{charts} .heatmaplayer").first).to_be_attached(
+        timeout=RUN_TIMEOUT_MS
+    )  # probabilities, map, model view
+    _shows(page, "MobileNetV2 + attention")
+    _idle(page)
+    expect(page.get_by_text("Above the validation threshold")).to_have_count(
+        1, timeout=RUN_TIMEOUT_MS
+    )
+    _assert_no_exception(page)
+    _shot(page, tmp_path, "explore_png_attention_on")
 
-            page.get_by_text("Attention", exact=True).first.click()
-            _shows(page, "MobileNetV2 (baseline)")
-            _shows(page, "showing Grad-CAM")
-            expect(page.locator(f"{charts} .heatmaplayer").first).to_be_attached(
-                timeout=RUN_TIMEOUT_MS
-            )
-            _idle(page)
-            _assert_no_exception(page)
-            _shot(page, tmp_path, "explore_png_attention_off")
+    page.get_by_text("Attention", exact=True).first.click()
+    _shows(page, "MobileNetV2 (baseline)")
+    _shows(page, "showing Grad-CAM")
+    expect(page.locator(f"{charts} .heatmaplayer").first).to_be_attached(timeout=RUN_TIMEOUT_MS)
+    _idle(page)
+    _assert_no_exception(page)
+    _shot(page, tmp_path, "explore_png_attention_off")
 
-            _upload(page, dicom)
-            _shows(page, f"{DICOM_NAME}: 160 x 160 px as given")
-            _shows(page, "DICOM metadata")
-            _idle(page)
-            expect(page.get_by_text("Above the validation threshold")).to_have_count(
-                1, timeout=RUN_TIMEOUT_MS
-            )
-            assert "Doe^Jane" not in page.content()  # identifiers hidden by default
-            _assert_no_exception(page)
-            _shot(page, tmp_path, "explore_dicom")
+    _upload(page, dicom)
+    _shows(page, f"{DICOM_NAME}: 160 x 160 px as given")
+    _shows(page, "DICOM metadata")
+    _idle(page)
+    expect(page.get_by_text("Above the validation threshold")).to_have_count(
+        1, timeout=RUN_TIMEOUT_MS
+    )
+    assert "Doe^Jane" not in page.content()  # identifiers hidden by default
+    _assert_no_exception(page)
+    _shot(page, tmp_path, "explore_dicom")
 
-            bad = tmp_path / BAD_NAME
-            bad.write_bytes(b"this is not an image")
-            _upload(page, bad)
-            alert = page.locator('[data-testid="stAlertContentError"]')
-            expect(alert).to_have_count(1, timeout=RUN_TIMEOUT_MS)
-            expect(alert).to_contain_text(BAD_NAME, timeout=RUN_TIMEOUT_MS)
-            _idle(page)
-            assert "\n" not in alert.inner_text().strip()
-            _assert_no_exception(page)
-            _shot(page, tmp_path, "explore_bad_upload")
-        finally:
-            browser.close()
+    bad = tmp_path / BAD_NAME
+    bad.write_bytes(b"this is not an image")
+    _upload(page, bad)
+    alert = page.locator('[data-testid="stAlertContentError"]')
+    expect(alert).to_have_count(1, timeout=RUN_TIMEOUT_MS)
+    expect(alert).to_contain_text(BAD_NAME, timeout=RUN_TIMEOUT_MS)
+    _idle(page)
+    assert "\n" not in alert.inner_text().strip()
+    _assert_no_exception(page)
+    _shot(page, tmp_path, "explore_bad_upload")
+
     assert "Beginning script thread" in served.output()  # a debug-level line: the level was on
     _assert_no_trace(served, zoo.runs, secrets)
 
@@ -337,43 +345,39 @@ def _film_whose_class_map_peaks_outside_the_lungs(zoo: Zoo) -> Path:
     pytest.fail("no phantom film whose class map peaks outside the lungs")
 
 
-def test_lung_outline_and_line_on_an_uploaded_film(served, zoo, tmp_path):
+def test_lung_outline_and_line_on_an_uploaded_film(page, zoo, tmp_path):
     """The lung fields switched on: the dashed outline on every map of an uploaded film, and the
     plain line under the class map, which peaks outside them."""
     film = tmp_path / "phantom-film-3c9e.png"
     shutil.copy(_film_whose_class_map_peaks_outside_the_lungs(zoo), film)
-    with sync_playwright() as playwright:
-        browser, page = _open(playwright, served.url)
-        try:
-            _idle(page)
-            _switch_to_upload(page)
-            _upload(page, film)
-            _shows(page, f"{film.name}: 256 x 256 px as given")
-            _idle(page)
-            row = ["mech-spatial", "mech-class", "mech-gradcam"]
-            for key in row:  # an upload has no truth: no outline yet
-                expect(page.locator(f".st-key-{key} .heatmaplayer")).to_be_attached(
-                    timeout=RUN_TIMEOUT_MS
-                )
-                assert page.locator(f".st-key-{key} .scatterlayer .trace").count() == 0
-            sidebar = page.locator('[data-testid="stSidebar"]')
-            toggle = sidebar.get_by_text("Show lung fields", exact=True)
-            toggle.click(timeout=RUN_TIMEOUT_MS)  # off for phantom models
-            _shows(page, "may be reading something other than the disease")
-            _shows(page, "The dashed pale-blue outline is the film's lung fields")
-            _idle(page)
-            for key in row:  # the lung outline on every map
-                expect(page.locator(f".st-key-{key} .scatterlayer .trace").first).to_be_attached(
-                    timeout=RUN_TIMEOUT_MS
-                )
-            line = (
-                page.locator(".st-key-mech-class")
-                .locator("xpath=..")
-                .get_by_text("may be reading something other than the disease")
-            )
-            assert line.count() >= 1
-            _assert_side_by_side(page, row)
-            _assert_no_exception(page)
-            _shot(page, tmp_path, "explore_lungs")
-        finally:
-            browser.close()
+    _idle(page)
+    _switch_to_upload(page)
+    _upload(page, film)
+    _shows(page, f"{film.name}: 256 x 256 px as given")
+    page.get_by_text("Mechanisms: gate, class map, Grad-CAM", exact=True).click(
+        timeout=RUN_TIMEOUT_MS
+    )
+    _idle(page)
+    row = ["mech-spatial", "mech-class", "mech-gradcam"]
+    for key in row:  # an upload has no truth: no outline yet
+        expect(page.locator(f".st-key-{key} .heatmaplayer")).to_be_attached(timeout=RUN_TIMEOUT_MS)
+        assert page.locator(f".st-key-{key} .scatterlayer .trace").count() == 0
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    toggle = sidebar.get_by_text("Show lung fields", exact=True)
+    toggle.click(timeout=RUN_TIMEOUT_MS)  # off for phantom models
+    _shows(page, "may be reading something other than the disease")
+    _shows(page, "The dashed pale-blue outline is the film's lung fields")
+    _idle(page)
+    for key in row:  # the lung outline on every map
+        expect(page.locator(f".st-key-{key} .scatterlayer .trace").first).to_be_attached(
+            timeout=RUN_TIMEOUT_MS
+        )
+    line = (
+        page.locator(".st-key-mech-class")
+        .locator("xpath=..")
+        .get_by_text("may be reading something other than the disease")
+    )
+    assert line.count() >= 1
+    _assert_side_by_side(page, row)
+    _assert_no_exception(page)
+    _shot(page, tmp_path, "explore_lungs")

@@ -52,6 +52,16 @@ RECIPES: dict[str, list[str]] = {
     "class: mask": [*CLASS, "--lung-prior", "mask"],
     "class: lung term 1": [*CLASS, "--lung-weight", "1.0"],
     "class: mask + lung term 1": [*CLASS, "--lung-prior", "mask", "--lung-weight", "1.0"],
+    # The same at the films' own 224 px: a 28 x 28 class map instead of 16 x 16.
+    "class: mask + lung term 1, 224 px": [
+        *CLASS,
+        "--lung-prior",
+        "mask",
+        "--lung-weight",
+        "1.0",
+        "--image-size",
+        "224",
+    ],
     "baseline: nothing": [],
     "baseline: mask": ["--lung-prior", "mask"],
     "baseline: crop": ["--lung-prior", "crop"],

@@ -225,7 +225,7 @@ def build_column(
     )
     if show_lungs and film is not None and film.found:
         shape = (study.radiograph.height, study.radiograph.width)
-        column.lungs = hold_to_lungs(result.explanation.heat, film.fields, entry.config, shape)
+        column.lungs = hold_to_lungs(result.explanation, film.fields, entry.config, shape)
     other = counterpart(registry, entry)
     if with_counterpart and other is not None and other.labels == entry.labels:
         # One method on both sides: a baseline has no attention map, so the attention method

@@ -92,10 +92,16 @@ class ExplainedMap:
     stage: str  # where the map comes from ("stage4", "input", "class", ...)
     method: str
     map_size: tuple[int, int] = (0, 0)  # (h, w) of the map before upsampling, e.g. (8, 8)
+    order: np.ndarray | None = None  # (S, S): a class map's log-odds, where its heat ties at 1.0
 
     @property
     def raw(self) -> np.ndarray:
         return self.heat * self.scale
+
+    @property
+    def ranked(self) -> np.ndarray:
+        """The map whose maximum is where this one peaks (`core.explain.Explanation.ranked`)."""
+        return self.heat if self.order is None else self.order
 
 
 def explain_view(
@@ -180,5 +186,6 @@ def analyse_view(
         stage=result.stage,
         method=result.method,
         map_size=tuple(result.map_size),
+        order=None if result.order is None else result.ranked(0),
     )
     return Analysis(probabilities, explained, ood_verdict(loaded, view))

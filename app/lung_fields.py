@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from cxr_attention.app.inference import ExplainedMap
 from cxr_attention.core.data.preprocess import model_view
 from cxr_attention.core.data.radiograph import Radiograph
 from cxr_attention.core.errors import CxrError, RadiographError
@@ -112,11 +113,12 @@ def fields_in_frame(
 
 
 def hold_to_lungs(
-    heat: np.ndarray, fields: LungFields, config, film_shape: tuple[int, int]
+    explained: ExplainedMap, fields: LungFields, config, film_shape: tuple[int, int]
 ) -> HeldToLungs:
     """A map (S, S) of the model of `config` held to the film's lung fields."""
+    heat = explained.heat
     lungs, area = fields_in_frame(fields, config, film_shape, heat.shape[0])
-    return HeldToLungs(outline_points(lungs), score_in_lungs(heat, lungs, area))
+    return HeldToLungs(outline_points(lungs), score_in_lungs(heat, lungs, area, explained.order))
 
 
 def outline_points(mask: np.ndarray) -> list[np.ndarray]:

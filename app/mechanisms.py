@@ -137,7 +137,8 @@ def _panel(
     )
     if truth is not None and column.entry.lung_prior != "none":
         truth = prior_truth(truth, column.entry.config, study_fields(study).fields)
-    focus = None if truth is None else lesion_focus(column.explanation.heat, truth)
+    explained = column.explanation
+    focus = None if truth is None else lesion_focus(explained.heat, truth, explained.order)
     return Panel(role, heading, column, "", focus)
 
 

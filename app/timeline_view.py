@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import torch
 
 from cxr_attention.core.explain.base import upsample
-from cxr_attention.core.explain.localization import map_maximum
+from cxr_attention.core.explain.localization import peak_of
 from cxr_attention.core.models.class_attention import CLASS_MAP
 from cxr_attention.core.training.timeline import EpochMaps, Timeline
 
@@ -46,12 +46,14 @@ def truth_outline(truth: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def lesion_focus(heat: np.ndarray, truth: np.ndarray) -> LesionFocus:
+def lesion_focus(
+    heat: np.ndarray, truth: np.ndarray, order: np.ndarray | None = None
+) -> LesionFocus:
     """Mean of `heat` (view size) inside and outside the truth mask, and whether its peak is
-    inside (the pointing game's peak, `core.explain.localization.map_maximum`: none for a flat
-    map)."""
+    inside (the pointing game's peak, `core.explain.localization.peak_of`: by `order` where the
+    map has one, a class map's log-odds; none for a flat map)."""
     inside = truth.astype(bool)
-    peak = map_maximum(heat)
+    peak = peak_of(heat, order)
     return LesionFocus(
         float(heat[inside].mean()) if inside.any() else float("nan"),
         float(heat[~inside].mean()) if (~inside).any() else float("nan"),

@@ -1,5 +1,6 @@
 """The paper's backbones with each attention kind: build, forward, maps, ablation, output stride."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -192,6 +193,43 @@ def test_class_maps_are_one_per_label_in_unit_interval():
     # ... and the labels' maps differ in where they peak, not only in level.
     peaks = m.flatten(2).argmax(dim=2)
     assert len(set(peaks[0].tolist())) > 1
+
+
+def test_a_class_map_the_head_is_sure_of_still_peaks_at_its_strongest_place():
+    """In float32 sigmoid(z) is exactly 1.0 for every z above 16.6: on a film a trained class head
+    is sure of, its map ties at 1.0 on several places (median 11 of 256 cells on the shipped
+    real-film heads). Where it peaks, and what is blanked as its top, must follow the log-odds."""
+    from cxr_attention.core.explain import explain
+    from cxr_attention.core.explain.lung_scores import INSIDE, NOWHERE, score_in_lungs
+    from cxr_attention.core.study.blanking import top_region
+
+    model = class_model(output_stride=16)
+    with torch.no_grad():
+        model.head.bias[0] = 60.0  # every place of label 0 far past 16.6
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    explanation = explain(model, x, 0, "attention")
+    heat, ranked = explanation.map(0), explanation.ranked(0)
+    assert (heat == 1.0).all()  # the probabilities say nothing about where
+    with torch.no_grad():
+        scores = model.head.score_maps(model.features(x))[0, 0]  # (4, 4), by hand
+    cell = divmod(int(scores.argmax()), scores.shape[1])
+    # The peak is the strongest cell's: its centre's pixel (a cell j sits on pixel 16 j), and out
+    # to the image's edge for a cell on the border.
+    rows, cols = np.nonzero(ranked == ranked.max())
+    nearest = {
+        (min(round(r / 16), 3), min(round(c / 16), 3)) for r, c in zip(rows, cols, strict=True)
+    }
+    assert nearest == {cell}
+    lungs = np.zeros(heat.shape, bool)
+    lungs[rows.min() - 4 : rows.max() + 5, cols.min() - 4 : cols.max() + 5] = True
+    assert score_in_lungs(heat, lungs, order=ranked).place == INSIDE
+    assert score_in_lungs(heat, lungs).place == NOWHERE  # what the ties alone would say
+    # The study's blanked top region (here of 64 pixels) gathers round that peak; by the ties
+    # alone it would be the film's first row.
+    top_rows, top_cols = np.nonzero(top_region(ranked, 64))
+    assert top_region(ranked, 64)[rows, cols].all()
+    assert abs(top_rows.mean() - rows.mean()) < 8 and abs(top_cols.mean() - cols.mean()) < 8
+    assert np.nonzero(top_region(heat, 64))[0].max() == 0
 
 
 @pytest.mark.parametrize("temperature", [2.0, 99.0])

@@ -5,7 +5,8 @@ A gate's map does not depend on the label (one gate serves all labels), so every
 gets the same map. A class-specific head (CSRA) has one map per label: sigmoid(s^i + b_i), the
 probability of label i from each place alone (core.models.class_attention). Either way the values
 are the model's own (in [0, 1], not rescaled): 0.5 everywhere is a gate that has not learned where
-to look, which rescaling would hide.
+to look, which rescaling would hide. A class map also carries its log-odds as its order of places
+(`Explanation.order`): on a film the head is sure of, its sigmoid is exactly 1.0 on several places.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class AttentionMap(Explainer):
         gate = resolve_gate(self.model, stage)
         with torch.no_grad():
             out = self.model.forward_with_maps(x, ablate_attention=ablate_attention)
-        maps = out.maps[gate]
+        maps, order = out.maps[gate], out.log_odds.get(gate)
         if maps.shape[1] > 1:  # one map per label: keep those asked for
             maps = maps[:, list(indices)]
-        return RawMaps(maps, gate, out.logits)
+            order = None if order is None else order[:, list(indices)]
+        return RawMaps(maps, gate, out.logits, order)

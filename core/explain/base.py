@@ -34,6 +34,7 @@ class RawMaps:
     maps: torch.Tensor  # (B, K, h, w), K = labels asked for (or 1 for a label-free map)
     stage: str  # "stage4", "input", "random", ...
     logits: torch.Tensor | None = None  # (B, n_labels) from the same forward pass, if one was run
+    order: torch.Tensor | None = None  # like maps: the model's own order of places where maps tie
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class Explanation:
     are already probabilities), so `maps * scale[..., None, None]` recovers the raw values, for a
     scale shared across models. `stage` names the layer the maps come from ("stage4" = the final
     feature map of a 5-stage backbone, "input" for pixel attributions); `map_size` is its (h, w).
+
+    `order` (B, K, H, W), or None, ranks the places where `maps` ties: a class head's map is a
+    float32 sigmoid, exactly 1.0 on every place above log-odds 16.6, and its log-odds still tell
+    those places apart. Where a map peaks, and which pixels are its top, come from `ranked`.
     """
 
     maps: torch.Tensor
@@ -55,9 +60,18 @@ class Explanation:
     map_size: tuple[int, int]
     scale: torch.Tensor
     logits: torch.Tensor | None = None
+    order: torch.Tensor | None = None
 
     def map(self, label: int | str, image: int = 0) -> np.ndarray:
         """One map as float32 numpy (H, W) in [0, 1]; `label` is a name or a position in `labels`."""
+        return self._pick(self.maps, label, image)
+
+    def ranked(self, label: int | str, image: int = 0) -> np.ndarray:
+        """The map to rank places by (its maximum is where it peaks): `order` where the
+        explanation has one, else the map itself. Float32 numpy (H, W), any scale."""
+        return self._pick(self.maps if self.order is None else self.order, label, image)
+
+    def _pick(self, maps: torch.Tensor, label: int | str, image: int) -> np.ndarray:
         if isinstance(label, str):
             name = canonical_label(label)
             if name not in self.labels:
@@ -67,7 +81,7 @@ class Explanation:
             k = self.labels.index(name)
         else:
             k = int(label)
-        return self.maps[image, k].detach().cpu().numpy().astype(np.float32)
+        return maps[image, k].detach().cpu().numpy().astype(np.float32)
 
 
 def resolve_labels(model_labels: Sequence[str], labels: LabelRequest) -> tuple[int, ...]:
@@ -176,6 +190,9 @@ class Explainer:
             maps, scale = scale_by_max(maps.clamp_min(0.0))
         else:
             scale = torch.ones(maps.shape[:2], device=maps.device)
+        order = None
+        if raw.order is not None:
+            order = upsample(raw.order.detach().float(), tuple(maps.shape[-2:])).contiguous()
         return Explanation(
             maps=maps.clamp(0.0, 1.0).contiguous(),
             labels=tuple(labels_all[i] for i in indices),
@@ -185,4 +202,5 @@ class Explainer:
             map_size=map_size,
             scale=scale.detach(),
             logits=None if raw.logits is None else raw.logits.detach(),
+            order=order,
         )

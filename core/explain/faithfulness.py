@@ -48,8 +48,9 @@ def deletion_insertion(
 ) -> FaithfulnessCurve:
     """Deletion and insertion curves for one image `x` (1, C, H, W) and one map (H, W).
 
-    Pixels are ranked by the map (ties in raster order); step s removes or inserts the top
-    round(s / steps * H * W) of them, across all channels. Runs `2 * (steps + 1)` forward passes in
+    Pixels are ranked by the map (ties in raster order: pass a class map as `Explanation.ranked`,
+    its log-odds, which do not tie where its sigmoid saturates); step s removes or inserts the
+    top round(s / steps * H * W) of them, across all channels. Runs `2 * (steps + 1)` forward passes in
     batches of `batch_size`, without gradients; `x` is not modified.
     """
     check_input(model, x)

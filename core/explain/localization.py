@@ -7,7 +7,8 @@ phantom masks passed through `model_view` themselves. A pixel (row r, column c) 
 
 - Pointing game (Zhang et al. 2016, without tolerance margin): a hit when the map's maximum lies in
   a truth box of that label (any of them). A constant map (no maximum) is a miss; on a flat top the
-  maximal pixel nearest the top's centroid counts (see `map_maximum`).
+  maximal pixel nearest the top's centroid counts (see `map_maximum`). Where the map has an order
+  of its own (a class map's log-odds, `Explanation.ranked`), the peak is that order's maximum.
 - IoBB accuracy at T (Wang et al., CVPR 2017, Table 4): the map is thresholded, each connected
   component (8-connectivity) becomes a detected box, and a truth box is hit when some detected box
   has intersection / detected-box area > T.
@@ -138,22 +139,31 @@ def _hits(best: float, thresholds: Sequence[float]) -> dict[float, bool]:
     return {t: best > t for t in thresholds}
 
 
+def peak_of(heatmap: np.ndarray, order: np.ndarray | None = None) -> tuple[int, int] | None:
+    """Where a map peaks: the maximum of its `order` (the map's own ranking of places, same
+    shape) when given, else of the map itself (`map_maximum`)."""
+    if order is not None and np.shape(order) != np.shape(heatmap):
+        raise ValueError(f"order shape {np.shape(order)} differs from map shape {heatmap.shape}")
+    return map_maximum(heatmap if order is None else order)
+
+
 def score_boxes(
     heatmap: np.ndarray,
     boxes: Sequence[Box],
     map_threshold: float = MAP_THRESHOLD,
     thresholds: Sequence[float] = IOBB_THRESHOLDS,
+    order: np.ndarray | None = None,
 ) -> list[MapScore]:
     """Score each truth box of one label on one image (boxes in the map's pixel frame).
 
     Pointing game and energy use all the label's boxes together (the map's maximum in any of
-    them, the mass in their union); IoBB is per box.
+    them, the mass in their union); IoBB is per box. `order`: see `peak_of`.
     """
     heatmap = np.asarray(heatmap, dtype=np.float64)
     if not boxes:
         return []
     region = box_mask(boxes, heatmap.shape)
-    peak = map_maximum(heatmap)
+    peak = peak_of(heatmap, order)
     pointing = peak is not None and bool(region[peak])
     energy = _energy(heatmap, region)
     found = detected_boxes(heatmap, map_threshold)
@@ -169,13 +179,14 @@ def score_mask(
     mask: np.ndarray,
     map_threshold: float = MAP_THRESHOLD,
     thresholds: Sequence[float] = IOBB_THRESHOLDS,
+    order: np.ndarray | None = None,
 ) -> MapScore:
-    """Score one truth mask (boolean, the map's shape) against one map."""
+    """Score one truth mask (boolean, the map's shape) against one map; `order`: see `peak_of`."""
     heatmap = np.asarray(heatmap, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != heatmap.shape:
         raise ValueError(f"mask shape {mask.shape} differs from map shape {heatmap.shape}")
-    peak = map_maximum(heatmap)
+    peak = peak_of(heatmap, order)
     pointing = peak is not None and bool(mask[peak])
     best = 0.0
     for d in detected_boxes(heatmap, map_threshold):

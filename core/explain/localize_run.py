@@ -197,11 +197,13 @@ def truth_in_view(case: TruthCase, geometry: tuple[float, int, int], size: int) 
     return truth
 
 
-def score_truth(heatmap: np.ndarray, truth: Truth, map_threshold: float) -> list[MapScore]:
-    """One score per truth box, or one for a mask."""
+def score_truth(
+    heatmap: np.ndarray, truth: Truth, map_threshold: float, order: np.ndarray | None = None
+) -> list[MapScore]:
+    """One score per truth box, or one for a mask; `order` ranks the map's places (its peak)."""
     if isinstance(truth, np.ndarray):
-        return [score_mask(heatmap, truth, map_threshold)]
-    return score_boxes(heatmap, truth, map_threshold)
+        return [score_mask(heatmap, truth, map_threshold, order=order)]
+    return score_boxes(heatmap, truth, map_threshold, order=order)
 
 
 def score_cases(
@@ -255,7 +257,10 @@ def score_cases(
             for (explanation, b), truth in zip(pick, truths, strict=True):
                 for label, region in truth.items():
                     heat = explanation.map(label, image=b)
-                    scores[m].setdefault(label, []).extend(score_truth(heat, region, map_threshold))
+                    order = explanation.ranked(label, image=b)
+                    scores[m].setdefault(label, []).extend(
+                        score_truth(heat, region, map_threshold, order)
+                    )
     return scores, stage
 
 

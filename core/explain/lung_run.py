@@ -139,7 +139,9 @@ def score_lung_cases(
                     ScoredFinding(
                         case.image_id,
                         label,
-                        score_in_lungs(maps.map(label, image=b), lungs, area),
+                        score_in_lungs(
+                            maps.map(label, image=b), lungs, area, maps.ranked(label, image=b)
+                        ),
                         score_in_lungs(randoms.map(label, image=b), lungs, area),
                     )
                 )

@@ -5,8 +5,9 @@ the lung field is the truth that is always there: a map whose peak lies below th
 spine or the heart, on a text marker or in the black padding shows a model reading something other
 than the disease. For one map (the model's view, (S, S)) and the film's lung field in the same view:
 
-- `inside`: the map's maximum (`localization.map_maximum`) lies in the field: the pointing game
-  with the lung field as the truth; a constant map (no maximum) is outside;
+- `inside`: the map's maximum (`localization.peak_of`: a class map's by its log-odds) lies in the
+  field: the pointing game with the lung field as the truth; a constant map (no maximum) is
+  outside;
 - `share`: the share of the map's non-negative mass inside the field (energy in the field; 0 for
   an all-zero map);
 - `place`: where the peak lies, in words: inside the lungs, at their edge (within `EDGE` of the
@@ -28,7 +29,7 @@ import cv2
 import numpy as np
 
 from cxr_attention.core.data.preprocess import square_geometry
-from cxr_attention.core.explain.localization import map_maximum
+from cxr_attention.core.explain.localization import peak_of
 
 EDGE = 1 / 16  # of the view's side: a peak this close to the field is "at the edge"
 INSIDE, EDGE_PLACE = "inside the lungs", "at the edge of the lungs"
@@ -101,14 +102,18 @@ def peak_place(
 
 
 def score_in_lungs(
-    heatmap: np.ndarray, lungs: np.ndarray, area: np.ndarray | None = None
+    heatmap: np.ndarray,
+    lungs: np.ndarray,
+    area: np.ndarray | None = None,
+    order: np.ndarray | None = None,
 ) -> LungScore:
-    """One map (S, S) against the lung field (bool (S, S)); `area` is the film's part of the view."""
+    """One map (S, S) against the lung field (bool (S, S)); `area` is the film's part of the view;
+    `order` ranks the map's places where it has ties (`localization.peak_of`)."""
     heatmap = np.asarray(heatmap, dtype=np.float64)
     lungs = np.asarray(lungs, dtype=bool)
     if lungs.shape != heatmap.shape:
         raise ValueError(f"lung field {lungs.shape} and map {heatmap.shape} differ in shape")
-    peak = map_maximum(heatmap)
+    peak = peak_of(heatmap, order)
     mass = np.clip(heatmap, 0.0, None)
     total = mass.sum()
     share = float(mass[lungs].sum() / total) if total > 0 else 0.0

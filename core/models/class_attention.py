@@ -61,6 +61,7 @@ class ClassAttentionHead(nn.Module):
             pooled = (flat * torch.softmax(self.temperature * flat, dim=2)).sum(dim=2)
         # Ablated (the app's "attention off"): the head without its attention term, which is
         # global average pooling of the score maps.
-        if record_map(CLASS_MAP, torch.sigmoid(scores + self.bias.view(1, -1, 1, 1))):
+        log_odds = scores + self.bias.view(1, -1, 1, 1)
+        if record_map(CLASS_MAP, torch.sigmoid(log_odds), log_odds):
             return base + self.bias
         return base + self.lam * pooled + self.bias

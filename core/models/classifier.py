@@ -122,6 +122,8 @@ class ModelOutput(NamedTuple):
     logits: torch.Tensor  # (B, n_labels), raw (apply a sigmoid for probabilities)
     maps: dict[str, torch.Tensor]  # gate name -> (B, 1, h, w) in [0, 1]; "class" -> (B, L, h, w)
     # per-label maps of a class-specific head; empty without attention
+    log_odds: dict[str, torch.Tensor] = {}  # "class" -> (B, L, h, w): the class maps' log-odds,
+    # their order of places where the float32 sigmoid ties at 1.0 (`record_map`)
 
 
 @dataclass
@@ -331,7 +333,7 @@ class AttentionClassifier(nn.Module):
             raise ConfigError("this model has no attention to ablate (it is a baseline model)")
         with gate_call(ablate=ablate_attention) as call:
             logits = self(x)
-        return ModelOutput(logits, dict(call.maps))
+        return ModelOutput(logits, dict(call.maps), dict(call.log_odds))
 
     def attention_parameters(self) -> int:
         """Number of parameters in the attention modules (a class-specific head counts whole,

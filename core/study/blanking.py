@@ -1,7 +1,8 @@
 """The faithfulness check of the study: blank where a map attends, and see the score fall.
 
 For one (film, finding) with a truth region of A pixels in the model view, the map's
-*attended region* is its A highest pixels (`top_region`; ties in raster order). Setting those
+*attended region* is its A highest pixels (`top_region` of `Explanation.ranked`: a class map's by
+its log-odds, which do not tie where its sigmoid saturates; other ties in raster order). Setting those
 pixels to black (`core.explain.integrated_gradients.black_baseline`, in every channel) and scoring
 the film again gives the drop of that finding's probability. The control blanks a region of exactly
 the same size and shape placed at random (`random_placement`: the attended region translated by a

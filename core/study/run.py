@@ -197,7 +197,7 @@ def faithfulness_drops(
             sizes[m.key] = list(explanation.map_size)
             own, moved = [], []
             for b, label, region in pairs:
-                top = top_region(explanation.map(label, image=b), int(region.sum()))
+                top = top_region(explanation.ranked(label, image=b), int(region.sum()))
                 own.append(top)
                 moved.append(random_placement(top, rngs[m.key]))
             after = [

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 from tests import shared_runs
 
@@ -60,8 +61,13 @@ SLOWEST_FIRST = (  # module worker-seconds, `--durations=0` on 2 cores (2026-12-
 
 def pytest_configure(config: pytest.Config) -> None:
     if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # read by the libraries loaded from now on
         torch.set_num_threads(1)
+        # numpy's OpenBLAS was loaded with torch, above, before OMP_NUM_THREADS said 1: its two
+        # threads spin while they wait on a busy machine (the OOD fits' covariances cost 4x the
+        # CPU). threadpoolctl (scikit-learn's dependency) sets every BLAS and OpenMP pool already
+        # loaded to one thread.
+        threadpool_limits(1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -218,24 +215,10 @@ def test_localize_errors_are_one_line(dataset, tmp_path, capsys):
     assert "--stage applies to attention and gradcam" in capsys.readouterr().err
 
 
-def test_localize_through_the_console_script(dataset, tmp_path):
+def test_localize_random_alone_writes_its_report(dataset, tmp_path):
+    # in-process (a subprocess costs seconds of imports; tests/test_cli.py runs the console itself)
     run = write_run(tmp_path / "run", dataset)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "cxr_attention.train.cli",
-            "localize",
-            str(run),
-            "--method",
-            "random",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert result.returncode == 0, result.stderr
+    assert main(["localize", str(run), "--method", "random"]) == 0
     report = json.loads((run / "localization.json").read_text())
     assert report["method"] == "random" and report["map_stage"] == "random"
 

@@ -5,8 +5,6 @@ model on films it did not learn."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +66,7 @@ def test_the_segmenter_learns_the_phantoms_lung_fields(learnt):
 
 
 @pytest.mark.slow
-def test_lungs_command_writes_masks_at_each_films_own_size(phantom, tmp_path):
+def test_lungs_command_writes_masks_at_each_films_own_size(phantom, tmp_path, capsys):
     """The shipped lung model (it learnt phantom films beside the adult ones) through the command."""
     films = split_outlined(outlined_films(phantom))["test"][:4]
     # one film stretched wider than tall (as realdata-lungs' squashed films are): the mask must
@@ -76,11 +74,9 @@ def test_lungs_command_writes_masks_at_each_films_own_size(phantom, tmp_path):
     wide = tmp_path / "wide.png"
     image = cv2.imread(str(films[0].film), cv2.IMREAD_GRAYSCALE)
     cv2.imwrite(str(wide), cv2.resize(image, (128, 96), interpolation=cv2.INTER_AREA))
-    done = subprocess.run(
-        [sys.executable, "-m", "cxr_attention.train.cli", "lungs", *[str(f.film) for f in films],
-         str(wide), "--out", str(tmp_path / "masks")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = _lungs(
+        capsys, *[str(f.film) for f in films], str(wide), "--out", str(tmp_path / "masks")
+    )
     assert done.returncode == 0, done.stderr
     for item in films:
         written = cv2.imread(str(tmp_path / "masks" / item.name), cv2.IMREAD_UNCHANGED)
@@ -101,9 +97,9 @@ class Done:
 
 
 def _lungs(capsys, *args: str) -> Done:
-    """`cxr-attention lungs ARGS` in this process (the entry point itself runs in a subprocess in
-    test_lungs_command_writes_masks_at_each_films_own_size): its status and what it wrote to
-    stderr. An exception would fail the test, as a traceback would fail the user."""
+    """`cxr-attention lungs ARGS` in this process (a subprocess costs seconds of imports;
+    tests/test_cli.py runs the console script itself): its status and what it wrote to stderr.
+    An exception would fail the test, as a traceback would fail the user."""
     capsys.readouterr()
     status = main(["lungs", *args])
     return Done(status, capsys.readouterr().err)

@@ -168,7 +168,8 @@ def user_zoo(folder: Path, args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cxr_attention.train.zoos import make
+    # The zoo's making (the training stack, seconds of imports) is imported where a zoo is made:
+    # a demo that is already built goes straight to the app.
     from cxr_attention.train.zoos.demo_folder import build_demo, is_built
 
     folder = Path(args.dir).expanduser() if args.dir else default_dir()
@@ -180,9 +181,13 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
         if args.refit_trust:
-            make.refit_phantom(folder, settings, progress=args.progress)
+            from cxr_attention.train.zoos.make import refit_phantom
+
+            refit_phantom(folder, settings, progress=args.progress)
         elif args.reship:
-            make.reship_phantom(folder, settings, progress=args.progress)
+            from cxr_attention.train.zoos.make import reship_phantom
+
+            reship_phantom(folder, settings, progress=args.progress)
         elif settings.retrain:
             from cxr_attention.core.training.progress import console_logging
 
@@ -193,7 +198,9 @@ def run(args: argparse.Namespace) -> int:
                     "on 2 CPU cores)",
                     file=sys.stderr,
                 )
-            make.retrain_phantom(folder, settings, progress=args.progress)
+            from cxr_attention.train.zoos.make import retrain_phantom
+
+            retrain_phantom(folder, settings, progress=args.progress)
         elif args.rebuild or not is_built(folder, settings):
             build_demo(folder, settings, progress=args.progress, fresh=args.rebuild)
         else:

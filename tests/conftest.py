@@ -65,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
         # numpy's OpenBLAS was loaded with torch, above, before OMP_NUM_THREADS said 1: its two
         # threads spin while they wait on a busy machine (the OOD fits' covariances cost 4x the
-        # CPU). threadpoolctl (scikit-learn's dependency) sets every BLAS and OpenMP pool already
+        # CPU). threadpoolctl (the test extra; scikit-learn needs it too) sets every BLAS and OpenMP pool already
         # loaded to one thread.
         threadpool_limits(1)
 

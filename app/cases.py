@@ -145,6 +145,7 @@ def case_figure(
         opacity=opacity,
         boxes=images.boxes_in_view(sample.boxes, h, w, size) if sample else [],
         contours=images.mask_outlines(sample.masks, h, w, size) if sample else [],
+        peak=explained.peak,
         title=f"{Path(study.name).stem} · {label}<br><sup>{map_heading(entry, label, explained)}"
         + f" ({map_source(explained)})"
         + (": zero everywhere, no positive evidence" if explained.scale == 0.0 else "")

@@ -322,6 +322,7 @@ def column_panel(
             boxes=images.boxes_in_view(truth.boxes, h, w, size) if truth else [],
             contours=images.mask_outlines(truth.masks, h, w, size) if truth else [],
             lungs=result.lungs.outline if result.lungs else [],
+            peak=exp.peak,
             title=col.map_title(entry, result.label, exp),
             colorbar_title=col.colorbar_title(entry, result.label, exp),
         ),

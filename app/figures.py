@@ -15,6 +15,7 @@ BOX = "#00e5ff"  # ground-truth boxes (cyan) and mask outlines (green): visible 
 MASK = "#39ff14"
 LUNGS = "#8ecae6"  # the lung fields' outline: pale blue, dashed, apart from the lesion's green
 LUNG_TRACE = "lung fields"  # the outline's trace name (tests and the browser find it by it)
+PEAK_TRACE = "the map's peak"  # where the map peaks: a class map's strongest log-odds, not a tie
 # Maps are drawn over the radiograph with transparency falling as the value rises: low values leave
 # the film visible, high values colour it (inferno, perceptually uniform). The opacity slider scales
 # the whole layer; `map_alpha` gives the same ramp to the PNG download.
@@ -119,13 +120,16 @@ def overlay_figure(
     boxes: Sequence[tuple[str, float, float, float, float]] = (),
     contours: Sequence[tuple[str, np.ndarray]] = (),
     lungs: Sequence[np.ndarray] = (),
+    peak: tuple[int, int] | None = None,
     title: str = "",
     colorbar_title: str = "map",
 ) -> go.Figure:
     """A model view (S, S) uint8 with an optional map (S, S) over it, boxes and mask outlines.
 
     `boxes` are (label, x, y, w, h) and `contours` (label, (N, 2) x-y points), `lungs` the lung
-    fields' outline ((N, 2) x-y points each), all in model-view pixels.
+    fields' outline ((N, 2) x-y points each), `peak` the map's peak (row, column), all in
+    model-view pixels. The peak is marked because a class map can be 1.0 over a whole region, and
+    the colours alone cannot say which place of it the model is surest of.
     """
     size_y, size_x = view.shape
     fig = go.Figure(go.Image(z=np.repeat(view[..., None], 3, axis=2), hoverinfo="skip"))
@@ -169,6 +173,16 @@ def overlay_figure(
             mode="lines",
             line=dict(color=LUNGS, width=1.5, dash="dash"),
             name=LUNG_TRACE,
+            hoverinfo="name",
+            showlegend=False,
+        )
+    if peak is not None:
+        fig.add_scatter(
+            x=[peak[1]],
+            y=[peak[0]],
+            mode="markers",
+            marker=dict(symbol="circle-open", size=14, color="white", line=dict(width=2)),
+            name=PEAK_TRACE,
             hoverinfo="name",
             showlegend=False,
         )

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from cxr_attention.core.data.preprocess import config_input, model_view
+from cxr_attention.core.explain.localization import peak_of
 from cxr_attention.core.inference import score_views
 from cxr_attention.core.models.checkpoint import Checkpoint, load_checkpoint
 from cxr_attention.core.trust.ood import OodVerdict
@@ -102,6 +103,11 @@ class ExplainedMap:
     def ranked(self) -> np.ndarray:
         """The map whose maximum is where this one peaks (`core.explain.Explanation.ranked`)."""
         return self.heat if self.order is None else self.order
+
+    @property
+    def peak(self) -> tuple[int, int] | None:
+        """(row, column) where the map peaks (`core.explain.localization.peak_of`); None: flat."""
+        return peak_of(self.heat, self.order)
 
 
 def explain_view(

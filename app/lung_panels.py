@@ -23,7 +23,8 @@ LUNGS_HELP = (
 LUNG_NOTE = (
     "The dashed pale-blue outline is the film's lung fields as the shipped lung model finds them "
     "(a tool for judging the maps, not a diagnosis). A chest finding lies inside them or at "
-    "their edge: a map that peaks elsewhere says so under it."
+    "their edge: a map that peaks elsewhere says so under it. The white circle marks each map's "
+    "peak, the place the model is surest of, even where a class map is 1.0 over a whole region."
 )
 PRIOR_SEES = {"mask": "its lung fields alone", "crop": "the box around its lung fields"}
 

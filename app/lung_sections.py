@@ -135,6 +135,7 @@ def lung_gallery(registry: Registry, entry: ModelEntry) -> None:
                     column.view,
                     explained.heat,
                     lungs=column.lungs.outline if column.lungs else [],
+                    peak=explained.peak,
                     title=f"{Path(case.image_id).name}<br><sup>{heading}</sup>",
                 ),
                 key=f"lung-gal-{case.image_id}",

@@ -42,6 +42,7 @@ def mechanism_row(
                     boxes=images.boxes_in_view(truth.boxes, h, w, size) if truth else [],
                     contours=images.mask_outlines(truth.masks, h, w, size) if truth else [],
                     lungs=column.lungs.outline if column.lungs else [],
+                    peak=column.explanation.peak,
                     title=map_title(column.entry, column.label, column.explanation),
                     colorbar_title=panel.colorbar,
                 ),

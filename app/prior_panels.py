@@ -89,6 +89,7 @@ def pair_row(
                     boxes=boxes_in_view(truth.boxes, h, w, size) if truth else [],
                     contours=mask_outlines(truth.masks, h, w, size) if truth else [],
                     lungs=column.lungs.outline if column.lungs else [],
+                    peak=column.explanation.peak,
                     title=map_title(entry, column.label, column.explanation),
                     colorbar_title=colorbar_title(entry, column.label, column.explanation),
                 ),

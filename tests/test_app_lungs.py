@@ -20,6 +20,7 @@ from cxr_attention.app.settings import RUNS_ENV
 from cxr_attention.core.data.preprocess import config_input, model_view
 from cxr_attention.core.data.radiograph import load_radiograph
 from cxr_attention.core.explain import explain
+from cxr_attention.core.explain.localization import peak_of
 from cxr_attention.core.explain.lung_scores import film_area, flag_line, score_in_lungs
 from cxr_attention.core.lungs.segment import segment_lungs
 from cxr_attention.core.lungs.shipped import shipped_lung_model
@@ -67,10 +68,11 @@ def class_map_in_lungs(run: Path, film: Path):
     radiograph = load_radiograph(film)
     fields = segment_lungs(radiograph, shipped_lung_model())
     view = prior_input(model_view(radiograph.pixels, SIZE), config, fields)
-    heat = explain(checkpoint.model, config_input(view[None], config), LABEL, "attention").map(0)
+    explained = explain(checkpoint.model, config_input(view[None], config), LABEL, "attention")
+    heat, order = explained.map(0), explained.ranked(0)  # ranked: the head's log-odds
     lungs = prior_truth(fields.in_view(SIZE), config, fields)
     area = prior_truth(film_area(radiograph.height, radiograph.width, SIZE), config, fields)
-    return view, heat, lungs, score_in_lungs(heat, lungs, area)
+    return view, heat, lungs, score_in_lungs(heat, lungs, area, order), peak_of(heat, order)
 
 
 def lung_traces(chart: dict) -> list[dict]:
@@ -120,7 +122,7 @@ def test_explore_outlines_the_lungs_and_flags_a_map_that_peaks_outside(app, lung
     assert app.toggle(key="explore.lungs").value  # real films: on from the start
     film = None
     for candidate in lung_runs.films:
-        view, heat, lungs, score = class_map_in_lungs(lung_runs.runs / CLASS, candidate)
+        view, heat, lungs, score, peak = class_map_in_lungs(lung_runs.runs / CLASS, candidate)
         if score.flagged:
             film = candidate
             break
@@ -137,6 +139,9 @@ def test_explore_outlines_the_lungs_and_flags_a_map_that_peaks_outside(app, lung
     )
     expected = {(int(p[0][1]), int(p[0][0])) for c in contours for p in c}
     assert outline_pixels(lung_traces(chart)) == expected
+    # the white circle on the map's peak, where the head's log-odds peak
+    [marker] = [t for t in chart["data"] if t.get("name") == "the map's peak"]
+    assert (values(marker["y"])[0], values(marker["x"])[0]) == peak
     line = flag_line(score)
     assert ELSEWHERE in line
     assert f"This map {line}." in [w.value for w in app.warning]

@@ -338,9 +338,10 @@ def _film_whose_class_map_peaks_outside_the_lungs(zoo: Zoo) -> Path:
         if not fields.plausible:
             continue
         x = config_input(model_view(radiograph.pixels, SIZE)[None], checkpoint.config)
-        heat = explain(checkpoint.model, x, zoo.finding, "attention").map(0)
+        explained = explain(checkpoint.model, x, zoo.finding, "attention")
         area = film_area(radiograph.height, radiograph.width, SIZE)
-        if score_in_lungs(heat, fields.in_view(SIZE), area).flagged:
+        lungs = fields.in_view(SIZE)
+        if score_in_lungs(explained.map(0), lungs, area, explained.ranked(0)).flagged:
             return film
     pytest.fail("no phantom film whose class map peaks outside the lungs")
 
@@ -359,17 +360,20 @@ def test_lung_outline_and_line_on_an_uploaded_film(page, zoo, tmp_path):
     )
     _idle(page)
     row = ["mech-spatial", "mech-class", "mech-gradcam"]
-    for key in row:  # an upload has no truth: no outline yet
+    marks = {}
+    for key in row:  # an upload has no truth: no outline yet, only the circle on the map's peak
         expect(page.locator(f".st-key-{key} .heatmaplayer")).to_be_attached(timeout=RUN_TIMEOUT_MS)
-        assert page.locator(f".st-key-{key} .scatterlayer .trace").count() == 0
+        marks[key] = page.locator(f".st-key-{key} .scatterlayer .trace").count()
+        assert marks[key] <= 1
+    assert marks["mech-class"] == 1  # the class map has a peak
     sidebar = page.locator('[data-testid="stSidebar"]')
     toggle = sidebar.get_by_text("Show lung fields", exact=True)
     toggle.click(timeout=RUN_TIMEOUT_MS)  # off for phantom models
     _shows(page, "may be reading something other than the disease")
     _shows(page, "The dashed pale-blue outline is the film's lung fields")
     _idle(page)
-    for key in row:  # the lung outline on every map
-        expect(page.locator(f".st-key-{key} .scatterlayer .trace").first).to_be_attached(
+    for key in row:  # the lung outline on every map, beside its peak's circle
+        expect(page.locator(f".st-key-{key} .scatterlayer .trace").nth(marks[key])).to_be_attached(
             timeout=RUN_TIMEOUT_MS
         )
     line = (

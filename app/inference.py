@@ -100,11 +100,6 @@ class ExplainedMap:
         return self.heat * self.scale
 
     @property
-    def ranked(self) -> np.ndarray:
-        """The map whose maximum is where this one peaks (`core.explain.Explanation.ranked`)."""
-        return self.heat if self.order is None else self.order
-
-    @property
     def peak(self) -> tuple[int, int] | None:
         """(row, column) where the map peaks (`core.explain.localization.peak_of`); None: flat."""
         return peak_of(self.heat, self.order)

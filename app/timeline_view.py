@@ -61,6 +61,13 @@ def lesion_focus(
     )
 
 
+def order_in_view(maps: EpochMaps, name: str | None, image: int, size: int) -> np.ndarray | None:
+    """The log-odds that rank a recorded map's places (a class map's), at the view's size; None
+    for a gate, Grad-CAM, or a timeline recorded before the log-odds were kept."""
+    order = maps.orders.get(name) if name else None
+    return None if order is None else map_in_view(order[image], size)
+
+
 def focus_curves(timeline: Timeline, image: int, gate: str) -> dict[str, list[float]]:
     """Per epoch, for one film: the gate's mean inside and outside the lesion, and the finding's
     probability. Keys "epoch", "inside", "outside", "probability"."""
@@ -70,7 +77,8 @@ def focus_curves(timeline: Timeline, image: int, gate: str) -> dict[str, list[fl
     for maps in timeline.epochs:
         if gate not in maps.gates:
             continue
-        focus = lesion_focus(map_in_view(maps.gates[gate][image], size), truth)
+        heat = map_in_view(maps.gates[gate][image], size)
+        focus = lesion_focus(heat, truth, order_in_view(maps, gate, image, size))
         curves["epoch"].append(maps.epoch)
         curves["inside"].append(focus.inside)
         curves["outside"].append(focus.outside)
@@ -90,7 +98,11 @@ def pointing_by_epoch(timeline: Timeline, gate: str | None) -> list[tuple[int, f
         if stack is None:
             continue
         hits = [
-            lesion_focus(map_in_view(stack[i], size), timeline.images.truth[i]).points_at_lesion
+            lesion_focus(
+                map_in_view(stack[i], size),
+                timeline.images.truth[i],
+                order_in_view(maps, gate, i, size),
+            ).points_at_lesion
             for i in range(len(stack))
         ]
         out.append((maps.epoch, float(np.mean(hits))))

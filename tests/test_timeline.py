@@ -79,6 +79,31 @@ def test_a_class_specific_head_records_the_map_of_the_finding_shown(phantom, tmp
     # ... and not one label's map for every film: another label's maps differ.
     other = out.maps["class"][torch.arange(n), [(k + 1) % len(checkpoint.labels) for k in shown]]
     assert np.abs(other.numpy() - recorded).max() > 1e-2
+    # Its log-odds are kept beside it, to rank places where the probabilities tie at 1.0.
+    orders = timeline.epochs[checkpoint.training["best_epoch"] - 1].orders["class"]
+    np.testing.assert_allclose(orders, out.log_odds["class"][torch.arange(n), shown], atol=1e-4)
+
+
+def test_the_timeline_finds_a_sure_class_map_s_peak_by_its_log_odds():
+    """A class map at 1.0 everywhere has no peak of its own; its log-odds still point at the
+    lesion, and the page's pointing figures and curves follow them."""
+    from cxr_attention.app import timeline_view as tv
+    from cxr_attention.core.training.timeline import EpochMaps, Timeline, TimelineImages
+
+    truth = np.zeros((1, 16, 16), np.uint8)
+    truth[0, 8:16, 0:8] = 1  # the lesion: the bottom-left quarter
+    log_odds = np.full((1, 4, 4), 20.0, np.float32)
+    log_odds[0, 3, 0] = 30.0  # surest in the bottom-left cell
+    tied = np.ones((1, 4, 4), np.float32)  # sigmoid of 20 and of 30 in float32
+    images = TimelineImages(None, truth, ("a",), ("Mass",), ("Mass",))
+    gradcam, probabilities = np.zeros((1, 2, 2)), np.ones((1, 1))
+    recorded = Timeline(
+        images, (EpochMaps(1, {"class": tied}, gradcam, probabilities, {"class": log_odds}),)
+    )
+    old = Timeline(images, (EpochMaps(1, {"class": tied}, gradcam, probabilities),))
+    assert tv.pointing_by_epoch(recorded, "class") == [(1, 1.0)]
+    assert tv.focus_curves(recorded, 0, "class")["epoch"] == [1]
+    assert tv.pointing_by_epoch(old, "class") == [(1, 0.0)]  # a flat map points nowhere
 
 
 def test_every_epoch_keeps_the_maps_of_the_same_films(run):

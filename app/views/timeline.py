@@ -5,6 +5,7 @@ import streamlit as st
 from cxr_attention.app import cases, components, figures, models
 from cxr_attention.app import state as S
 from cxr_attention.app import timeline_view as tv
+from cxr_attention.core.explain.localization import peak_of
 from cxr_attention.core.study.open_blanking import NO_OUTLINES
 from cxr_attention.core.training.timeline import has_timeline
 
@@ -12,7 +13,9 @@ st.title("Attention over training")
 st.caption(
     "During training, `fit` keeps the maps of a few validation films after every epoch. Slide "
     "through the epochs to watch the attention find the lesion, or fail to: a spatial gate's map "
-    "(one for every label), a class-specific head's map of the film's finding, and Grad-CAM."
+    "(one for every label), a class-specific head's map of the film's finding, and Grad-CAM. "
+    "The white circle marks where each map peaks (a class map: where its log-odds do, since its "
+    "probability can be 1.0 over a whole region)."
 )
 registry = components.registry()
 runs = [e for e in registry.entries if has_timeline(e.run.path)]
@@ -88,7 +91,8 @@ with columns[0]:
     st.metric(f"P({finding}) after epoch {epoch}", f"{probability:.2f}")
 for column, panel in zip(columns[1:], panels, strict=True):
     heat = tv.map_in_view(panel.small, size)
-    focus = tv.lesion_focus(heat, truth) if outlined else None
+    order = tv.order_in_view(maps, panel.name, image, size)
+    focus = tv.lesion_focus(heat, truth, order) if outlined else None
     zrange = panel.zrange or (float(heat.min()), float(heat.max()))
     with column:
         st.plotly_chart(
@@ -97,6 +101,7 @@ for column, panel in zip(columns[1:], panels, strict=True):
                 heat,
                 zrange=zrange,
                 contours=outline,
+                peak=peak_of(heat, order),
                 colorbar_title=panel.colorbar,
                 title=f"{panel.title}<br><sup>{panel.small.shape[0]}x{panel.small.shape[1]} map"
                 + (

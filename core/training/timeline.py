@@ -11,6 +11,8 @@ image), into the run folder:
                                 labels (L,) the model's labels in order
     RUN/timeline/epoch_007.npz  gate_<name> float16 (N, h, w) per attention gate (in [0, 1];
                                 gate_class: a class-specific head's map of the shown finding),
+                                order_<name> float32 (N, h, w) the log-odds a map is the sigmoid
+                                of (a class map's), which rank its places where it ties at 1.0,
                                 gradcam float16 (N, h, w) (Grad-CAM of the shown finding's logit on
                                 the final feature map, divided by its maximum), probabilities
                                 float16 (N, L) (sigmoid, the checkpoint's label order)
@@ -22,7 +24,7 @@ of the interrupted attempt; nothing here draws random numbers, so resumed runs s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +67,9 @@ class EpochMaps:
     gates: dict[str, np.ndarray]  # name -> float (N, h, w) in [0, 1]
     gradcam: np.ndarray  # float (N, h, w) in [0, 1]
     probabilities: np.ndarray  # float (N, L)
+    # name -> log-odds (N, h, w) of a gate that is their sigmoid (a class map): the order of its
+    # places, where the probabilities tie at 1.0; absent in timelines recorded before they were
+    orders: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,15 +146,20 @@ def pick_timeline_images(
 @torch.no_grad()
 def _gate_maps(
     model: AttentionClassifier, x: torch.Tensor, shown: torch.Tensor
-) -> tuple[dict, torch.Tensor]:
-    """Each attention map (N, h, w) and the probabilities; a per-label map (a class-specific
-    head's) is taken for the finding shown in each image (`shown`, label indices (N,))."""
+) -> tuple[dict, dict, torch.Tensor]:
+    """Each attention map (N, h, w), the log-odds of those that have them, and the
+    probabilities; a per-label map (a class-specific head's) is taken for the finding shown in
+    each image (`shown`, label indices (N,))."""
     out = model.forward_with_maps(x) if model.has_attention else None
     if out is None:
-        return {}, torch.sigmoid(model(x))
+        return {}, {}, torch.sigmoid(model(x))
     rows = torch.arange(len(shown), device=x.device)
-    maps = {k: v[rows, shown] if v.shape[1] > 1 else v[:, 0] for k, v in out.maps.items()}
-    return maps, torch.sigmoid(out.logits)
+
+    def pick(v: torch.Tensor) -> torch.Tensor:
+        return v[rows, shown] if v.shape[1] > 1 else v[:, 0]
+
+    maps = {k: pick(v) for k, v in out.maps.items()}
+    return maps, {k: pick(v) for k, v in out.log_odds.items()}, torch.sigmoid(out.logits)
 
 
 def epoch_maps(model: AttentionClassifier, images: TimelineImages, epoch: int) -> EpochMaps:
@@ -159,7 +169,7 @@ def epoch_maps(model: AttentionClassifier, images: TimelineImages, epoch: int) -
     x = config_input(images.views, model.config, device)
     labels = list(model.config.labels)
     shown = torch.tensor([labels.index(f) for f in images.findings], device=device)
-    gates, probabilities = _gate_maps(model, x, shown)
+    gates, orders, probabilities = _gate_maps(model, x, shown)
     wanted = tuple(sorted({labels.index(f) for f in images.findings}))
     raw = GradCam(model).raw_maps(x, wanted).maps  # (N, K, h, w)
     pick = torch.tensor([wanted.index(labels.index(f)) for f in images.findings], device=device)
@@ -171,6 +181,7 @@ def epoch_maps(model: AttentionClassifier, images: TimelineImages, epoch: int) -
         {k: v.float().cpu().numpy() for k, v in gates.items()},
         cam.float().cpu().numpy(),
         probabilities.float().cpu().numpy(),
+        {k: v.float().cpu().numpy() for k, v in orders.items()},
     )
 
 
@@ -203,6 +214,8 @@ def strip_views(run: Path) -> None:
 
 def write_epoch_maps(run: Path, maps: EpochMaps) -> None:
     arrays = {f"gate_{k}": v.astype(np.float16) for k, v in maps.gates.items()}
+    # log-odds in float32: float16 steps by 1/64 at 16-32, where a sure head's places sit
+    arrays |= {f"order_{k}": v.astype(np.float32) for k, v in maps.orders.items()}
     np.savez_compressed(
         run / TIMELINE / f"epoch_{maps.epoch:03d}.npz",
         gradcam=maps.gradcam.astype(np.float16),
@@ -240,12 +253,14 @@ def read_timeline(run: str | Path) -> Timeline | None:
     for path in sorted(folder.glob("epoch_*.npz")):
         with np.load(path) as f:
             gates = {k[5:]: f[k].astype(np.float32) for k in f.files if k.startswith("gate_")}
+            orders = {k[6:]: f[k] for k in f.files if k.startswith("order_")}
             epochs.append(
                 EpochMaps(
                     int(path.stem.split("_")[1]),
                     gates,
                     f["gradcam"].astype(np.float32),
                     f["probabilities"].astype(np.float32),
+                    orders,
                 )
             )
     return Timeline(images, tuple(epochs))

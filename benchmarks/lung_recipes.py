@@ -10,7 +10,7 @@ inside, then measures, never on a test split:
   check (`core.study.open_blanking` on the validation films with pneumonia);
 - on ../shared/realdata-lungs' adult films with their manual lung masks: where the Pneumonia map
   peaks on the films with tuberculosis (`localize --films ... `, their own masks), and, on the
-  normal films with opacities painted into their lungs (`core.lungs.augment.opacify`, seeded),
+  normal films with opacities painted into their lungs (benchmarks/paint_opacities.py, the first 80),
   whether it peaks inside the painted opacity (`--masks`): a proxy for "inside the opacity";
 - cost: training minutes (history.csv) and CPU latency.
 
@@ -36,9 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pandas as pd
+from paint_opacities import opacified_adults  # beside this script
 
 # The class head where features are local (stage 2, pooled on the peak, maps that turn with the
 # film): the phantom zoo's recipe, which alone does not carry over to real films (issue 36).
@@ -88,31 +87,6 @@ def run(command: list[str]) -> str:
     if done.returncode != 0:
         raise SystemExit(f"{shlex.join(command)} failed:\n{done.stderr[-3000:]}")
     return done.stdout
-
-
-def opacified_adults(adult: Path, out: Path, n: int = 80) -> tuple[Path, Path]:
-    """The first `n` normal adult films (by name) with opacities painted into their lung fields
-    (seeded), in out/films, with out/masks holding the painted opacities and out/lungs nothing:
-    the films carry no lung masks of their own there, so `--masks` scores the opacities."""
-    from cxr_attention.core.lungs.augment import opacity_shapes
-
-    films, masks = out / "films-opacified", out / "opacities"
-    if films.is_dir() and len(list(films.glob("*.png"))) == n:
-        return films, masks
-    films.mkdir(parents=True, exist_ok=True)
-    masks.mkdir(parents=True, exist_ok=True)
-    normals = sorted(p for p in (adult / "films").glob("*_0.png"))[:n]
-    for i, path in enumerate(normals):
-        film = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        lungs = cv2.imread(str(adult / "masks" / path.name), cv2.IMREAD_GRAYSCALE) > 127
-        rng = np.random.default_rng([7, i])
-        density = opacity_shapes(lungs, rng)
-        values = film.astype(np.float32)
-        tissue = float(np.percentile(values[values > 10], 85))
-        painted = values * (1 - density) + np.maximum(values, tissue) * density
-        cv2.imwrite(str(films / path.name), np.clip(painted, 0, 255).astype(np.uint8))
-        cv2.imwrite(str(masks / path.name), (density > 0.5).astype(np.uint8) * 255)
-    return films, masks
 
 
 def measure(run_dir: Path, data: Path, adult: Path, opacified: tuple[Path, Path]) -> dict[str, Any]:

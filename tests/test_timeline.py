@@ -155,3 +155,18 @@ def test_the_app_shows_the_timeline_on_an_epoch_slider(run, monkeypatch):
     at.select_slider[0].set_value(1).run()
     assert not at.exception
     assert at.metric[0].label.endswith("after epoch 1")
+
+
+def test_the_page_says_when_a_class_map_s_peak_comes_from_its_probability(tmp_path, monkeypatch):
+    """The shipped phantom zoo's timelines were recorded before the log-odds were kept: the page
+    says its class map's peak is taken from the probability; a run recorded now does not need it."""
+    import shutil
+
+    zoo = Path(__file__).resolve().parents[1] / "assets" / "zoo"
+    shutil.copytree(zoo / "mobilenetv2_100+class", tmp_path / "runs" / "mobilenetv2_100+class")
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path / "runs"))
+    at = AppTest.from_file(str(MAIN), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("views/timeline.py").run()
+    assert not at.exception
+    assert any("recorded before the class map's log-odds" in c.value for c in at.caption)

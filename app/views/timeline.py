@@ -6,6 +6,7 @@ from cxr_attention.app import cases, components, figures, models
 from cxr_attention.app import state as S
 from cxr_attention.app import timeline_view as tv
 from cxr_attention.core.explain.localization import peak_of
+from cxr_attention.core.models.class_attention import CLASS_MAP
 from cxr_attention.core.study.open_blanking import NO_OUTLINES
 from cxr_attention.core.training.timeline import has_timeline
 
@@ -80,6 +81,11 @@ if not outlined:
     st.caption(f"{NO_OUTLINES.capitalize()}: the maps are shown, with no lesion to meet.")
 probability = float(maps.probabilities[image, list(images.labels).index(finding)])
 panels = tv.map_panels(maps, image, finding)
+if CLASS_MAP in maps.gates and CLASS_MAP not in maps.orders:
+    st.caption(
+        "This run's timeline was recorded before the class map's log-odds were kept: its peak is "
+        "taken from the probability, the centre of the places tied at 1.0 where the head is sure."
+    )
 columns = st.columns(len(panels) + 1)
 with columns[0]:
     st.plotly_chart(

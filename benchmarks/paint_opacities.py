@@ -35,6 +35,8 @@ def opacified_adults(
 
     films, masks = out / "films-opacified", out / "opacities"
     normals = sorted((adult / "films").glob("*_0.png"))
+    if not normals or not (adult / "masks").is_dir():
+        raise SystemExit(f"{adult}: no normal films (films/*_0.png) with masks/ beside them")
     chosen = list(enumerate(normals))[start : None if n is None else start + n]
     if films.is_dir() and len(list(films.glob("*.png"))) == len(chosen):
         return films, masks

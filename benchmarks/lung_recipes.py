@@ -61,6 +61,37 @@ RECIPES: dict[str, list[str]] = {
         "--image-size",
         "224",
     ],
+    # The class head pooled harder on its peak (CSRA's lambda: 0.3 above): more of the logit
+    # comes from the single most telling place, as in multiple-instance pooling.
+    "class: mask + lung term 1, lambda 1": [
+        *CLASS,
+        "--lung-prior",
+        "mask",
+        "--lung-weight",
+        "1.0",
+        "--attention-lambda",
+        "1.0",
+    ],
+    "class: mask + lung term 1, lambda 3": [
+        *CLASS,
+        "--lung-prior",
+        "mask",
+        "--lung-weight",
+        "1.0",
+        "--attention-lambda",
+        "3.0",
+    ],
+    # Maps asked harder to turn with the film (0.05 above), and the map held harder inside.
+    "class: mask + lung term 1, equivariance 0.2": [
+        *CLASS,
+        "--lung-prior",
+        "mask",
+        "--lung-weight",
+        "1.0",
+        "--map-equivariance",
+        "0.2",
+    ],
+    "class: mask + lung term 2": [*CLASS, "--lung-prior", "mask", "--lung-weight", "2.0"],
     "baseline: nothing": [],
     "baseline: mask": ["--lung-prior", "mask"],
     "baseline: crop": ["--lung-prior", "crop"],

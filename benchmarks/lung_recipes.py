@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--adult", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES))
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--backbone", default="mobilenetv2_100")
     parser.add_argument("--threads", type=int)
@@ -188,6 +188,8 @@ def main() -> None:
         help="measure run folders trained elsewhere (a zoo's runs) as rows LABEL, untrained here",
     )
     args = parser.parse_args()
+    if not args.data.is_dir():
+        parser.error(f"--data {args.data} is not a folder: give the paediatric pneumonia films")
     args.out.mkdir(parents=True, exist_ok=True)
     opacified = opacified_adults(args.adult, args.out)
     lines = []

@@ -45,52 +45,22 @@ CLASS = [
     "--attention-kind", "class", "--head-stage", "-3", "--attention-temperature", "99",
     "--attention-lambda", "0.3", "--map-equivariance", "0.05",
 ]  # fmt: skip
+# The zoo's class recipe: the film masked outside its lung fields, the class map held by the term.
+MASKED_CLASS = [*CLASS, "--lung-prior", "mask", "--lung-weight", "1.0"]
 RECIPES: dict[str, list[str]] = {
     "class: nothing": CLASS,
     "class: crop": [*CLASS, "--lung-prior", "crop"],
     "class: mask": [*CLASS, "--lung-prior", "mask"],
     "class: lung term 1": [*CLASS, "--lung-weight", "1.0"],
-    "class: mask + lung term 1": [*CLASS, "--lung-prior", "mask", "--lung-weight", "1.0"],
+    "class: mask + lung term 1": MASKED_CLASS,
     # The same at the films' own 224 px: a 28 x 28 class map instead of 16 x 16.
-    "class: mask + lung term 1, 224 px": [
-        *CLASS,
-        "--lung-prior",
-        "mask",
-        "--lung-weight",
-        "1.0",
-        "--image-size",
-        "224",
-    ],
+    "class: mask + lung term 1, 224 px": [*MASKED_CLASS, "--image-size", "224"],
     # The class head pooled harder on its peak (CSRA's lambda: 0.3 above): more of the logit
     # comes from the single most telling place, as in multiple-instance pooling.
-    "class: mask + lung term 1, lambda 1": [
-        *CLASS,
-        "--lung-prior",
-        "mask",
-        "--lung-weight",
-        "1.0",
-        "--attention-lambda",
-        "1.0",
-    ],
-    "class: mask + lung term 1, lambda 3": [
-        *CLASS,
-        "--lung-prior",
-        "mask",
-        "--lung-weight",
-        "1.0",
-        "--attention-lambda",
-        "3.0",
-    ],
+    "class: mask + lung term 1, lambda 1": [*MASKED_CLASS, "--attention-lambda", "1.0"],
+    "class: mask + lung term 1, lambda 3": [*MASKED_CLASS, "--attention-lambda", "3.0"],
     # Maps asked harder to turn with the film (0.05 above), and the map held harder inside.
-    "class: mask + lung term 1, equivariance 0.2": [
-        *CLASS,
-        "--lung-prior",
-        "mask",
-        "--lung-weight",
-        "1.0",
-        "--map-equivariance",
-        "0.2",
-    ],
+    "class: mask + lung term 1, equivariance 0.2": [*MASKED_CLASS, "--map-equivariance", "0.2"],
     "class: mask + lung term 2": [*CLASS, "--lung-prior", "mask", "--lung-weight", "2.0"],
     "baseline: nothing": [],
     "baseline: mask": ["--lung-prior", "mask"],
